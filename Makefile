@@ -1,0 +1,38 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both install what they need first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
+export JAX_PLATFORMS ?= cpu
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+PYTEST_ARGS ?=
+
+.PHONY: install test test-all demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-nodeps.txt setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip wheel setuptools
+	$(BIN)/pip install --quiet -r requirements.txt
+	# t5 pins stale nightlies that collide with seqio/tfds: its data and evaluation modules
+	# need only what requirements.txt already lists.
+	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+
+test-all: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
+
+demo: install
+	$(BIN)/flan-jax demo
+
+bench: install
+	$(BIN)/flan-jax bench all
+
+clean:
+	rm -rf $(VENV) build *.egg-info

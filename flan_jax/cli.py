@@ -1,0 +1,59 @@
+"""The single `flan-jax` entry point: `flan-jax COMMAND [ARGS...]`.
+
+Each command lives in its own module and is imported only when used, so `flan-jax convert`
+or `flan-jax infer` never pays for TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> (module, function, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("flan_jax.train", "main", "train or fine-tune a model from gin files"),
+    "eval": ("flan_jax.evaluate", "main", "evaluate a checkpoint on a task or mixture"),
+    "infer": ("flan_jax.infer", "main", "score, rank or predict JSONL inputs with a checkpoint"),
+    "convert": ("flan_jax.convert.cli", "main", "import a Hugging Face checkpoint"),
+    "tasks": ("flan_jax.tasks_cli", "main", "list registered tasks or show rendered examples"),
+    "data": ("flan_jax.data_cli", "main", "prepare the TFDS datasets of a mixture"),
+    "bench": ("flan_jax.bench", "main", "measure throughput, MFU and memory"),
+    "demo": ("flan_jax.demo", "main", "train and evaluate a tiny model on the offline suite"),
+    "experiment": ("flan_jax.experiments", "main", "run one of the paper's experiments"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: flan-jax COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<11} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += ["", "Run `flan-jax COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        import difflib
+
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        print(f"flan-jax: unknown command `{name}`.{hint}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, func_name, _ = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("flan_jax"):
+            print(f"flan-jax: `{name}` is not available in this version.", file=sys.stderr)
+            return 2
+        raise
+    result = getattr(module, func_name)(rest)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
