@@ -1,0 +1,91 @@
+"""Declarations of instruction datasets: plain data that `tasks.registry` turns into seqio tasks.
+
+A collection (the offline synthetic suite, FLAN 2021, a user's own) is a list of `DatasetSpec`s.
+Nothing here touches seqio; registration, template rendering, options and few-shot formatting
+live in `tasks.registry` and `tasks.templates`, written once for every collection.
+
+Templates use `str.format`-style fields, e.g. "{premise}\\nDoes this imply \\"{hypothesis}\\"?".
+Every field must be produced by the dataset's `fields_fn`; registration fails, naming the
+dataset and the template index, when a template names a field that does not exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Sequence
+
+# A record-to-fields function maps one raw example (a dict of tf.Tensors from TFDS or a
+# generator) to a flat dict of scalar tf.string fields used by templates, plus, for
+# classification datasets, the field named by `DatasetSpec.answer_field` and, when options vary
+# per example, the 1-D tf.string field named by `DatasetSpec.options_field`.
+FieldsFn = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Template:
+    """One instruction template: how inputs and targets are written from the fields."""
+
+    inputs: str
+    targets: str
+    # "Turned around": asks for the input given the output (e.g. write a review that is
+    # {answer}). Turned-around templates of a classification dataset get no OPTIONS suffix and
+    # no rank-classification task.
+    turned_around: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TfdsSource:
+    """A TFDS dataset: `name` as tfds.load takes it ("super_glue/rte:1.0.2")."""
+
+    name: str
+    # Our split name ("train", "validation", "test") -> TFDS split expression ("train[:-1000]").
+    splits: Mapping[str, str]
+    # Manual-download datasets say where files go, shown by `flan-jax data prepare`.
+    manual_download: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorSource:
+    """A procedurally generated dataset: `generate(split, seed)` yields raw python dicts."""
+
+    generate: Callable[[str, int], Any]
+    # The raw record's fields and their python types, used to build the tf.data signature.
+    output_fields: Mapping[str, type]
+    num_examples: Mapping[str, int]
+    splits: Sequence[str] = ("train", "validation")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """One instruction dataset of a collection, declared as data."""
+
+    name: str  # unique within the collection, e.g. "rte"; becomes part of task names
+    collection: str  # "synthetic", "flan2021", ...
+    cluster: str  # "nli", "sentiment", ...
+    source: TfdsSource | GeneratorSource
+    templates: Sequence[Template]
+    fields_fn: FieldsFn | None = None  # identity when None (raw fields are the template fields)
+    # Classification: the fixed answer strings (OPTIONS suffix, rank classification) ...
+    options: Sequence[str] | None = None
+    # ... or the name of a per-example 1-D string field holding them (COPA, ARC, HellaSwag).
+    options_field: str | None = None
+    # Metric functions from t5.evaluation.metrics (called as fn(targets, predictions)) and the
+    # postprocessor applied to model outputs (and targets) before them.
+    metric_fns: Sequence[Callable[..., Mapping[str, float]]] = ()
+    postprocess_fn: Callable[..., Any] | None = None
+    # Evaluate on this split (the one with labels).
+    eval_split: str = "validation"
+    # Human-readable name used by the "dataset name only" ablation ("RTE", "SST-2").
+    display_name: str | None = None
+
+    @property
+    def is_classification(self) -> bool:
+        return self.options is not None or self.options_field is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterExclusion:
+    """When `held_out` is the held-out cluster, `also_drop` leaves training too (FLAN 2021)."""
+
+    held_out: str
+    also_drop: Sequence[str]
