@@ -69,6 +69,9 @@ class DatasetSpec:
     options: Sequence[str] | None = None
     # ... or the name of a per-example 1-D string field holding them (COPA, ARC, HellaSwag).
     options_field: str | None = None
+    # Classification: the field holding the correct answer string (one of the options). Rank
+    # classification tasks use it as "targets".
+    answer_field: str = "answer"
     # Metric functions from t5.evaluation.metrics (called as fn(targets, predictions)) and the
     # postprocessor applied to model outputs (and targets) before them.
     metric_fns: Sequence[Callable[..., Mapping[str, float]]] = ()
