@@ -1,0 +1,112 @@
+"""Checkpoint layout and orbax I/O shared by the converter, the trainer and inference.
+
+A model directory holds:
+  model.gin       the model's `TransformerConfig` bindings (gin, re-runnable)
+  vocab.json      which vocabulary (bytes, or a SentencePiece file next to it)
+  params/         orbax checkpoint of the parameters (converted checkpoints)
+  checkpoints/    orbax CheckpointManager steps (training runs: params, optimizer, data state)
+  config.gin      the full resolved gin config of a training run
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from typing import Any
+
+import flax.linen as nn
+import gin
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from flan_jax.models.config import TransformerConfig
+
+MODEL_GIN = "model.gin"
+PARAMS_DIR = "params"
+STEPS_DIR = "checkpoints"
+
+
+def model_gin_text(cfg: TransformerConfig, header: str = "") -> str:
+    """Gin bindings that rebuild `cfg` exactly."""
+    lines = [f"# {line}" for line in header.splitlines()] if header else []
+    for field in dataclasses.fields(cfg):
+        lines.append(f"TransformerConfig.{field.name} = {getattr(cfg, field.name)!r}")
+    return "\n".join(lines) + "\n"
+
+
+def read_model_config(path: str | os.PathLike) -> TransformerConfig:
+    """Reads `TransformerConfig.*` bindings from a gin file without touching global gin state."""
+    text = pathlib.Path(path).read_text()
+    parser = gin.config_parser.ConfigParser(text, gin.config.ParserDelegate(skip_unknown=True))
+    names = {f.name for f in dataclasses.fields(TransformerConfig)}
+    values: dict[str, Any] = {}
+    for statement in parser:
+        if isinstance(statement, gin.config_parser.BindingStatement) and \
+                statement.selector.split(".")[-1] == "TransformerConfig" and \
+                statement.arg_name in names:
+            values[statement.arg_name] = statement.value
+    if not values:
+        raise ValueError(f"{path} has no TransformerConfig bindings; is it a model gin file?")
+    return TransformerConfig(**values)
+
+
+def unbox(params):
+    """Plain arrays from a tree that may hold flax `Partitioned` boxes."""
+    return nn.meta.unbox(params)
+
+
+def save_params(directory: str | os.PathLike, params) -> None:
+    """Writes params (numpy or jax arrays) as an orbax checkpoint at `directory/params`."""
+    path = pathlib.Path(directory).resolve() / PARAMS_DIR
+    with ocp.StandardCheckpointer() as ckptr:
+        ckptr.save(path, unbox(params))
+        ckptr.wait_until_finished()
+
+
+def load_params(directory: str | os.PathLike, target=None):
+    """Restores `directory/params`; `target` (arrays or ShapeDtypeStructs with shardings)
+    places the result, otherwise it lands on the default device."""
+    path = pathlib.Path(directory).resolve() / PARAMS_DIR
+    with ocp.StandardCheckpointer() as ckptr:
+        if target is None:
+            meta = ckptr.metadata(path)
+            tree = getattr(meta, "item_metadata", meta)
+            target = jax.tree_util.tree_map(
+                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype,
+                                               sharding=jax.sharding.SingleDeviceSharding(
+                                                   jax.devices()[0])), tree)
+        return ckptr.restore(path, target)
+
+
+def latest_step_dir(directory: str | os.PathLike) -> pathlib.Path | None:
+    steps_root = pathlib.Path(directory) / STEPS_DIR
+    if not steps_root.is_dir():
+        return None
+    steps = sorted(int(p.name) for p in steps_root.iterdir() if p.name.isdigit())
+    return steps_root / str(steps[-1]) if steps else None
+
+
+def load_model_dir(directory: str | os.PathLike):
+    """(config, params, vocab) of a converted checkpoint or a training run's latest step."""
+    from flan_jax.vocab import load_vocab
+
+    directory = pathlib.Path(directory)
+    gin_path = directory / MODEL_GIN
+    if not gin_path.exists():
+        raise FileNotFoundError(
+            f"{directory} is not a flan-jax model directory (no {MODEL_GIN}). Convert a Hugging "
+            "Face checkpoint with `flan-jax convert hf --src ... --dst ...` or train one.")
+    cfg = read_model_config(gin_path)
+    if (directory / PARAMS_DIR).is_dir():
+        params = load_params(directory)
+    else:
+        step_dir = latest_step_dir(directory)
+        if step_dir is None:
+            raise FileNotFoundError(f"{directory} has neither {PARAMS_DIR}/ nor saved steps.")
+        from flan_jax.train_state_io import restore_params_from_step
+
+        params = restore_params_from_step(step_dir)
+    params = jax.tree_util.tree_map(np.asarray, params)
+    return cfg, params, load_vocab(directory)

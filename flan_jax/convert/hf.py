@@ -1,0 +1,242 @@
+"""Import Hugging Face checkpoints: T5ForConditionalGeneration (T5, T5 v1.1, Flan-T5, mT5) and
+LlamaForCausalLM, from safetensors (single or sharded) or PyTorch `.bin` files.
+
+The result is a flan-jax model directory (see `flan_jax.checkpoints`): model.gin, vocab.json,
+params/ and the SentencePiece model when the source has one. It is written to a temporary
+sibling of `dst` and renamed into place at the end, so a failure leaves nothing at `dst`.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+import tempfile
+from typing import Callable, Mapping
+
+import numpy as np
+
+from flan_jax import checkpoints
+from flan_jax.models.config import TransformerConfig
+from flan_jax.vocab import save_vocab_json
+
+SUPPORTED = ("T5ForConditionalGeneration", "MT5ForConditionalGeneration", "LlamaForCausalLM")
+
+
+class ConversionError(Exception):
+    """A one-line, user-facing reason why a checkpoint cannot be converted."""
+
+
+def read_hf_config(src: pathlib.Path) -> dict:
+    path = src / "config.json"
+    if not path.exists():
+        raise ConversionError(f"{src} has no config.json: point --src at a Hugging Face model "
+                              "directory (config.json plus *.safetensors or pytorch_model*.bin).")
+    return json.loads(path.read_text())
+
+
+def read_hf_weights(src: pathlib.Path) -> dict[str, np.ndarray]:
+    """All tensors of a checkpoint as float32 numpy arrays, by Hugging Face name."""
+    files = sorted(src.glob("*.safetensors"))
+    if files:
+        from safetensors.numpy import load_file
+
+        try:
+            out: dict[str, np.ndarray] = {}
+            for f in files:
+                out.update(load_file(str(f)))
+            return {k: v.astype(np.float32) for k, v in out.items()}
+        except Exception:  # bfloat16 tensors need torch to read
+            return _read_with_torch(files, safetensors=True)
+    files = sorted(src.glob("pytorch_model*.bin"))
+    if files:
+        return _read_with_torch(files, safetensors=False)
+    raise ConversionError(f"{src} has no weights: expected model.safetensors, "
+                          "model-0000x-of-0000y.safetensors or pytorch_model.bin.")
+
+
+def _read_with_torch(files, safetensors: bool) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError as e:
+        raise ConversionError("reading these weights needs PyTorch: pip install torch") from e
+    out = {}
+    for f in files:
+        if safetensors:
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(f))
+        else:
+            tensors = torch.load(str(f), map_location="cpu", weights_only=True)
+        out.update({k: v.float().numpy() for k, v in tensors.items()})
+    return out
+
+
+# --- T5 -------------------------------------------------------------------------------------
+
+def t5_config(hf: Mapping, weights: Mapping[str, np.ndarray]) -> TransformerConfig:
+    proj = hf.get("feed_forward_proj", "relu")
+    gated = proj.startswith("gated-")
+    act = proj.split("-")[-1]
+    activation = {"gelu": "gelu", "gelu_new": "gelu", "relu": "relu", "silu": "silu",
+                  "gelu_pytorch_tanh": "gelu"}.get(act)
+    if activation is None:
+        raise ConversionError(f"feed_forward_proj={proj!r} is not supported (relu, gated-gelu, "
+                              "gated-silu).")
+    untied_head = "lm_head.weight" in weights and not np.array_equal(
+        weights["lm_head.weight"], weights["shared.weight"])
+    # Old configs say tie_word_embeddings=false for v1.1; transformers 5 writes
+    # scale_decoder_outputs instead and always ties.
+    scale = hf.get("scale_decoder_outputs", hf.get("tie_word_embeddings", True))
+    return TransformerConfig(
+        family="encoder_decoder", vocab_size=hf["vocab_size"], emb_dim=hf["d_model"],
+        num_heads=hf["num_heads"], head_dim=hf["d_kv"], mlp_dim=hf["d_ff"],
+        num_encoder_layers=hf["num_layers"],
+        num_decoder_layers=hf.get("num_decoder_layers") or hf["num_layers"],
+        mlp_activation=activation, gated_mlp=gated, tie_embeddings=not untied_head,
+        scale_tied_logits=bool(scale), norm_eps=hf.get("layer_norm_epsilon", 1e-6),
+        relative_attention_num_buckets=hf.get("relative_attention_num_buckets", 32),
+        relative_attention_max_distance=hf.get("relative_attention_max_distance", 128))
+
+
+def _heads_in(w: np.ndarray, heads: int) -> np.ndarray:
+    """torch Linear [heads*d, emb] -> kernel [emb, heads, d]."""
+    return w.T.reshape(w.shape[1], heads, -1)
+
+
+def _heads_out(w: np.ndarray, heads: int) -> np.ndarray:
+    """torch Linear [emb, heads*d] -> kernel [heads, d, emb]."""
+    return w.T.reshape(heads, -1, w.shape[0])
+
+
+def t5_params(cfg: TransformerConfig, w: Mapping[str, np.ndarray]) -> dict:
+    h = cfg.num_heads
+
+    def attn(prefix):
+        return {"query": {"kernel": _heads_in(w[f"{prefix}.q.weight"], h)},
+                "key": {"kernel": _heads_in(w[f"{prefix}.k.weight"], h)},
+                "value": {"kernel": _heads_in(w[f"{prefix}.v.weight"], h)},
+                "out": {"kernel": _heads_out(w[f"{prefix}.o.weight"], h)}}
+
+    def mlp(prefix):
+        names = ("wi_0", "wi_1") if cfg.gated_mlp else ("wi",)
+        out = {n: {"kernel": w[f"{prefix}.{n}.weight"].T} for n in names}
+        out["wo"] = {"kernel": w[f"{prefix}.wo.weight"].T}
+        return out
+
+    norm = lambda name: {"scale": w[name]}  # noqa: E731
+    enc = {"relpos_bias": w["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"].T,
+           "final_norm": norm("encoder.final_layer_norm.weight")}
+    for i in range(cfg.num_encoder_layers):
+        b = f"encoder.block.{i}.layer"
+        enc[f"layers_{i}"] = {"pre_attention_norm": norm(f"{b}.0.layer_norm.weight"),
+                              "attention": attn(f"{b}.0.SelfAttention"),
+                              "pre_mlp_norm": norm(f"{b}.1.layer_norm.weight"),
+                              "mlp": mlp(f"{b}.1.DenseReluDense")}
+    dec = {"relpos_bias": w["decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"].T,
+           "final_norm": norm("decoder.final_layer_norm.weight")}
+    for i in range(cfg.num_decoder_layers):
+        b = f"decoder.block.{i}.layer"
+        dec[f"layers_{i}"] = {"pre_self_attention_norm": norm(f"{b}.0.layer_norm.weight"),
+                              "self_attention": attn(f"{b}.0.SelfAttention"),
+                              "pre_cross_attention_norm": norm(f"{b}.1.layer_norm.weight"),
+                              "encoder_decoder_attention": attn(f"{b}.1.EncDecAttention"),
+                              "pre_mlp_norm": norm(f"{b}.2.layer_norm.weight"),
+                              "mlp": mlp(f"{b}.2.DenseReluDense")}
+    if not cfg.tie_embeddings:
+        dec["logits_dense"] = {"kernel": w["lm_head.weight"].T}
+    return {"token_embed": {"embedding": w["shared.weight"]}, "encoder": enc, "decoder": dec}
+
+
+# --- Llama ----------------------------------------------------------------------------------
+
+def llama_config(hf: Mapping, weights: Mapping[str, np.ndarray]) -> TransformerConfig:
+    if hf.get("attention_bias") or hf.get("mlp_bias"):
+        raise ConversionError("Llama checkpoints with attention_bias/mlp_bias are not supported.")
+    rope = hf.get("rope_parameters") or {}
+    scaling = hf.get("rope_scaling") or {}
+    rope_type = rope.get("rope_type") or scaling.get("rope_type") or scaling.get("type")
+    if rope_type not in (None, "default"):
+        raise ConversionError(f"rope type {rope_type!r} is not supported (only default rotary).")
+    if hf.get("hidden_act", "silu") != "silu":
+        raise ConversionError(f"hidden_act={hf['hidden_act']!r} is not supported (silu).")
+    heads = hf["num_attention_heads"]
+    return TransformerConfig(
+        family="decoder_only", vocab_size=hf["vocab_size"], emb_dim=hf["hidden_size"],
+        num_heads=heads, num_kv_heads=hf.get("num_key_value_heads") or heads,
+        head_dim=hf.get("head_dim") or hf["hidden_size"] // heads,
+        mlp_dim=hf["intermediate_size"], num_encoder_layers=0,
+        num_decoder_layers=hf["num_hidden_layers"], mlp_activation="silu", gated_mlp=True,
+        tie_embeddings="lm_head.weight" not in weights, norm_eps=hf.get("rms_norm_eps", 1e-6),
+        rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))))
+
+
+def llama_params(cfg: TransformerConfig, w: Mapping[str, np.ndarray]) -> dict:
+    out: dict = {"token_embed": {"embedding": w["model.embed_tokens.weight"]},
+                 "final_norm": {"scale": w["model.norm.weight"]}}
+    for i in range(cfg.num_decoder_layers):
+        p = f"model.layers.{i}"
+        out[f"layers_{i}"] = {
+            "pre_attention_norm": {"scale": w[f"{p}.input_layernorm.weight"]},
+            "self_attention": {
+                "query": {"kernel": _heads_in(w[f"{p}.self_attn.q_proj.weight"], cfg.num_heads)},
+                "key": {"kernel": _heads_in(w[f"{p}.self_attn.k_proj.weight"], cfg.kv_heads)},
+                "value": {"kernel": _heads_in(w[f"{p}.self_attn.v_proj.weight"], cfg.kv_heads)},
+                "out": {"kernel": _heads_out(w[f"{p}.self_attn.o_proj.weight"], cfg.num_heads)}},
+            "pre_mlp_norm": {"scale": w[f"{p}.post_attention_layernorm.weight"]},
+            "mlp": {"wi_0": {"kernel": w[f"{p}.mlp.gate_proj.weight"].T},
+                    "wi_1": {"kernel": w[f"{p}.mlp.up_proj.weight"].T},
+                    "wo": {"kernel": w[f"{p}.mlp.down_proj.weight"].T}}}
+    if not cfg.tie_embeddings:
+        out["logits_dense"] = {"kernel": w["lm_head.weight"].T}
+    return out
+
+
+ARCHITECTURES: dict[str, tuple[Callable, Callable, str]] = {
+    "T5ForConditionalGeneration": (t5_config, t5_params, "spiece.model"),
+    "MT5ForConditionalGeneration": (t5_config, t5_params, "spiece.model"),
+    "LlamaForCausalLM": (llama_config, llama_params, "tokenizer.model"),
+}
+
+
+def convert(src: str | pathlib.Path, dst: str | pathlib.Path, overwrite: bool = False) -> TransformerConfig:
+    """Converts the checkpoint at `src` into a flan-jax model directory at `dst`."""
+    src, dst = pathlib.Path(src), pathlib.Path(dst)
+    if not src.is_dir():
+        raise ConversionError(f"--src {src} is not a directory.")
+    if dst.exists() and any(dst.iterdir()) and not overwrite:
+        raise ConversionError(f"--dst {dst} exists and is not empty (pass --overwrite).")
+    hf = read_hf_config(src)
+    archs = hf.get("architectures") or []
+    arch = next((a for a in archs if a in ARCHITECTURES), None)
+    if arch is None:
+        raise ConversionError(f"architecture {archs or hf.get('model_type')} is not supported; "
+                              f"supported: {', '.join(SUPPORTED)}.")
+    make_config, make_params, vocab_file = ARCHITECTURES[arch]
+    weights = read_hf_weights(src)
+    cfg = make_config(hf, weights)
+    try:
+        params = make_params(cfg, weights)
+    except KeyError as e:
+        raise ConversionError(f"{src} is missing tensor {e.args[0]} expected for {arch}.") from e
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
+    try:
+        checkpoints.save_params(tmp, params)
+        (tmp / checkpoints.MODEL_GIN).write_text(checkpoints.model_gin_text(
+            cfg, header=f"Converted by `flan-jax convert hf` from {src.resolve()} ({arch})."))
+        spm = src / vocab_file
+        if spm.exists():
+            shutil.copy(spm, tmp / vocab_file)
+            save_vocab_json(tmp, {"kind": "sentencepiece", "file": vocab_file,
+                                  "add_bos": arch == "LlamaForCausalLM"})
+        else:
+            save_vocab_json(tmp, {"kind": "missing", "expected": vocab_file})
+        if dst.exists():
+            shutil.rmtree(dst)
+        tmp.rename(dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return cfg

@@ -1,0 +1,84 @@
+"""One configuration dataclass for both model families; every size is a gin binding away."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import gin
+import jax.numpy as jnp
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def as_dtype(name_or_dtype: Any) -> Any:
+    if isinstance(name_or_dtype, str):
+        if name_or_dtype not in _DTYPES:
+            raise ValueError(f"Unknown dtype {name_or_dtype!r}; choose one of {sorted(_DTYPES)}.")
+        return _DTYPES[name_or_dtype]
+    return name_or_dtype
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """Shapes and choices of an encoder-decoder (T5 v1.1 / Flan-T5) or decoder-only (Llama) model.
+
+    `family` picks the architecture; fields that do not apply to it are ignored.
+    """
+
+    family: str = "encoder_decoder"  # or "decoder_only"
+    vocab_size: int = 32128
+    emb_dim: int = 512
+    num_heads: int = 8
+    num_kv_heads: int | None = None  # grouped-query attention; None = num_heads
+    head_dim: int = 64
+    mlp_dim: int = 1024
+    num_encoder_layers: int = 6
+    num_decoder_layers: int = 6
+    # "gelu" (tanh approximation, T5 v1.1 "gated-gelu"), "relu" (original T5), "silu" (Llama).
+    mlp_activation: str = "gelu"
+    gated_mlp: bool = True
+    tie_embeddings: bool = False
+    # Original T5 scales the decoder output by emb_dim**-0.5 before a tied output head.
+    scale_tied_logits: bool = True
+    norm_eps: float = 1e-6
+    dropout_rate: float = 0.0
+    # Encoder-decoder: T5 relative position buckets.
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+    # Decoder-only: rotary positions.
+    rope_theta: float = 10000.0
+    # Decoder-only: attend bidirectionally over the inputs part (prefix LM).
+    prefix_lm: bool = False
+    dtype: str = "float32"  # compute dtype
+    param_dtype: str = "float32"
+    # Rematerialisation: "none", "full" (recompute each layer), "dots" (save matmul outputs),
+    # "dots_no_batch" (save matmuls without a batch dimension).
+    remat_policy: str = "none"
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_heads
+
+    @property
+    def compute_dtype(self) -> Any:
+        return as_dtype(self.dtype)
+
+    @property
+    def weights_dtype(self) -> Any:
+        return as_dtype(self.param_dtype)
+
+    def __post_init__(self):
+        if self.family not in ("encoder_decoder", "decoder_only"):
+            raise ValueError(
+                f"TransformerConfig.family={self.family!r}: use 'encoder_decoder' or 'decoder_only'."
+            )
+        if self.num_heads % self.kv_heads:
+            raise ValueError(
+                f"num_heads={self.num_heads} must be a multiple of num_kv_heads={self.kv_heads}."
+            )
+        if self.mlp_activation not in ("gelu", "relu", "silu", "gelu_exact"):
+            raise ValueError(
+                f"mlp_activation={self.mlp_activation!r}: use gelu, gelu_exact, relu or silu."
+            )

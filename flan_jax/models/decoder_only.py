@@ -1,0 +1,83 @@
+"""Decoder-only transformer in the Llama layout: causal LM, optionally a prefix LM.
+
+RMSNorm pre-norm blocks, rotary positions, grouped-query attention, SwiGLU MLP, untied (or tied)
+output head, no biases. With `prefix_lm`, tokens flagged by `decoder_causal_attention` (the
+inputs part, as seqio's prefix-LM feature converter marks it) attend to each other both ways.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from flan_jax.models.config import TransformerConfig
+from flan_jax.models.layers import (Attention, DenseGeneral, Embed, Mlp, RMSNorm, constrain,
+                                    maybe_remat)
+
+Array = jax.Array
+
+
+class DecoderOnlyLayer(nn.Module):
+    config: TransformerConfig
+    deterministic: bool = True
+    decode: bool = False
+
+    @nn.compact
+    def __call__(self, x, seg, pos, prefix):
+        cfg = self.config
+        norm = lambda n: RMSNorm(cfg.norm_eps, cfg.compute_dtype, cfg.weights_dtype, name=n)  # noqa
+        drop = lambda y: nn.Dropout(cfg.dropout_rate)(y, deterministic=self.deterministic)  # noqa
+        y = norm("pre_attention_norm")(x)
+        y = Attention(cfg, causal=True, use_rope=True, decode=self.decode,
+                      deterministic=self.deterministic, name="self_attention")(
+            y, y, seg, seg, pos, pos, prefix, prefix)
+        x = x + drop(y)
+        y = Mlp(cfg, self.deterministic, name="mlp")(norm("pre_mlp_norm")(x))
+        x = x + drop(y)
+        return constrain(x, ("batch", "length", "embed"))
+
+
+class DecoderOnly(nn.Module):
+    """Causal (or prefix) language model.
+
+    Segment ids default to `decoder_input_tokens > 0` only when no explicit ids are given; pass
+    them whenever the pad id can occur as a real token. Positions default to 0..length-1.
+    """
+
+    config: TransformerConfig
+
+    @nn.compact
+    def __call__(self, decoder_input_tokens, decoder_segment_ids=None, decoder_positions=None,
+                 decoder_causal_attention=None, enable_dropout: bool = False,
+                 decode: bool = False):
+        cfg = self.config
+        deterministic = not enable_dropout
+        tokens = decoder_input_tokens
+        seg = jnp.ones_like(tokens, jnp.int32) if decoder_segment_ids is None \
+            else decoder_segment_ids
+        if decoder_positions is None:
+            if decode:
+                raise ValueError("Cached decoding needs decoder_positions for the new tokens.")
+            decoder_positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32),
+                                                 tokens.shape)
+        prefix = None
+        if cfg.prefix_lm:
+            prefix = (jnp.zeros_like(tokens, jnp.bool_) if decoder_causal_attention is None
+                      else decoder_causal_attention.astype(jnp.bool_))
+        embed = Embed(cfg.vocab_size, cfg.emb_dim, 1.0,
+                      cfg.compute_dtype, cfg.weights_dtype, name="token_embed")
+        x = embed(tokens)
+        x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+        x = constrain(x, ("batch", "length", "embed"))
+        layer_cls = maybe_remat(DecoderOnlyLayer, cfg.remat_policy)
+        for i in range(cfg.num_decoder_layers):
+            x = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(
+                x, seg, decoder_positions, prefix)
+        x = RMSNorm(cfg.norm_eps, cfg.compute_dtype, cfg.weights_dtype, name="final_norm")(x)
+        if cfg.tie_embeddings:
+            logits = embed.attend(x)
+        else:
+            logits = DenseGeneral((cfg.vocab_size,), ("embed", "vocab"), dtype=cfg.compute_dtype,
+                                  param_dtype=cfg.weights_dtype, name="logits_dense")(x)
+        return constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))

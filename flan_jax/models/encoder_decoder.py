@@ -1,0 +1,178 @@
+"""Encoder-decoder transformer in the T5 v1.1 / Flan-T5 layout (also T5 v1.0 and mT5).
+
+Pre-norm residual blocks with RMSNorm, relative position buckets shared by every layer of a
+stack, no biases, gated-GELU or ReLU MLP, tied or untied output head. Parameter names follow
+the structure of Hugging Face `T5ForConditionalGeneration` so that conversion is a renaming.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from flan_jax.models.config import TransformerConfig
+from flan_jax.models.layers import (Attention, DenseGeneral, Embed, Mlp, RMSNorm, _param,
+                                    constrain, maybe_remat)
+
+Array = jax.Array
+
+
+def _norm(cfg: TransformerConfig, name: str) -> RMSNorm:
+    return RMSNorm(cfg.norm_eps, cfg.compute_dtype, cfg.weights_dtype, name=name)
+
+
+def _relpos_table(module: nn.Module, cfg: TransformerConfig) -> Array:
+    return _param(module, "relpos_bias", nn.initializers.normal(1.0),
+                  (cfg.num_heads, cfg.relative_attention_num_buckets),
+                  ("heads", "relpos_buckets"), cfg.weights_dtype)
+
+
+class EncoderLayer(nn.Module):
+    config: TransformerConfig
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x, seg, pos, rel_table):
+        cfg = self.config
+        drop = lambda y: nn.Dropout(cfg.dropout_rate)(y, deterministic=self.deterministic)  # noqa
+        y = _norm(cfg, "pre_attention_norm")(x)
+        y = Attention(cfg, deterministic=self.deterministic, name="attention")(
+            y, y, seg, seg, pos, pos, rel_table=rel_table)
+        x = x + drop(y)
+        y = Mlp(cfg, self.deterministic, name="mlp")(_norm(cfg, "pre_mlp_norm")(x))
+        x = x + drop(y)
+        return constrain(x, ("batch", "length", "embed"))
+
+
+class DecoderLayer(nn.Module):
+    config: TransformerConfig
+    deterministic: bool = True
+    decode: bool = False
+
+    @nn.compact
+    def __call__(self, x, seg, pos, encoded, enc_seg, enc_pos, rel_table):
+        cfg = self.config
+        drop = lambda y: nn.Dropout(cfg.dropout_rate)(y, deterministic=self.deterministic)  # noqa
+        y = _norm(cfg, "pre_self_attention_norm")(x)
+        y = Attention(cfg, causal=True, relpos_bidirectional=False, decode=self.decode,
+                      deterministic=self.deterministic, name="self_attention")(
+            y, y, seg, seg, pos, pos, rel_table=rel_table)
+        x = x + drop(y)
+        y = _norm(cfg, "pre_cross_attention_norm")(x)
+        y = Attention(cfg, deterministic=self.deterministic, name="encoder_decoder_attention")(
+            y, encoded, seg, enc_seg, pos, enc_pos)
+        x = x + drop(y)
+        y = Mlp(cfg, self.deterministic, name="mlp")(_norm(cfg, "pre_mlp_norm")(x))
+        x = x + drop(y)
+        return constrain(x, ("batch", "length", "embed"))
+
+
+class Encoder(nn.Module):
+    config: TransformerConfig
+    embed: nn.Module
+
+    @nn.compact
+    def __call__(self, tokens, seg, pos, deterministic: bool = True):
+        cfg = self.config
+        rel_table = _relpos_table(self, cfg)
+        x = self.embed(tokens)
+        x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+        x = constrain(x, ("batch", "length", "embed"))
+        layer_cls = maybe_remat(EncoderLayer, cfg.remat_policy)
+        for i in range(cfg.num_encoder_layers):
+            x = layer_cls(cfg, deterministic, name=f"layers_{i}")(x, seg, pos, rel_table)
+        x = _norm(cfg, "final_norm")(x)
+        return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+
+
+class Decoder(nn.Module):
+    config: TransformerConfig
+    embed: nn.Module
+
+    @nn.compact
+    def __call__(self, tokens, seg, pos, encoded, enc_seg, enc_pos, deterministic: bool = True,
+                 decode: bool = False):
+        cfg = self.config
+        rel_table = _relpos_table(self, cfg)
+        x = self.embed(tokens)
+        x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+        x = constrain(x, ("batch", "length", "embed"))
+        layer_cls = maybe_remat(DecoderLayer, cfg.remat_policy)
+        for i in range(cfg.num_decoder_layers):
+            x = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(
+                x, seg, pos, encoded, enc_seg, enc_pos, rel_table)
+        x = _norm(cfg, "final_norm")(x)
+        x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+        if cfg.tie_embeddings:
+            if cfg.scale_tied_logits:
+                x = x * cfg.emb_dim ** -0.5
+            logits = self.embed.attend(x)
+        else:
+            logits = DenseGeneral((cfg.vocab_size,), ("embed", "vocab"),
+                                  dtype=cfg.compute_dtype, param_dtype=cfg.weights_dtype,
+                                  name="logits_dense")(x)
+        return constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+
+
+def _default_positions(tokens: Array) -> Array:
+    return jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32), tokens.shape)
+
+
+class EncoderDecoder(nn.Module):
+    """T5-style model. Call for teacher-forced logits; `encode`/`decode` for inference.
+
+    Segment ids mark padding (0) and packed examples (1, 2, ...). When not given, the encoder's
+    come from `encoder_input_tokens > 0` and the decoder's from `decoder_target_tokens > 0`
+    (decoder inputs begin with the pad id 0 as the start token, so they cannot tell).
+    """
+
+    config: TransformerConfig
+
+    def setup(self):
+        cfg = self.config
+        self.token_embed = Embed(cfg.vocab_size, cfg.emb_dim, 1.0, cfg.compute_dtype,
+                                 cfg.weights_dtype)
+        self.encoder = Encoder(cfg, self.token_embed)
+        self.decoder = Decoder(cfg, self.token_embed)
+
+    def encode(self, encoder_input_tokens, encoder_segment_ids=None, encoder_positions=None,
+               enable_dropout: bool = False):
+        seg = (encoder_input_tokens > 0).astype(jnp.int32) if encoder_segment_ids is None \
+            else encoder_segment_ids
+        pos = _default_positions(encoder_input_tokens) if encoder_positions is None \
+            else encoder_positions
+        return self.encoder(encoder_input_tokens, seg, pos, deterministic=not enable_dropout)
+
+    def decode(self, encoded, encoder_segment_ids, decoder_input_tokens,
+               decoder_segment_ids=None, decoder_positions=None, encoder_positions=None,
+               enable_dropout: bool = False, decode: bool = False):
+        """Decoder logits [batch, length, vocab] given encoder outputs.
+
+        With `decode=True` the self-attention appends to the KV cache; pass the absolute
+        `decoder_positions` of the incoming tokens.
+        """
+        if decoder_segment_ids is None:
+            decoder_segment_ids = jnp.ones_like(decoder_input_tokens, jnp.int32)
+        if decoder_positions is None:
+            if decode:
+                raise ValueError("Cached decoding needs decoder_positions for the new tokens.")
+            decoder_positions = _default_positions(decoder_input_tokens)
+        if encoder_positions is None:
+            encoder_positions = _default_positions(encoder_segment_ids)
+        return self.decoder(decoder_input_tokens, decoder_segment_ids, decoder_positions,
+                            encoded, encoder_segment_ids, encoder_positions,
+                            deterministic=not enable_dropout, decode=decode)
+
+    def __call__(self, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens=None,
+                 encoder_segment_ids=None, decoder_segment_ids=None, encoder_positions=None,
+                 decoder_positions=None, enable_dropout: bool = False, decode: bool = False):
+        if encoder_segment_ids is None:
+            encoder_segment_ids = (encoder_input_tokens > 0).astype(jnp.int32)
+        if decoder_segment_ids is None and decoder_target_tokens is not None:
+            decoder_segment_ids = (decoder_target_tokens > 0).astype(jnp.int32)
+        encoded = self.encode(encoder_input_tokens, encoder_segment_ids, encoder_positions,
+                              enable_dropout)
+        return self.decode(encoded, encoder_segment_ids, decoder_input_tokens,
+                           decoder_segment_ids, decoder_positions, encoder_positions,
+                           enable_dropout, decode)
