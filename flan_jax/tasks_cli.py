@@ -1,0 +1,150 @@
+"""`flan-jax tasks list|show`: what is registered, and what its examples look like.
+
+    flan-jax tasks list [--json] [--collection C] [--kind K] [--mixtures]
+    flan-jax tasks show NAME [-n 3] [--split S] [--mock]
+
+`show` prints rendered examples (inputs, targets, options) of a task or mixture; `--mock` serves
+TFDS-backed tasks from `tfds.testing.mock_data` so they render without any download.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from typing import Any, Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flan-jax tasks", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    ls = sub.add_parser("list", help="one row per registered task")
+    ls.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    ls.add_argument("--collection", help="only this collection (synthetic, flan2021, ...)")
+    ls.add_argument("--kind", help="only this kind (train, eval, rank, fewshot_eval, ...)")
+    ls.add_argument("--mixtures", action="store_true", help="list mixtures instead of tasks")
+    show = sub.add_parser("show", help="print rendered examples of a task or mixture")
+    show.add_argument("name")
+    show.add_argument("-n", "--num", type=int, default=3, help="examples to print")
+    show.add_argument("--split", help="split to read (default: the task's own)")
+    show.add_argument("--mock", action="store_true", help="mock TFDS data (no download)")
+    return p
+
+
+def _task_rows(collection: str | None, kind: str | None) -> list[dict[str, Any]]:
+    from tasks import registry
+
+    rows = []
+    for name in registry.task_names(collection):
+        info = registry.task_info(name)
+        if kind and info.kind != kind:
+            continue
+        rows.append({
+            "name": name, "collection": info.collection, "cluster": info.cluster,
+            "dataset": info.dataset, "templates": info.num_templates, "kind": info.kind,
+            "template_index": info.template_index, "shots": info.num_shots,
+            "metrics": list(info.metrics),
+        })
+    return rows
+
+
+def _mixture_rows(collection: str | None) -> list[dict[str, Any]]:
+    import seqio
+
+    from tasks import registry
+
+    return [
+        {"name": m, "clusters": list(registry.mixture_clusters(m)),
+         "tasks": len(seqio.get_mixture_or_task(m).tasks)}
+        for m in registry.mixture_names(collection)
+    ]
+
+
+def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    def cell(v: Any) -> str:
+        if isinstance(v, list):
+            return ",".join(map(str, v)) or "-"
+        return "-" if v is None else str(v)
+
+    table = [[cell(r[c]) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(t[i]) for t in table]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for t in table:
+        print("  ".join(v.ljust(w) for v, w in zip(t, widths)).rstrip())
+
+
+def _list(args: argparse.Namespace) -> int:
+    from tasks import registry
+
+    if args.collection and args.collection not in registry.collection_names():
+        print(f"flan-jax tasks: unknown collection `{args.collection}` "
+              f"(registered: {', '.join(registry.collection_names())}).", file=sys.stderr)
+        return 2
+    if args.mixtures:
+        rows = _mixture_rows(args.collection)
+        columns = ["name", "clusters", "tasks"]
+    else:
+        rows = _task_rows(args.collection, args.kind)
+        columns = ["name", "collection", "cluster", "dataset", "templates", "kind", "metrics"]
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+    else:
+        _print_table(rows, columns)
+    return 0
+
+
+def _default_split(name: str) -> str:
+    from tasks import registry
+
+    try:
+        return registry.task_info(name).split
+    except KeyError:
+        return "train" if name.endswith("_train") else "validation"
+
+
+def _text(task: Any, ex: dict[str, Any], key: str) -> str:
+    # Mixtures keep only the tokenized features: decode them.
+    if f"{key}_pretokenized" in ex:
+        return ex[f"{key}_pretokenized"].decode("utf-8", "replace")
+    return task.output_features[key].vocabulary.decode(ex[key].tolist())
+
+
+def _show(args: argparse.Namespace) -> int:
+    from tasks import registry
+
+    try:
+        task = registry.get_task_or_mixture(args.name)
+    except registry.UnknownTaskError as e:
+        print(f"flan-jax tasks: {e}", file=sys.stderr)
+        return 2
+    split = args.split or _default_split(args.name)
+    mock: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if args.mock:
+        import tensorflow_datasets as tfds
+
+        mock = tfds.testing.mock_data(
+            num_examples=max(args.num, 8), policy=tfds.testing.MockPolicy.USE_CODE
+        )
+    with mock:
+        ds = task.get_dataset(None, split=split, shuffle=False)
+        for i, ex in enumerate(ds.take(args.num).as_numpy_iterator()):
+            print(f"=== {args.name} [{split}] example {i}")
+            for key in ("inputs", "targets"):
+                print(f"--- {key}\n" + _text(task, ex, key))
+            if "options" in ex:
+                options = [o.decode("utf-8", "replace") for o in ex["options"]]
+                print("--- options\n" + "\n".join(f"- {o}" for o in options))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    import tasks  # noqa: F401 - registers the built-in collections
+
+    return _list(args) if args.command == "list" else _show(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
