@@ -1,0 +1,130 @@
+"""Device mesh, logical-axis rules, and the shardings of params, optimizer state and batches.
+
+Models name their axes logically (`embed`, `mlp`, `heads`, `kv_heads`, `kv`, `vocab`, `batch`,
+`length`); gin binds the mesh shape and the rules that map logical names to mesh axes. No device
+count appears anywhere: a mesh axis of size -1 takes whatever devices are left, so one CPU and
+a TPU pod run the same config.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import gin
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+Rules = Sequence[tuple[str, Any]]
+
+# t5x/MaxText-style defaults: data parallel over `data`, parameters and optimizer state sharded
+# over `fsdp` (ZeRO-3 style), tensor parallelism over `tensor`.
+DEFAULT_RULES: Rules = (
+    ("batch", ("data", "fsdp")),
+    ("vocab", "tensor"),
+    ("heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("mlp", "tensor"),
+    ("embed", "fsdp"),
+    ("kv", None),
+    ("length", None),
+    ("relpos_buckets", None),
+)
+
+
+@gin.configurable
+def mesh_axes(axes: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Mesh axis sizes from gin, e.g. `mesh_axes.axes = {"data": -1, "fsdp": 1, "tensor": 1}`."""
+    return dict(axes or {"data": -1, "fsdp": 1, "tensor": 1})
+
+
+@gin.configurable
+def logical_axis_rules(rules: Rules | None = None) -> tuple[tuple[str, Any], ...]:
+    return tuple((name, tuple(m) if isinstance(m, list) else m) for name, m in
+                 (rules or DEFAULT_RULES))
+
+
+def resolve_mesh_shape(axes: Mapping[str, int], num_devices: int) -> dict[str, int]:
+    """Fills the one -1 entry so the product equals the device count; explains mismatches."""
+    sizes = dict(axes)
+    unknown = [k for k, v in sizes.items() if v == -1]
+    if len(unknown) > 1:
+        raise ValueError(f"mesh_axes.axes={sizes}: at most one axis may be -1.")
+    known = int(np.prod([v for v in sizes.values() if v != -1]))
+    if unknown:
+        if num_devices % known:
+            raise ValueError(f"mesh_axes.axes={sizes}: {num_devices} devices are not divisible by "
+                             f"the fixed axes' product {known}.")
+        sizes[unknown[0]] = num_devices // known
+    if int(np.prod(list(sizes.values()))) != num_devices:
+        raise ValueError(f"mesh_axes.axes={sizes} needs {int(np.prod(list(sizes.values())))} "
+                         f"devices but {num_devices} are available; set one axis to -1.")
+    return sizes
+
+
+def make_mesh(axes: Mapping[str, int] | None = None, devices: Sequence[Any] | None = None) -> Mesh:
+    devices = list(devices if devices is not None else jax.devices())
+    sizes = resolve_mesh_shape(axes or mesh_axes(), len(devices))
+    names = tuple(sizes)
+    auto = (jax.sharding.AxisType.Auto,) * len(names)
+    return jax.make_mesh(tuple(sizes.values()), names, axis_types=auto, devices=devices)
+
+
+def _divisible_spec(spec: P, shape: Sequence[int], mesh: Mesh, what: str = "") -> P:
+    """Drops mesh axes that do not divide a dimension (e.g. one kv head over 2 tensor shards)."""
+    out = []
+    for dim, axes in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
+        names = (axes,) if isinstance(axes, str) else tuple(axes or ())
+        size = int(np.prod([mesh.shape[a] for a in names])) if names else 1
+        if names and dim % size:
+            logging.info("Not sharding %s dim %d over %s (size %d).", what, dim, names, size)
+            out.append(None)
+        else:
+            out.append(axes)
+    return P(*out)
+
+
+def logical_to_shardings(logical_specs, shapes, mesh: Mesh, rules: Rules) -> Any:
+    """NamedShardings for a tree of logical PartitionSpecs and matching shapes."""
+    mesh_specs = nn.logical_to_mesh(logical_specs, rules)
+    return jax.tree_util.tree_map(
+        lambda spec, x: NamedSharding(mesh, _divisible_spec(spec, x.shape, mesh)),
+        mesh_specs, shapes, is_leaf=lambda x: isinstance(x, P))
+
+
+def params_shardings(boxed_abstract_params, mesh: Mesh, rules: Rules):
+    """Shardings of a model's params from the `Partitioned` boxes that `init` creates."""
+    logical = nn.get_partition_spec(boxed_abstract_params)
+    return logical_to_shardings(logical, nn.meta.unbox(boxed_abstract_params), mesh, rules)
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh, rules: Rules, ndim: int = 2) -> NamedSharding:
+    spec = nn.logical_to_mesh_axes(("batch",) + (None,) * (ndim - 1), rules)
+    return NamedSharding(mesh, spec)
+
+
+def state_shardings_like(abstract_state, abstract_params, param_shardings, mesh: Mesh):
+    """Optimizer-state shardings: a leaf shaped like its parameter shares its sharding;
+    anything else (step counts, factored second moments) is replicated."""
+    flat_params = {tuple(path): (x.shape, s) for (path, x), s in zip(
+        jax.tree_util.tree_flatten_with_path(abstract_params)[0],
+        jax.tree_util.tree_leaves(param_shardings))}
+
+    def pick(path, leaf):
+        for plen in range(len(path)):
+            key = tuple(path[plen:])
+            if key in flat_params and flat_params[key][0] == getattr(leaf, "shape", None):
+                return flat_params[key][1]
+        return replicated(mesh)
+
+    return jax.tree_util.tree_map_with_path(pick, abstract_state)
+
+
+def shard_like(tree, shardings):
+    return jax.tree_util.tree_map(lambda x, s: jax.device_put(x, s), tree, shardings)
