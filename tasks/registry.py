@@ -555,15 +555,22 @@ def _fewshot_format(
 # Registration.
 
 
-def _source(spec: DatasetSpec, seed: int, mode: str, index: int | None, num_templates: int,
-            cap_train: bool = False, num_shots: int = 0) -> seqio.DataSource:
+def _source(
+    spec: DatasetSpec, collection_seed: int, mode: str, index: int | None, num_templates: int,
+    cap_train: bool = False, num_shots: int = 0,
+) -> seqio.DataSource:
     splits = tuple(spec.source.splits)
     if num_shots:
         exemplar_mode = "template"
 
-        def dataset_fn(split: str, shuffle_files: bool):
-            query = _rendered(spec, split, seed, shuffle_files, mode, index, num_templates)
-            exemplars = _rendered(spec, "train", seed, False, exemplar_mode, index, num_templates)
+        def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None):
+            del seed  # records and template choice are fixed by the collection's seed
+            query = _rendered(
+                spec, split, collection_seed, shuffle_files, mode, index, num_templates
+            )
+            exemplars = _rendered(
+                spec, "train", collection_seed, False, exemplar_mode, index, num_templates
+            )
             exemplars = exemplars.map(lambda e: {"inputs": e["inputs"], "targets": e["targets"]})
             exemplars = exemplars.repeat().batch(num_shots, drop_remainder=True)
 
@@ -577,9 +584,10 @@ def _source(spec: DatasetSpec, seed: int, mode: str, index: int | None, num_temp
 
     else:
 
-        def dataset_fn(split: str, shuffle_files: bool):
-            return _rendered(spec, split, seed, shuffle_files, mode, index, num_templates,
-                             cap_train=cap_train)
+        def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None):
+            del seed  # records and template choice are fixed by the collection's seed
+            return _rendered(spec, split, collection_seed, shuffle_files, mode, index,
+                             num_templates, cap_train=cap_train)
 
     num_examples = None
     if isinstance(spec.source, GeneratorSource):
