@@ -1,0 +1,251 @@
+"""FLAN 2021 miscellaneous cluster: CoQA, QuAC, WiC, TREC, CoLA, Math, Fix Punctuation.
+
+CoQA: a TFDS record is a whole conversation (a story with parallel lists of questions and
+answers), and a fields function maps one record to one example, so the conversation stays
+whole: the questions are numbered in the input and the answers numbered in the target, the
+format FLAN itself used for CoQA. QuAC's TFDS records are already one question each.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from t5.evaluation import metrics
+
+from tasks.flan2021 import helpers_part2 as h
+from tasks.flan2021.helpers_part2 import COLLECTION, t, ta
+from tasks.spec import DatasetSpec
+
+CLUSTER = "misc"
+YES_NO = ["no", "yes"]
+
+
+# ---- CoQA -------------------------------------------------------------------------------
+
+
+def coqa_fields(ex):
+    return {
+        "story": ex["story"],
+        "questions": h.numbered(ex["questions"]),
+        "answers": h.numbered(ex["answers"]["input_text"]),
+    }
+
+
+COQA_TEMPLATES = [
+    t("{story}\n\nAnswer these questions in order:\n{questions}\n\nNumbered answers:",
+      "{answers}"),
+    t("Read the text, then answer the questions below. Later questions may build on earlier "
+      "ones.\n\n{story}\n\n{questions}", "{answers}"),
+    t("Story:\n{story}\n\nQuestions:\n{questions}", "{answers}"),
+    t("{questions}\n\nAnswer each of the questions above using this passage:\n{story}",
+      "{answers}"),
+    t("Here is a passage followed by a conversation's worth of questions. Give short "
+      "answers, one per line, numbered.\n\n{story}\n\n{questions}", "{answers}"),
+    t("{story}\n\nBased on the story, respond to:\n{questions}", "{answers}"),
+    t("Passage: {story}\n\nA reader asked, one after another:\n{questions}\n\nWhat are the "
+      "answers?", "{answers}"),
+    t("Use the following text to answer a series of questions.\n{story}\n\n{questions}\n\n"
+      "Answers:", "{answers}"),
+    t("{story}\n\n{questions}", "{answers}"),
+    ta("{story}\n\nHere are numbered answers from a conversation about this text:\n"
+       "{answers}\n\nWrite the numbered questions that were asked.", "{questions}"),
+]
+
+
+# ---- QuAC -------------------------------------------------------------------------------
+
+
+def quac_fields(ex):
+    # QuAC appends the token CANNOTANSWER to every context; it answers unanswerable questions.
+    context = tf.strings.regex_replace(ex["context"], r"\s*CANNOTANSWER\s*$", "")
+    answer = ex["orig_answer"]["text"]
+    answer = tf.where(tf.equal(answer, "CANNOTANSWER"), tf.constant("unanswerable"), answer)
+    return {
+        "title": ex["title"],
+        "section": ex["section_title"],
+        "background": ex["background"],
+        "context": context,
+        "question": ex["question"],
+        "answer": answer,
+    }
+
+
+QUAC_TEMPLATES = [
+    t("{title} ({section})\n\n{context}\n\nQ: {question}\nA:", "{answer}"),
+    t("Background: {background}\n\nSection \"{section}\" of the article on {title}:\n"
+      "{context}\n\nAnswer with a span from the section, or say unanswerable. {question}",
+      "{answer}"),
+    t("{context}\n\n{question}", "{answer}"),
+    t("Read about {title}.\n{background}\n\n{context}\n\nQuestion: {question}", "{answer}"),
+    t("{question}\n\nFind the answer in this excerpt (if there is one):\n{context}",
+      "{answer}"),
+    t("Here is part of a Wikipedia article about {title}, section {section}.\n{context}\n\n"
+      "A student asks: {question}", "{answer}"),
+    t("Context: {background}\n{context}\n\nWhat is the answer to \"{question}\"?", "{answer}"),
+    t("Answer the question by quoting the passage.\n\nPassage: {context}\nQuestion: "
+      "{question}", "{answer}"),
+    ta("{title}: {section}\n{context}\n\nWhat question about {title} would be answered by "
+       "\"{answer}\"?", "{question}"),
+    ta("{context}\n\nAsk something about this passage whose answer is: {answer}",
+       "{question}"),
+]
+
+
+# ---- WiC --------------------------------------------------------------------------------
+
+
+def wic_fields(ex):
+    return {
+        "word": ex["word"],
+        "sentence1": ex["sentence1"],
+        "sentence2": ex["sentence2"],
+        "answer": h.yes_no(ex["label"]),
+    }
+
+
+WIC_TEMPLATES = [
+    t("Sentence 1: {sentence1}\nSentence 2: {sentence2}\n\nDoes \"{word}\" mean the same "
+      "thing in both sentences?", "{answer}"),
+    t("Is the word \"{word}\" used with the same sense in \"{sentence1}\" and "
+      "\"{sentence2}\"?", "{answer}"),
+    t("{sentence1}\n{sentence2}\n\nSame meaning of \"{word}\" in these two sentences?",
+      "{answer}"),
+    t("Here is a word and two sentences that use it.\nWord: {word}\nA: {sentence1}\n"
+      "B: {sentence2}\nIs the meaning identical?", "{answer}"),
+    t("Decide whether \"{word}\" has one meaning across these sentences.\n\n{sentence1}\n\n"
+      "{sentence2}", "{answer}"),
+    t("First: {sentence1}\nSecond: {sentence2}\nCould a dictionary give the same definition "
+      "for \"{word}\" in both?", "{answer}"),
+    t("\"{sentence1}\" / \"{sentence2}\"\nIn both, is \"{word}\" meant in the same way?",
+      "{answer}"),
+    t("Word sense question. The word is \"{word}\".\n1) {sentence1}\n2) {sentence2}\n"
+      "Do the two uses share a sense?", "{answer}"),
+    t("{sentence1}\n\nNow compare with: {sentence2}\n\nDoes \"{word}\" keep its meaning?",
+      "{answer}"),
+    t("Does the word \"{word}\" carry the same meaning in the two sentences below?\n"
+      "{sentence1}\n{sentence2}", "{answer}"),
+]
+
+
+# ---- TREC -------------------------------------------------------------------------------
+
+# In the order of TFDS's label-coarse ClassLabel: DESC, ENTY, ABBR, HUM, NUM, LOC.
+TREC_OPTIONS = ["description", "entity", "abbreviation", "human", "number", "location"]
+
+
+def trec_fields(ex):
+    return {"question": ex["text"], "answer": h.label_to_text(ex["label-coarse"], TREC_OPTIONS)}
+
+
+TREC_TEMPLATES = [
+    t("What kind of answer does this question expect?\n\n{question}", "{answer}"),
+    t("Question: {question}\nWhat type of thing is being asked about?", "{answer}"),
+    t("{question}\n\nClassify the question by the category of its answer.", "{answer}"),
+    t("Would the answer to \"{question}\" be a description, an entity, an abbreviation, a "
+      "person, a number or a location?", "{answer}"),
+    t("Categorize this question: {question}", "{answer}"),
+    t("I want to know what sort of information this asks for: {question}", "{answer}"),
+    t("{question}\nWhich answer type fits this question?", "{answer}"),
+    t("Is this question asking about a person, place, number, thing, abbreviation or "
+      "description?\n{question}", "{answer}"),
+    ta("Write a question whose answer is a {answer}.", "{question}"),
+    ta("Give me an example of a question asking for a {answer}.", "{question}"),
+]
+
+
+# ---- CoLA -------------------------------------------------------------------------------
+
+COLA_OPTIONS = ["unacceptable", "acceptable"]
+
+
+def cola_fields(ex):
+    return {"sentence": ex["sentence"], "answer": h.label_to_text(ex["label"], COLA_OPTIONS)}
+
+
+COLA_TEMPLATES = [
+    t("Is this sentence grammatically acceptable?\n\n{sentence}", "{answer}"),
+    t("\"{sentence}\"\n\nWould a linguist accept this as a well-formed English sentence?",
+      "{answer}"),
+    t("Sentence: {sentence}\nRate its grammaticality.", "{answer}"),
+    t("{sentence}\n\nIs the grammar here acceptable or not?", "{answer}"),
+    t("Judge the following sentence for grammatical correctness: {sentence}", "{answer}"),
+    t("Check this sentence's syntax: {sentence}", "{answer}"),
+    t("Here's a sentence: \"{sentence}\". Does it follow English grammar?", "{answer}"),
+    t("Would a native speaker find this sentence acceptable? {sentence}", "{answer}"),
+    t("{sentence}\nAcceptability judgment:", "{answer}"),
+    t("Tell me whether this is a grammatical sentence.\n{sentence}", "{answer}"),
+]
+
+
+# ---- Math (DeepMind mathematics, linear equations in one variable) ----------------------
+
+
+def math_fields(ex):
+    return {"question": tf.strings.strip(ex["question"]), "answer": tf.strings.strip(ex["answer"])}
+
+
+MATH_TEMPLATES = [
+    t("{question}", "{answer}"),
+    t("Solve this equation.\n{question}", "{answer}"),
+    t("Math problem: {question}\nAnswer:", "{answer}"),
+    t("What is the solution? {question}", "{answer}"),
+    t("{question}\nGive just the value of the variable.", "{answer}"),
+    t("Work out the answer: {question}", "{answer}"),
+    t("Here is an algebra question. {question}", "{answer}"),
+    t("Q: {question}\nA:", "{answer}"),
+    t("Find the unknown.\n\n{question}", "{answer}"),
+    ta("Write a one-variable linear equation problem whose answer is {answer}.", "{question}"),
+]
+
+
+# ---- Fix Punctuation (built from ParaCrawl EN-DA's English side) ------------------------
+
+
+def fix_punct_fields(ex):
+    return {"no_punct": h.strip_punctuation_lower(ex["en"]), "sentence": ex["en"]}
+
+
+FIX_PUNCT_TEMPLATES = [
+    t("Add punctuation and capital letters: {no_punct}", "{sentence}"),
+    t("{no_punct}\n\nRewrite this with correct punctuation and capitalization.", "{sentence}"),
+    t("This text is missing its punctuation: {no_punct}\nPlease fix it.", "{sentence}"),
+    t("Restore the punctuation in the following sentence.\n\n{no_punct}", "{sentence}"),
+    t("Make this properly punctuated and capitalized:\n{no_punct}", "{sentence}"),
+    t("Unpunctuated: {no_punct}\nPunctuated:", "{sentence}"),
+    t("Someone typed \"{no_punct}\" without any punctuation. How should it be written?",
+      "{sentence}"),
+    t("{no_punct}\nCorrect the case and punctuation.", "{sentence}"),
+    ta("Remove all punctuation from this sentence and make it lowercase: {sentence}",
+       "{no_punct}"),
+    ta("{sentence}\n\nWrite the sentence above in lowercase with no punctuation.",
+       "{no_punct}"),
+]
+
+
+def _spec(name, display_name, source, templates, fields_fn, **kwargs) -> DatasetSpec:
+    return DatasetSpec(
+        name=name, collection=COLLECTION, cluster=CLUSTER, source=source, templates=templates,
+        fields_fn=fields_fn, display_name=display_name, **kwargs,
+    )
+
+
+DATASETS: list[DatasetSpec] = [
+    # CoQA's "test" split is the public (labeled) dev set.
+    _spec("coqa", "CoQA", h.tfds_source("coqa:1.0.0", validation=None, test="test"),
+          COQA_TEMPLATES, coqa_fields, metric_fns=[metrics.squad],
+          postprocess_fn=h.qa_answers, eval_split="test"),
+    _spec("quac", "QuAC", h.tfds_source("quac:1.0.0"), QUAC_TEMPLATES, quac_fields,
+          metric_fns=[metrics.squad], postprocess_fn=h.qa_answers),
+    # SuperGLUE / GLUE test labels are hidden: evaluate on validation.
+    _spec("wic", "WiC", h.tfds_source("super_glue/wic:1.0.2"), WIC_TEMPLATES, wic_fields,
+          options=YES_NO, metric_fns=[metrics.accuracy]),
+    _spec("trec", "TREC", h.tfds_source("trec:1.0.0", validation=None, test="test"),
+          TREC_TEMPLATES, trec_fields, options=TREC_OPTIONS, metric_fns=[metrics.accuracy],
+          eval_split="test"),
+    _spec("cola", "CoLA", h.tfds_source("glue/cola:2.0.0"), COLA_TEMPLATES, cola_fields,
+          options=COLA_OPTIONS, metric_fns=[metrics.accuracy]),
+    _spec("math_dataset", "Math", h.tfds_source(
+              "math_dataset/algebra__linear_1d:1.0.0", validation=None, test="test"),
+          MATH_TEMPLATES, math_fields, metric_fns=[metrics.accuracy], eval_split="test"),
+    _spec("fix_punct", "Fix Punctuation", h.held_out_source("para_crawl/enda:1.2.0"),
+          FIX_PUNCT_TEMPLATES, fix_punct_fields, metric_fns=[metrics.bleu]),
+]
