@@ -33,8 +33,6 @@ NUM_EXAMPLES = 2
 def _specs() -> list[DatasetSpec]:
     specs = []
     for module_name, cluster in MODULES.items():
-        if importlib.util.find_spec(f"tasks.flan2021.{module_name}") is None:  # DEV
-            continue
         module = importlib.import_module(f"tasks.flan2021.{module_name}")
         for spec in list(module.DATASETS) + list(getattr(module, "EVAL_ONLY_DATASETS", [])):
             assert spec.cluster == cluster, (spec.name, spec.cluster)
