@@ -255,8 +255,7 @@ SENTIMENT_TEMPLATES = [
 
 NLI_TEMPLATES = [
     T("{premise}\nDoes this mean that \"{hypothesis}\"?", "{answer}"),
-    T("Premise: {premise}\nHypothesis: {hypothesis}\nDoes the premise entail the hypothesis?",
-      "{answer}"),
+    T("Premise: {premise}\nHypothesis: {hypothesis}\nIs it entailed?", "{answer}"),
     T("If {premise} then is it true that {hypothesis}", "{answer}"),
     T("{premise}\nCan we say: {hypothesis}", "{answer}"),
     T("Read: {premise}\nIs \"{hypothesis}\" true?", "{answer}"),
