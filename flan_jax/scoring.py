@@ -1,0 +1,365 @@
+"""Target log-likelihoods and rank classification for both model families (no TensorFlow).
+
+Batch formats (int32 arrays, right-padded with 0):
+
+Encoder-decoder (seqio's unpacked EncDecFeatureConverter layout):
+  encoder_input_tokens   [b, Li]  input ids, 0 = padding
+  decoder_target_tokens  [b, Lt]  target ids (ending in EOS, see `target_ids`), 0 = padding
+  decoder_input_tokens   [b, Lt]  targets shifted right with 0 as the start token
+  decoder_loss_weights   [b, Lt]  optional; defaults to decoder_target_tokens > 0
+
+Decoder-only (inputs and targets in one row; the logits at t predict token t+1):
+  decoder_tokens           [b, L]  [bos] + input ids + target ids, then padding
+  decoder_segment_ids      [b, L]  1 on real tokens, 0 on padding
+  decoder_loss_weights     [b, L]  1 on the target tokens (the ones scored), 0 elsewhere;
+                                   position 0 has nothing to predict it and is never scored
+  decoder_causal_attention [b, L]  optional, prefix LMs: 1 on [bos] + inputs
+
+Conventions (`target_ids`): encoder-decoder targets end in EOS as seqio's `add_eos=True` makes
+them; decoder-only targets are plain continuations (as lm-evaluation-harness scores them).
+Inputs longer than `max_input_length` are truncated, keeping the start for encoder-decoder (as
+seqio does) and the end next to the target for decoder-only (the BOS stays); targets keep their
+start. High-level functions count truncations in an optional `stats` dict.
+
+Rank classification runs each input through the model once: the encoder output (or the
+decoder-only prompt's KV cache) is computed per input and gathered per option, so only the
+option tokens are recomputed. `rank_classify_naive` scores every (input, option) pair with a
+full forward pass and is the reference for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flan_jax.models import build_model, init_cache
+
+SCORES = ("sum", "mean", "per_char")
+
+
+# --- shapes and token preparation ------------------------------------------------------------
+
+def next_pow2(n: int, minimum: int = 1) -> int:
+    n = max(int(n), minimum, 1)
+    return 1 << (n - 1).bit_length()
+
+
+def bucket_length(n: int, cap: int | None = None, minimum: int = 8) -> int:
+    """A padded length >= n: the next power of two (at least `minimum`), capped at `cap`."""
+    b = next_pow2(n, minimum)
+    if cap is not None:
+        b = min(b, max(cap, n))
+    return b
+
+
+def bucket_batch(n: int, batch_size: int) -> int:
+    """A padded batch size >= n: the next power of two, capped at `batch_size`."""
+    return max(n, min(next_pow2(n), batch_size))
+
+
+def _count(stats: dict | None, key: str, n: int = 1) -> None:
+    if stats is not None and n:
+        stats[key] = stats.get(key, 0) + n
+
+
+def input_ids(vocab, text: str, family: str, max_length: int | None,
+              stats: dict | None = None) -> list[int]:
+    """Model input ids: encoder inputs, or the decoder-only prompt ([bos] + input)."""
+    ids = list(vocab.encode(text))
+    bos = getattr(vocab, "bos_id", None)
+    if family == "decoder_only" and bos is not None and (not ids or ids[0] != bos):
+        ids = [bos] + ids
+    if max_length is not None and len(ids) > max_length:
+        _count(stats, "inputs_truncated")
+        if family == "decoder_only":  # keep the end, next to the continuation; keep BOS
+            head = [ids[0]] if bos is not None and ids[0] == bos else []
+            ids = head + ids[len(ids) - (max_length - len(head)):]
+        else:
+            ids = ids[:max_length]
+    return ids
+
+
+def target_ids(vocab, text: str, family: str, max_length: int | None,
+               stats: dict | None = None) -> list[int]:
+    """Target/option ids: + EOS for encoder-decoder, a plain continuation for decoder-only."""
+    ids = list(vocab.encode(text))
+    bos = getattr(vocab, "bos_id", None)
+    if bos is not None and ids and ids[0] == bos:  # SentencePieceVocab(add_bos) adds it
+        ids = ids[1:]
+    if family == "encoder_decoder":
+        ids.append(vocab.eos_id)
+    if max_length is not None and len(ids) > max_length:
+        _count(stats, "targets_truncated")
+        ids = ids[:max_length]
+    return ids
+
+
+def _pad_rows(rows: Sequence[Sequence[int]], batch: int, length: int) -> np.ndarray:
+    out = np.zeros((batch, length), np.int32)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return out
+
+
+def _lengths(rows: Sequence[Sequence[int]], batch: int) -> np.ndarray:
+    out = np.zeros((batch,), np.int32)
+    out[:len(rows)] = [len(r) for r in rows]
+    return out
+
+
+def encdec_batch(inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]],
+                 batch: int | None = None, input_length: int | None = None,
+                 target_length: int | None = None) -> dict[str, np.ndarray]:
+    """An encoder-decoder scoring batch (see the module docstring) from token ids."""
+    batch = batch or len(inputs)
+    input_length = input_length or max(1, max(map(len, inputs)))
+    target_length = target_length or max(1, max(map(len, targets)))
+    tgt = _pad_rows(targets, batch, target_length)
+    dec_in = np.zeros_like(tgt)
+    dec_in[:, 1:] = tgt[:, :-1]
+    return {"encoder_input_tokens": _pad_rows(inputs, batch, input_length),
+            "decoder_input_tokens": dec_in, "decoder_target_tokens": tgt,
+            "decoder_loss_weights": (tgt > 0).astype(np.int32)}
+
+
+def decoder_only_batch(prompts: Sequence[Sequence[int]], targets: Sequence[Sequence[int]],
+                       batch: int | None = None, length: int | None = None,
+                       prefix_lm: bool = False) -> dict[str, np.ndarray]:
+    """A decoder-only scoring batch (see the module docstring) from prompt and target ids."""
+    batch = batch or len(prompts)
+    length = length or max(len(p) + len(t) for p, t in zip(prompts, targets))
+    out = {k: np.zeros((batch, length), np.int32) for k in
+           ("decoder_tokens", "decoder_segment_ids", "decoder_loss_weights")}
+    if prefix_lm:
+        out["decoder_causal_attention"] = np.zeros((batch, length), np.int32)
+    for i, (p, t) in enumerate(zip(prompts, targets)):
+        n = len(p) + len(t)
+        out["decoder_tokens"][i, :n] = list(p) + list(t)
+        out["decoder_segment_ids"][i, :n] = 1
+        out["decoder_loss_weights"][i, len(p):n] = 1
+        if prefix_lm:
+            out["decoder_causal_attention"][i, :len(p)] = 1
+    out["decoder_loss_weights"][:, 0] = 0
+    return out
+
+
+def _check_prompt(ids: Sequence[int], index: int) -> None:
+    if not ids:
+        raise ValueError(f"example {index}: a decoder-only model needs a non-empty input or a "
+                         "vocabulary with a BOS id to condition the first target token on.")
+
+
+# --- jitted model functions --------------------------------------------------------------------
+
+def _token_logprobs(logits, tokens):
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(logp, tokens[..., None], axis=-1)[..., 0]
+
+
+def gather_cache(cache, index):
+    """The KV cache with its batch rows taken at `index` (the scalar cache index is shared)."""
+    return jax.tree_util.tree_map(lambda x: x[index] if x.ndim else x, cache)
+
+
+@functools.lru_cache(maxsize=None)
+def _functions(cfg) -> dict[str, Any]:
+    model = build_model(cfg)
+    prefix_lm = cfg.family == "decoder_only" and cfg.prefix_lm
+
+    @jax.jit
+    def loglik(params, batch):
+        if cfg.family == "encoder_decoder":
+            tgt = batch["decoder_target_tokens"]
+            w = batch.get("decoder_loss_weights", tgt > 0).astype(jnp.float32)
+            enc = batch["encoder_input_tokens"]
+            logits = model.apply(
+                {"params": params}, enc, batch["decoder_input_tokens"],
+                encoder_segment_ids=batch.get("encoder_segment_ids", (enc > 0).astype(jnp.int32)),
+                decoder_segment_ids=batch.get("decoder_segment_ids", (tgt > 0).astype(jnp.int32)))
+            lp = _token_logprobs(logits, tgt) * w
+        else:
+            tokens = batch["decoder_tokens"]
+            w = batch["decoder_loss_weights"].astype(jnp.float32)
+            logits = model.apply({"params": params}, tokens, batch["decoder_segment_ids"], None,
+                                 batch.get("decoder_causal_attention"))
+            lp = _token_logprobs(logits[:, :-1], tokens[:, 1:]) * w[:, 1:]
+            w = w[:, 1:]
+        return lp.sum(-1), w.sum(-1).astype(jnp.int32)
+
+    @jax.jit
+    def rank_encdec(params, enc_tokens, enc_len, opt_tokens, opt_len, ex_idx):
+        """Encode each input once; decode every option against its gathered encoding."""
+        enc_seg = (jnp.arange(enc_tokens.shape[1])[None] < enc_len[:, None]).astype(jnp.int32)
+        encoded = model.apply({"params": params}, enc_tokens, enc_seg, method="encode")
+        valid = jnp.arange(opt_tokens.shape[1])[None] < opt_len[:, None]
+        dec_in = jnp.pad(opt_tokens[:, :-1], ((0, 0), (1, 0)))
+        logits = model.apply({"params": params}, encoded[ex_idx], enc_seg[ex_idx], dec_in,
+                             valid.astype(jnp.int32), method="decode")
+        lp = _token_logprobs(logits, opt_tokens) * valid
+        return lp.sum(-1), valid.sum(-1)
+
+    @jax.jit
+    def rank_decoder_only(params, prompt_tokens, prompt_len, opt_tokens, opt_len, ex_idx):
+        """Prefill each prompt once into the KV cache; feed every option as one chunk."""
+        b, lp_len = prompt_tokens.shape
+        m, lo = opt_tokens.shape
+        cache = init_cache(model, params, b, lp_len + lo)
+        idx = jnp.arange(lp_len)
+        seg = (idx[None] < prompt_len[:, None]).astype(jnp.int32)
+        pos = jnp.broadcast_to(idx, (b, lp_len)).astype(jnp.int32)
+        prefix = jnp.ones((b, lp_len), jnp.bool_) if prefix_lm else None
+        logits, state = model.apply({"params": params, "cache": cache}, prompt_tokens, seg, pos,
+                                    prefix, decode=True, mutable=["cache"])
+        last = logits[jnp.arange(b), jnp.maximum(prompt_len - 1, 0)]  # predicts option token 0
+        cache = gather_cache(state["cache"], ex_idx)
+        valid = jnp.arange(lo)[None] < opt_len[:, None]
+        opt_pos = (prompt_len[ex_idx][:, None] + jnp.arange(lo)[None]).astype(jnp.int32)
+        opt_prefix = jnp.zeros((m, lo), jnp.bool_) if prefix_lm else None
+        opt_logits, _ = model.apply({"params": params, "cache": cache}, opt_tokens,
+                                    valid.astype(jnp.int32), opt_pos, opt_prefix, decode=True,
+                                    mutable=["cache"])
+        pred = jnp.concatenate([last[ex_idx][:, None], opt_logits[:, :-1]], axis=1)
+        lp = _token_logprobs(pred, opt_tokens) * valid
+        return lp.sum(-1), valid.sum(-1)
+
+    return {"loglik": loglik, "rank_encdec": rank_encdec,
+            "rank_decoder_only": rank_decoder_only}
+
+
+def target_log_likelihoods(model, params, batch: dict) -> tuple[jax.Array, jax.Array]:
+    """(summed log-likelihood [b], number of scored tokens [b]) of a scoring batch."""
+    batch = {k: jnp.asarray(v) for k, v in batch.items()}
+    return _functions(model.config)["loglik"](params, batch)
+
+
+# --- text-level scoring ------------------------------------------------------------------------
+
+def score_texts(model, params, vocab, inputs: Sequence[str], targets: Sequence[str],
+                batch_size: int = 16, max_input_length: int = 512, max_target_length: int = 128,
+                stats: dict | None = None) -> list[tuple[float, int]]:
+    """(summed target log-likelihood, number of target tokens) for each (input, target)."""
+    if len(inputs) != len(targets):
+        raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets.")
+    family = model.config.family
+    prompts = [input_ids(vocab, x, family, max_input_length, stats) for x in inputs]
+    tgts = [target_ids(vocab, t, family, max_target_length, stats) for t in targets]
+    if family == "decoder_only":
+        for i, p in enumerate(prompts):
+            _check_prompt(p, i)
+    out: list[tuple[float, int]] = []
+    for start in range(0, len(prompts), batch_size):
+        p, t = prompts[start:start + batch_size], tgts[start:start + batch_size]
+        b = bucket_batch(len(p), batch_size)
+        if family == "encoder_decoder":
+            batch = encdec_batch(p, t, b, bucket_length(max(map(len, p)), max_input_length),
+                                 bucket_length(max(map(len, t)), max_target_length))
+        else:
+            n = max(len(x) + len(y) for x, y in zip(p, t))
+            batch = decoder_only_batch(p, t, b, bucket_length(n, max_input_length +
+                                                              max_target_length),
+                                       model.config.prefix_lm)
+        ll, nt = jax.device_get(target_log_likelihoods(model, params, batch))
+        out += [(float(ll[i]), int(nt[i])) for i in range(len(p))]
+    return out
+
+
+# --- rank classification -----------------------------------------------------------------------
+
+@dataclasses.dataclass
+class RankResult:
+    scores: list[float]          # per option, by the chosen score
+    prediction_index: int        # argmax of scores (first on ties)
+    log_likelihoods: list[float]  # summed per option
+    num_tokens: list[int]
+
+
+def _finish(option_texts: Sequence[str], ll: Sequence[float], nt: Sequence[int],
+            score: str) -> RankResult:
+    if score == "sum":
+        scores = list(ll)
+    elif score == "mean":
+        scores = [a / max(n, 1) for a, n in zip(ll, nt)]
+    else:
+        scores = [a / max(len(o), 1) for a, o in zip(ll, option_texts)]
+    return RankResult([float(s) for s in scores], int(np.argmax(scores)),
+                      [float(a) for a in ll], [int(n) for n in nt])
+
+
+def _prepare_rank(model, vocab, inputs, options, score, max_input_length, max_option_length,
+                  stats):
+    if score not in SCORES:
+        raise ValueError(f"score={score!r}: use one of {', '.join(SCORES)}.")
+    if len(inputs) != len(options):
+        raise ValueError(f"{len(inputs)} inputs but {len(options)} option lists.")
+    for i, opts in enumerate(options):
+        if not opts:
+            raise ValueError(f"example {i} has no options to rank.")
+    family = model.config.family
+    prompts = [input_ids(vocab, x, family, max_input_length, stats) for x in inputs]
+    if family == "decoder_only":
+        for i, p in enumerate(prompts):
+            _check_prompt(p, i)
+    opt_ids = [[target_ids(vocab, o, family, max_option_length, stats) for o in opts]
+               for opts in options]
+    return prompts, opt_ids
+
+
+def rank_classify(model, params, vocab, inputs: Sequence[str], options: Sequence[Sequence[str]],
+                  score: str = "sum", batch_size: int = 8, max_input_length: int = 512,
+                  max_option_length: int = 64, stats: dict | None = None) -> list[RankResult]:
+    """Scores every option of every input, running each input through the model once.
+
+    `batch_size` counts inputs per step; their options (any number each) are flattened with
+    an example index and padded to a power of two.
+    """
+    prompts, opt_ids = _prepare_rank(model, vocab, inputs, options, score, max_input_length,
+                                     max_option_length, stats)
+    fns = _functions(model.config)
+    encdec = model.config.family == "encoder_decoder"
+    results: list[RankResult] = []
+    for start in range(0, len(prompts), batch_size):
+        p = prompts[start:start + batch_size]
+        o = opt_ids[start:start + batch_size]
+        flat = [ids for opts in o for ids in opts]
+        ex_idx = np.zeros((next_pow2(len(flat)),), np.int32)
+        ex_idx[:len(flat)] = [i for i, opts in enumerate(o) for _ in opts]
+        b, m = bucket_batch(len(p), batch_size), len(ex_idx)
+        lp_len = bucket_length(max(map(len, p)), max_input_length)
+        lo = bucket_length(max(map(len, flat)), max_option_length)
+        fn = fns["rank_encdec" if encdec else "rank_decoder_only"]
+        ll, nt = jax.device_get(fn(params, _pad_rows(p, b, lp_len), _lengths(p, b),
+                                   _pad_rows(flat, m, lo), _lengths(flat, m), ex_idx))
+        k = 0
+        for j, opts in enumerate(o):
+            n = len(opts)
+            results.append(_finish(options[start + j], ll[k:k + n], nt[k:k + n], score))
+            k += n
+    return results
+
+
+def rank_classify_naive(model, params, vocab, inputs: Sequence[str],
+                        options: Sequence[Sequence[str]], score: str = "sum",
+                        batch_size: int = 8, max_input_length: int = 512,
+                        max_option_length: int = 64,
+                        stats: dict | None = None) -> list[RankResult]:
+    """Reference: a full forward pass per (input, option) pair, the input recomputed each time."""
+    _prepare_rank(model, vocab, inputs, options, score, max_input_length, max_option_length, None)
+    pair_inputs = [x for x, opts in zip(inputs, options) for _ in opts]
+    pair_targets = [o for opts in options for o in opts]
+    scored = score_texts(model, params, vocab, pair_inputs, pair_targets, batch_size,
+                         max_input_length, max_option_length, None)
+    results, k = [], 0
+    for opts in options:
+        n = len(opts)
+        results.append(_finish(opts, [s for s, _ in scored[k:k + n]],
+                               [c for _, c in scored[k:k + n]], score))
+        k += n
+    if stats is not None:  # count as the shared path does: once per input and option
+        _prepare_rank(model, vocab, inputs, options, score, max_input_length,
+                      max_option_length, stats)
+    return results
