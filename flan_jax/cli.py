@@ -7,7 +7,19 @@ or `flan-jax infer` never pays for TensorFlow.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
+
+# TensorFlow (behind seqio) is chatty; keep the console for progress and results.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+class _QuietAbsl(logging.Filter):
+    """Drops seqio's advice to cache tasks: the synthetic suite is generated in memory."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "uncached FunctionDataset" not in record.getMessage()
 
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -43,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" Did you mean `{close[0]}`?" if close else ""
         print(f"flan-jax: unknown command `{name}`.{hint}\n\n{_usage()}", file=sys.stderr)
         return 2
+    logging.getLogger("absl").addFilter(_QuietAbsl())
     module_name, func_name, _ = COMMANDS[name]
     try:
         module = importlib.import_module(module_name)

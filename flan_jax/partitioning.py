@@ -64,8 +64,13 @@ def resolve_mesh_shape(axes: Mapping[str, int], num_devices: int) -> dict[str, i
     return sizes
 
 
-def make_mesh(axes: Mapping[str, int] | None = None, devices: Sequence[Any] | None = None) -> Mesh:
+@gin.configurable
+def make_mesh(axes: Mapping[str, int] | None = None, devices: Sequence[Any] | None = None,
+              num_devices: int | None = None) -> Mesh:
+    """The mesh over all devices (or the first `num_devices`, for experiments and tests)."""
     devices = list(devices if devices is not None else jax.devices())
+    if num_devices:
+        devices = devices[:num_devices]
     sizes = resolve_mesh_shape(axes or mesh_axes(), len(devices))
     names = tuple(sizes)
     auto = (jax.sharding.AxisType.Auto,) * len(names)

@@ -1,0 +1,124 @@
+"""Gin loading for every command: search paths, t5x-style flags, readable errors.
+
+Flags: `--gin_file=FILE` (repeatable; looked up in the current directory, then the repository's
+gin/ folder, then `--gin_search_paths`) and `--gin.SELECTOR=VALUE` bindings, e.g.
+`--gin.TRAIN_STEPS=100` or `--gin.build_optimizer.name='"adamw"'`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import re
+from typing import Sequence
+
+import gin
+
+from flan_jax import GIN_DIR
+
+
+class GinConfigError(Exception):
+    """A bad gin file or binding, explained for the user."""
+
+
+def add_gin_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gin_file", action="append", default=[],
+                        help="gin file (repeatable); searched in ., gin/ and --gin_search_paths")
+    parser.add_argument("--gin_search_paths", action="append", default=[],
+                        help="extra folder(s) to look for gin files and includes")
+
+
+def split_gin_bindings(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separates `--gin.X=V` (or `--gin.X V`) from other arguments; returns (bindings, rest)."""
+    bindings, rest, i = [], [], 0
+    argv = list(argv)
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--gin."):
+            key_value = arg[len("--gin."):]
+            if "=" in key_value:
+                key, value = key_value.split("=", 1)
+            elif i + 1 < len(argv):
+                key, value = key_value, argv[i + 1]
+                i += 1
+            else:
+                raise GinConfigError(f"{arg} needs a value: --gin.{key_value}=VALUE")
+            bindings.append(f"{key} = {value}")
+        else:
+            rest.append(arg)
+        i += 1
+    return bindings, rest
+
+
+def _known_selectors() -> list[str]:
+    names = []
+    for selector in gin.config._REGISTRY.get_all_matches(""):  # noqa: SLF001
+        names.append(selector.split(".")[-1])
+        configurable = gin.config._REGISTRY[selector]  # noqa: SLF001
+        try:
+            import inspect
+
+            params = inspect.signature(configurable.wrapped).parameters
+            names += [f"{selector.split('.')[-1]}.{p}" for p in params]
+        except (TypeError, ValueError):
+            pass
+    return names
+
+
+def _explain(error: Exception) -> str:
+    message = str(error)
+    match = re.search(r"No configurable matching '([^']+)'", message) or re.search(
+        r"Configurable '([^']+)' doesn't have a parameter named '([^']+)'", message)
+    hint = ""
+    if match:
+        wanted = ".".join(g for g in match.groups() if g)
+        close = difflib.get_close_matches(wanted, _known_selectors(), n=3, cutoff=0.6)
+        if close:
+            hint = f"\n  Did you mean: {', '.join(close)}?"
+    return f"{message}{hint}"
+
+
+def resolve_gin_file(name: str, search_paths: Sequence[str] = ()) -> str:
+    for folder in [os.getcwd(), *search_paths, str(GIN_DIR)]:
+        candidate = os.path.join(folder, name)
+        if os.path.exists(candidate):
+            return candidate
+    available = sorted(str(p.relative_to(GIN_DIR)) for p in GIN_DIR.rglob("*.gin"))
+    close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise GinConfigError(f"gin file {name!r} not found in ., {', '.join(search_paths) or '-'} or "
+                         f"{GIN_DIR}.{hint}")
+
+
+def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
+              search_paths: Sequence[str] = (), finalize: bool = True) -> None:
+    """Clears gin, then parses files and bindings, with errors that name the file and suggest
+    close matches."""
+    gin.clear_config()
+    for path in [*search_paths, str(GIN_DIR), os.getcwd()]:
+        gin.add_config_file_search_path(path)
+    files = [resolve_gin_file(f, search_paths) for f in gin_files]
+    _register_configurables()
+    try:
+        gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False,
+                                            skip_unknown=False)
+    except (ValueError, KeyError, SyntaxError, IOError) as e:
+        raise GinConfigError(_explain(e)) from None
+    if finalize:
+        gin.finalize()
+
+
+def _register_configurables() -> None:
+    """Imports the modules whose configurables gin files may name."""
+    import flan_jax.models.config  # noqa: F401
+    import flan_jax.optim  # noqa: F401
+    import flan_jax.partitioning  # noqa: F401
+    import flan_jax.data  # noqa: F401
+    import flan_jax.train  # noqa: F401
+
+    try:  # task collections (and t5's configurables) register before gin locks
+        import tasks  # noqa: F401
+    except ImportError as e:
+        raise GinConfigError(f"the task registry needs TensorFlow and seqio ({e}); install "
+                             "with `make install`.") from e

@@ -1,0 +1,454 @@
+"""The gin-configured train loop: `flan-jax train --gin_file=runs/train.gin [--gin.X=V ...]`.
+
+Read top to bottom: build the mesh and model, restore or initialise the train state with its
+shardings, then loop: next batch -> jitted train_step -> metrics -> checkpoint. Preemption
+(SIGTERM) saves and exits; a NaN/Inf loss stops before anything bad is saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import pathlib
+import signal
+import sys
+import time
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+
+from flan_jax import checkpoints, losses, optim, partitioning
+from flan_jax.models import TransformerConfig, build_model, count_params
+
+logger = logging.getLogger("flan_jax.train")
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    opt_state: Any
+
+
+class TrainingError(Exception):
+    """Stops a run with a message for the user (NaN loss, incompatible checkpoint, ...)."""
+
+
+@gin.configurable
+def initialize_distributed(coordinator_address: str | None = None,
+                           num_processes: int | None = None, process_id: int | None = None,
+                           cpu_collectives: bool = False) -> None:
+    """Multi-host setup from gin or the environment (JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID); on TPU pods `jax.distributed.initialize()` alone
+    discovers the rest. Nothing happens when neither says anything."""
+    coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if num_processes is None and "JAX_NUM_PROCESSES" in os.environ:
+        num_processes = int(os.environ["JAX_NUM_PROCESSES"])
+    if process_id is None and "JAX_PROCESS_ID" in os.environ:
+        process_id = int(os.environ["JAX_PROCESS_ID"])
+    if coordinator_address is None:
+        return
+    if cpu_collectives:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id)
+
+
+# --- the step -------------------------------------------------------------------------------
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, rules, *,
+                    z_loss: float, loss_normalization: str | float, accumulate_steps: int,
+                    dropout: bool) -> Callable:
+    """train_step(state, batch, rng) -> (state, metrics), to be jitted with shardings."""
+    from flan_jax.data import model_kwargs
+
+    family = model.config.family
+
+    def micro_loss(params, batch, rng):
+        with nn.logical_axis_rules(rules):
+            logits = model.apply({"params": params}, **model_kwargs(batch, family),
+                                 enable_dropout=dropout, rngs={"dropout": rng})
+        sums = losses.token_loss_sums(logits, batch["decoder_target_tokens"],
+                                      batch["decoder_loss_weights"], z_loss)
+        return sums["loss_sum"], sums
+
+    grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
+
+    def train_step(state: TrainState, batch, rng):
+        rng = jax.random.fold_in(rng, state.step)
+        if accumulate_steps == 1:
+            (_, sums), grads = grad_fn(state.params, batch, rng)
+        else:
+            micro = jax.tree_util.tree_map(
+                lambda x: x.reshape((accumulate_steps, -1) + x.shape[1:]), batch)
+
+            def body(carry, inputs):
+                mb, i = inputs
+                (_, s), g = grad_fn(state.params, mb, jax.random.fold_in(rng, i))
+                return jax.tree_util.tree_map(jnp.add, carry, (g, s)), None
+
+            zero = jax.tree_util.tree_map(jnp.zeros_like, (state.params, {
+                k: jnp.zeros((), jnp.float32) for k in
+                ("loss_sum", "z_loss_sum", "correct_sum", "num_tokens")}))
+            (grads, sums), _ = jax.lax.scan(body, zero, (micro, jnp.arange(accumulate_steps)))
+        denom = losses.normalizer(sums, loss_normalization)
+        grads = jax.tree_util.tree_map(lambda g: g / denom, grads)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        tokens = jnp.maximum(sums["num_tokens"], 1.0)
+        metrics = {"loss": sums["loss_sum"] / tokens, "z_loss": sums["z_loss_sum"] / tokens,
+                   "accuracy": sums["correct_sum"] / tokens, "grad_norm": optax.global_norm(grads),
+                   "num_tokens": sums["num_tokens"]}
+        return TrainState(state.step + 1, params, opt_state), metrics
+
+    return train_step
+
+
+# --- throughput accounting --------------------------------------------------------------------
+
+_PEAK_FLOPS = {"tpu v4": 275e12, "tpu v5 lite": 197e12, "tpu v5e": 197e12, "tpu v5p": 459e12,
+               "tpu v6": 918e12, "h100": 989e12, "h200": 989e12, "a100": 312e12,
+               "l4": 121e12}
+
+
+@gin.configurable
+def peak_flops_per_device(override: float | None = None, cpu: float = 1e11) -> float:
+    """bfloat16 dense peak of the first device (an estimate for CPUs; override from gin)."""
+    if override:
+        return override
+    kind = jax.devices()[0].device_kind.lower()
+    for name, flops in _PEAK_FLOPS.items():
+        if name in kind:
+            return flops
+    return cpu
+
+
+def train_flops_per_token(cfg: TransformerConfig, params, seq_len: int) -> float:
+    """6 x (parameters a token passes through) + attention, per trained token."""
+    sizes = {k: count_params(v) for k, v in params.items()}
+    if cfg.family == "encoder_decoder":
+        # a token passes through one stack; count the mean of the two plus the output head
+        per_token = (sizes.get("encoder", 0) + sizes.get("decoder", 0)) / 2
+        layers = (cfg.num_encoder_layers + cfg.num_decoder_layers) / 2
+    else:
+        per_token = sum(v for k, v in sizes.items() if k != "token_embed")
+        layers = cfg.num_decoder_layers
+    attention = 12 * layers * cfg.num_heads * cfg.head_dim * seq_len
+    return 6 * per_token + attention
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+def _checkpoint_manager(model_dir: pathlib.Path, keep: int, every: int, use_async: bool):
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, save_interval_steps=every, enable_async_checkpointing=use_async,
+        create=True)
+    return ocp.CheckpointManager(model_dir.resolve() / checkpoints.STEPS_DIR, options=options,
+                                 item_names=("state", "data"))
+
+
+def _shapes(tree) -> dict:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(p): tuple(x.shape) for p, x in flat}
+
+
+def _check_compatible(saved, expected, where: str) -> None:
+    saved, expected = _shapes(saved), _shapes(expected)
+    diffs = [f"{k}: saved {saved.get(k)} vs model {v}" for k, v in expected.items()
+             if saved.get(k) != v]
+    if diffs:
+        raise TrainingError(
+            f"{where} holds a checkpoint of a different model ({len(diffs)} mismatching "
+            f"arrays, e.g. {diffs[0]}). Use another MODEL_DIR or delete that one.")
+
+
+def _write_run_files(model_dir: pathlib.Path, cfg: TransformerConfig, vocab_spec: dict,
+                     vocab_file: str | None) -> None:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "config.gin").write_text(gin.config_str())
+    (model_dir / checkpoints.MODEL_GIN).write_text(
+        checkpoints.model_gin_text(cfg, header="Model of this training run."))
+    from flan_jax.vocab import save_vocab_json
+
+    if vocab_file:
+        import shutil
+
+        shutil.copy(vocab_file, model_dir / os.path.basename(vocab_file))
+    save_vocab_json(model_dir, vocab_spec)
+
+
+def _task_vocabulary(name: str) -> tuple[dict, str | None]:
+    import seqio
+
+    import tasks  # noqa: F401
+
+    provider = seqio.get_mixture_or_task(name)
+    vocab = provider.output_features["targets"].vocabulary
+    if isinstance(vocab, seqio.ByteVocabulary):
+        return {"kind": "byte"}, None
+    path = getattr(vocab, "sentencepiece_model_file", None)
+    if path:
+        return {"kind": "sentencepiece", "file": os.path.basename(path)}, path
+    return {"kind": "missing", "expected": "a vocabulary file"}, None
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+@gin.configurable(denylist=["stop_after"])
+def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
+          model_config: TransformerConfig = gin.REQUIRED, data=gin.REQUIRED, seed: int = 0,
+          z_loss: float = 1e-4, loss_normalization: str | float = "tokens",
+          accumulate_steps: int = 1, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
+          async_checkpoints: bool = True, log_every: int = 10, init_checkpoint: str | None = None,
+          eval_every: int | None = None, eval_fn: Callable | None = None,
+          stop_after: int | None = None) -> dict:
+    """Trains `model_config` on `data` (a `DataConfig`) for `train_steps` steps in `model_dir`.
+
+    Resumes from the latest checkpoint in `model_dir`. Returns the last metrics. `stop_after`
+    (tests) ends the loop early without the final save, as a crash would.
+    """
+    from flan_jax.data import BatchIterator
+
+    model_dir_path = pathlib.Path(model_dir)
+    import tasks  # noqa: F401
+    from tasks import registry
+
+    registry.get_task_or_mixture(data.mixture_or_task_name)  # fail before any work
+    if data.batch_size % accumulate_steps:
+        raise TrainingError(f"batch_size={data.batch_size} is not divisible by "
+                            f"accumulate_steps={accumulate_steps}.")
+
+    mesh = partitioning.make_mesh()
+    rules = partitioning.logical_axis_rules()
+    model = build_model(model_config)
+    tx, schedule = optim.build_optimizer()
+
+    dummy = jnp.ones((1, 8), jnp.int32)
+    init_args = (dummy, dummy) if model_config.family == "encoder_decoder" else (dummy,)
+    init_fn = lambda rng: model.init(rng, *init_args)["params"]  # noqa: E731
+    boxed = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
+    params_sh = partitioning.params_shardings(boxed, mesh, rules)
+    abstract_params = nn.meta.unbox(boxed)
+    abstract_opt = jax.eval_shape(tx.init, abstract_params)
+    opt_sh = partitioning.state_shardings_like(abstract_opt, abstract_params, params_sh, mesh)
+    repl = partitioning.replicated(mesh)
+    state_sh = TrainState(step=repl, params=params_sh, opt_state=opt_sh)
+    abstract_state = jax.tree_util.tree_map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        TrainState(jax.ShapeDtypeStruct((), jnp.int32), abstract_params, abstract_opt), state_sh)
+
+    manager = _checkpoint_manager(model_dir_path, keep_checkpoints, checkpoint_every,
+                                  async_checkpoints)
+    latest = manager.latest_step()
+    if latest is not None:
+        meta = manager.item_metadata(latest)["state"]
+        _check_compatible(getattr(meta, "params", None) or meta["params"], abstract_params,
+                          str(model_dir_path))
+        restored = manager.restore(latest, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+        state, start_batch = restored["state"], int(restored["data"]["position"])
+        logger.info("Resumed from step %d in %s.", latest, model_dir_path)
+    else:
+        with jax.set_mesh(mesh):
+            params = jax.jit(lambda r: nn.meta.unbox(init_fn(r)), out_shardings=params_sh)(
+                jax.random.PRNGKey(seed))
+        if init_checkpoint:
+            init_cfg = checkpoints.read_model_config(
+                pathlib.Path(init_checkpoint) / checkpoints.MODEL_GIN)
+            if init_cfg != model_config:
+                logger.warning("init_checkpoint's model.gin differs from the run's model config.")
+            saved = checkpoints.load_params(init_checkpoint, target=jax.tree_util.tree_map(
+                lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                abstract_params, params_sh)) if _shapes_match(init_checkpoint, abstract_params) \
+                else None
+            if saved is None:
+                raise TrainingError(f"init_checkpoint {init_checkpoint} has other parameter "
+                                    "shapes than the configured model; check the model gin.")
+            params = saved
+        opt_state = jax.jit(tx.init, out_shardings=opt_sh)(params)
+        state = TrainState(jax.device_put(jnp.zeros((), jnp.int32), repl), params, opt_state)
+        start_batch = 0
+
+    start_step = int(state.step)
+    if jax.process_index() == 0:
+        _write_run_files(model_dir_path, model_config, *_task_vocabulary(data.mixture_or_task_name))
+    batch_sh = partitioning.batch_sharding(mesh, rules)
+    batches = BatchIterator(data, model_config.family, batch_sh, start_batch=start_batch)
+
+    step_fn = make_train_step(model, tx, rules, z_loss=z_loss,
+                              loss_normalization=loss_normalization,
+                              accumulate_steps=accumulate_steps,
+                              dropout=model_config.dropout_rate > 0)
+    with jax.set_mesh(mesh):
+        jitted = jax.jit(step_fn, in_shardings=(state_sh, batch_sh, repl),
+                         out_shardings=(state_sh, repl), donate_argnums=(0,))
+
+    stop = {"signal": None}
+
+    def on_sigterm(signum, frame):  # preemption: finish the step, save, exit
+        stop["signal"] = signum
+
+    previous_handler = signal.signal(signal.SIGTERM, on_sigterm) \
+        if _in_main_thread() else None
+    writer = MetricsWriter(model_dir_path, enabled=jax.process_index() == 0)
+    n_params = count_params(abstract_params)
+    seq_len = sum(data.task_feature_lengths.values())
+    flops_per_token = train_flops_per_token(model_config, abstract_params, seq_len)
+    peak = peak_flops_per_device() * jax.device_count()
+    logger.info("Training %s parameters for %d steps on %d devices (mesh %s).",
+                f"{n_params:,}", train_steps, jax.device_count(), dict(mesh.shape))
+    rng = jax.random.PRNGKey(seed + 1)
+    last: dict = {}
+    window_start, window_tokens, window_steps = time.time(), 0.0, 0
+    run_start = time.time()
+    step = start_step
+    try:
+        while step < train_steps:
+            batch = next(batches)
+            with jax.set_mesh(mesh):
+                state, metrics = jitted(state, batch, rng)
+            step += 1
+            metrics = jax.device_get(metrics)
+            if not math.isfinite(float(metrics["loss"])):
+                raise TrainingError(
+                    f"loss is {float(metrics['loss'])} at step {step}; stopping. The last good "
+                    f"checkpoint (step {manager.latest_step()}) is kept in {model_dir_path}. "
+                    "Lower the learning rate or check the data.")
+            window_tokens += float(metrics["num_tokens"])
+            window_steps += 1
+            if step % log_every == 0 or step == train_steps:
+                elapsed = time.time() - window_start
+                tokens_per_sec = window_tokens / max(elapsed, 1e-9)
+                last = {"step": step, **{k: float(v) for k, v in metrics.items()},
+                        "learning_rate": float(schedule(step - 1)),
+                        "tokens_per_sec": tokens_per_sec,
+                        "step_time": elapsed / max(window_steps, 1),
+                        "mfu": tokens_per_sec * flops_per_token / peak}
+                writer.write(last)
+                _print_progress(last, step, train_steps, start_step, run_start)
+                window_start, window_tokens, window_steps = time.time(), 0.0, 0
+            manager.save(step, args=_save_args(state, batches))
+            if eval_fn is not None and eval_every and step % eval_every == 0:
+                eval_fn(state.params, step)
+            if stop["signal"] is not None:
+                manager.save(step, args=_save_args(state, batches), force=True)
+                manager.wait_until_finished()
+                print(f"Received signal {stop['signal']}: saved step {step} in {model_dir_path};"
+                      " rerun the same command to resume.", file=sys.stderr)
+                return last
+            if stop_after is not None and step >= stop_after:
+                manager.wait_until_finished()
+                return last
+        manager.save(step, args=_save_args(state, batches), force=True)
+        manager.wait_until_finished()
+    finally:
+        manager.wait_until_finished()
+        writer.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+    return last
+
+
+def _shapes_match(directory: str, abstract_params) -> bool:
+    with ocp.StandardCheckpointer() as ckptr:
+        meta = ckptr.metadata(pathlib.Path(directory).resolve() / checkpoints.PARAMS_DIR)
+    tree = getattr(meta, "item_metadata", meta)
+    return _shapes(tree) == _shapes(abstract_params)
+
+
+def _save_args(state: TrainState, batches) -> ocp.args.Composite:
+    return ocp.args.Composite(state=ocp.args.StandardSave(state),
+                              data=ocp.args.JsonSave(batches.state()))
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _print_progress(m: dict, step: int, total: int, start_step: int, run_start: float) -> None:
+    done = step - start_step
+    rate = done / max(time.time() - run_start, 1e-9)
+    eta = (total - step) / rate if rate > 0 else float("inf")
+    print(f"step {step}/{total}  loss {m['loss']:.4f}  acc {m['accuracy']:.3f}  "
+          f"lr {m['learning_rate']:.2e}  {m['tokens_per_sec']:,.0f} tok/s  "
+          f"MFU {100 * m['mfu']:.1f}%  ETA {_fmt_seconds(eta)}", flush=True)
+
+
+def _fmt_seconds(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class MetricsWriter:
+    """metrics.jsonl (one object per logging step) and TensorBoard event files."""
+
+    def __init__(self, model_dir: pathlib.Path, enabled: bool = True):
+        self.enabled = enabled
+        if not enabled:
+            return
+        model_dir.mkdir(parents=True, exist_ok=True)
+        self._file = open(model_dir / "metrics.jsonl", "a")
+        try:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(model_dir / "tensorboard" / "train"))
+        except ImportError:  # pragma: no cover - tensorboardX is a core dependency
+            self._tb = None
+
+    def write(self, metrics: dict) -> None:
+        if not self.enabled:
+            return
+        self._file.write(json.dumps(metrics) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for k, v in metrics.items():
+                if k != "step":
+                    self._tb.add_scalar(k, v, metrics["step"])
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._file.close()
+            if self._tb is not None:
+                self._tb.close()
+
+
+def main(argv: list[str]) -> int:
+    from flan_jax import config
+
+    parser = argparse.ArgumentParser(prog="flan-jax train", description=__doc__)
+    config.add_gin_flags(parser)
+    try:
+        bindings, rest = config.split_gin_bindings(argv)
+        args = parser.parse_args(rest)
+        if not args.gin_file:
+            parser.error("give at least one --gin_file (e.g. --gin_file=runs/demo.gin)")
+        config.parse_gin(args.gin_file, bindings, args.gin_search_paths)
+    except config.GinConfigError as e:
+        print(f"flan-jax train: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    initialize_distributed()
+    try:
+        train()
+    except TrainingError as e:
+        print(f"flan-jax train: {e}", file=sys.stderr)
+        return 1
+    except KeyError as e:  # unknown task or mixture from the registry
+        print(f"flan-jax train: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    return 0
