@@ -1,0 +1,207 @@
+"""`flan-jax infer`: score, rank or predict JSONL records with a checkpoint.
+
+  flan-jax infer --mode {score,rank,predict} --checkpoint DIR --input_file in.jsonl
+                 --output_file out.jsonl [--batch_size N] [--max_input_length N]
+                 [--max_target_length N] [--skip_bad_lines] [decoding flags]
+
+Each input line is a JSON object with "inputs" (a string) and, by mode:
+  score    "targets" (string)        -> adds "score" (summed target log-likelihood) and
+                                        "num_target_tokens"
+  rank     "options" (strings, >= 1) -> adds "scores" (one per option) and "prediction"
+                                        (the best option)
+  predict  nothing more              -> adds "prediction" (generated text)
+Output line k is input record k plus those fields; other keys pass through. Blank lines are
+ignored. A malformed line stops the run before any model work (exit 2) naming its line number,
+unless --skip_bad_lines, which skips and counts it.
+
+Runs resume: output lines already written are kept (a trailing partial line is cut) and the
+run continues with the next record, so an interrupted run finished later gives the same file as
+one uninterrupted run (sampling keys derive from --seed and the record's index).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Iterator
+
+MODES = ("score", "rank", "predict")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flan-jax infer", description=__doc__.split("\n\n")[0])
+    p.add_argument("--mode", choices=MODES, required=True)
+    p.add_argument("--checkpoint", required=True, help="a flan-jax model directory")
+    p.add_argument("--input_file", required=True)
+    p.add_argument("--output_file", required=True)
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--max_input_length", type=int, default=512)
+    p.add_argument("--max_target_length", type=int, default=128,
+                   help="targets and options are cut to this many tokens")
+    p.add_argument("--skip_bad_lines", action="store_true")
+    p.add_argument("--chunk_size", type=int, default=256,
+                   help="records processed and written per chunk")
+    p.add_argument("--rank_score", choices=("sum", "mean", "per_char"), default="sum",
+                   help="rank mode: summed, per-token or per-character log-likelihood")
+    g = p.add_argument_group("decoding (predict mode)")
+    g.add_argument("--method", choices=("greedy", "sample", "beam"), default="greedy")
+    g.add_argument("--max_new_tokens", type=int, default=None,
+                   help="default: --max_target_length")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--top_k", type=int, default=0)
+    g.add_argument("--top_p", type=float, default=1.0)
+    g.add_argument("--num_beams", type=int, default=4)
+    g.add_argument("--length_penalty", type=float, default=0.6)
+    g.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def check_record(line: str, mode: str) -> tuple[dict | None, str | None]:
+    """(record, None) for a valid line, (None, what is wrong) otherwise."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        return None, f"not valid JSON ({e.msg} at column {e.colno})"
+    if not isinstance(record, dict):
+        return None, f"expected a JSON object, got {type(record).__name__}"
+    required = {"score": ("inputs", "targets"), "rank": ("inputs", "options"),
+                "predict": ("inputs",)}[mode]
+    for key in required:
+        if key not in record:
+            return None, f"missing key {key!r} (mode {mode} needs {', '.join(required)})"
+    for key in ("inputs", "targets"):
+        if key in required and not isinstance(record[key], str):
+            return None, f"{key!r} must be a string, got {type(record[key]).__name__}"
+    if mode == "rank":
+        opts = record["options"]
+        if not isinstance(opts, list) or not all(isinstance(o, str) for o in opts):
+            return None, "'options' must be a list of strings"
+        if not opts:
+            return None, "'options' is empty: nothing to rank"
+    return record, None
+
+
+def _records(path: str, mode: str) -> Iterator[tuple[int, dict | None, str | None]]:
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                yield (lineno,) + check_record(line, mode)
+
+
+def _resume(path: str) -> int:
+    """Complete lines already in the output file; a trailing partial line is cut off."""
+    if not os.path.exists(path):
+        return 0
+    with open(path, "rb+") as f:
+        data = f.read()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            f.truncate(end)
+    return data[:end].count(b"\n")
+
+
+def _process(mode: str, args, model, params, vocab, records: list[dict], offset: int,
+             stats: dict) -> list[dict]:
+    from flan_jax import decoding, scoring
+
+    inputs = [r["inputs"] for r in records]
+    common = dict(batch_size=args.batch_size, max_input_length=args.max_input_length,
+                  stats=stats)
+    if mode == "score":
+        scored = scoring.score_texts(model, params, vocab, inputs,
+                                     [r["targets"] for r in records],
+                                     max_target_length=args.max_target_length, **common)
+        return [{**r, "score": s, "num_target_tokens": n} for r, (s, n) in zip(records, scored)]
+    if mode == "rank":
+        ranked = scoring.rank_classify(model, params, vocab, inputs,
+                                       [r["options"] for r in records], score=args.rank_score,
+                                       max_option_length=args.max_target_length, **common)
+        return [{**r, "scores": res.scores, "prediction": r["options"][res.prediction_index]}
+                for r, res in zip(records, ranked)]
+    texts = decoding.generate(
+        model, params, vocab, inputs,
+        max_new_tokens=args.max_new_tokens or args.max_target_length, method=args.method,
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        num_beams=args.num_beams, length_penalty=args.length_penalty, seed=args.seed,
+        example_offset=offset, **common)
+    return [{**r, "prediction": t} for r, t in zip(records, texts)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    err = lambda msg: print(f"flan-jax infer: {msg}", file=sys.stderr)  # noqa: E731
+    if not os.path.exists(args.input_file):
+        err(f"{args.input_file} does not exist.")
+        return 2
+
+    # Pass 1: validate every line before loading the model.
+    total, bad = 0, 0
+    for lineno, record, problem in _records(args.input_file, args.mode):
+        if problem is None:
+            total += 1
+            continue
+        if not args.skip_bad_lines:
+            err(f"{args.input_file}:{lineno}: {problem}. Fix the line or pass --skip_bad_lines.")
+            return 2
+        bad += 1
+
+    done = _resume(args.output_file)
+    if done > total:
+        err(f"{args.output_file} already has {done} lines but {args.input_file} has only "
+            f"{total} valid records; is it the output of another input file?")
+        return 2
+    stats: dict[str, int] = {}
+    if done < total:
+        from tqdm import tqdm
+
+        from flan_jax.checkpoints import load_model_dir
+        from flan_jax.models import build_model
+
+        try:
+            cfg, params, vocab = load_model_dir(args.checkpoint)
+        except (FileNotFoundError, ValueError) as e:
+            err(str(e))
+            return 2
+        model = build_model(cfg)
+        progress = tqdm(total=total, initial=done, desc=f"infer {args.mode}", unit="ex",
+                        file=sys.stderr, disable=None)
+        index, chunk = 0, []
+        with open(args.output_file, "a", encoding="utf-8") as out:
+            def flush():
+                results = _process(args.mode, args, model, params, vocab, chunk,
+                                   index - len(chunk), stats)
+                out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
+                out.flush()
+                progress.update(len(chunk))
+                chunk.clear()
+
+            for _, record, problem in _records(args.input_file, args.mode):
+                if problem is not None:
+                    continue
+                index += 1
+                if index <= done:
+                    continue
+                chunk.append(record)
+                if len(chunk) >= args.chunk_size:
+                    flush()
+            if chunk:
+                flush()
+        progress.close()
+
+    parts = [f"{total - done} records written to {args.output_file}"]
+    if done:
+        parts.append(f"{done} already there (resumed)")
+    if bad:
+        parts.append(f"{bad} bad lines skipped")
+    parts.append(f"{stats.get('inputs_truncated', 0)} inputs and "
+                 f"{stats.get('targets_truncated', 0)} targets/options truncated "
+                 f"(--max_input_length {args.max_input_length}, "
+                 f"--max_target_length {args.max_target_length})")
+    print("flan-jax infer: " + "; ".join(parts) + ".", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
