@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from t5.evaluation import metrics
 
-from tasks.flan2021.common import (COLLECTION, nth, qa_postprocess, source, t,
+from tasks.flan2021.common import (COLLECTION, graph_fields, nth, qa_postprocess, source, t,
                                    text_of_matching_label, turned)
 from tasks.spec import DatasetSpec
 
@@ -73,7 +73,7 @@ DATASETS: list[DatasetSpec] = [
             name=f"arc_{level.lower()}", collection=COLLECTION, cluster=CLUSTER,
             source=source(f"ai2_arc/ARC-{level}:1.0.0", train="train", validation="validation",
                           test="test"),
-            templates=ARC_TEMPLATES, fields_fn=_arc_fields, options_field="options",
+            templates=ARC_TEMPLATES, fields_fn=graph_fields(_arc_fields), options_field="options",
             metric_fns=[metrics.accuracy], eval_split="validation",
             display_name=f"ARC ({level})",
         )
@@ -82,7 +82,7 @@ DATASETS: list[DatasetSpec] = [
     DatasetSpec(
         name="natural_questions", collection=COLLECTION, cluster=CLUSTER,
         source=source("natural_questions_open:1.0.0", train="train", validation="validation"),
-        templates=OPEN_QA_TEMPLATES, fields_fn=_nq_fields, metric_fns=[metrics.squad],
+        templates=OPEN_QA_TEMPLATES, fields_fn=graph_fields(_nq_fields), metric_fns=[metrics.squad],
         postprocess_fn=qa_postprocess, eval_split="validation",
         display_name="Natural Questions",
     ),
@@ -90,7 +90,7 @@ DATASETS: list[DatasetSpec] = [
     DatasetSpec(
         name="trivia_qa", collection=COLLECTION, cluster=CLUSTER,
         source=source("trivia_qa/rc:1.1.0", train="train", validation="validation"),
-        templates=TRIVIA_QA_TEMPLATES, fields_fn=_trivia_qa_fields,
+        templates=TRIVIA_QA_TEMPLATES, fields_fn=graph_fields(_trivia_qa_fields),
         metric_fns=[metrics.trivia_qa], postprocess_fn=qa_postprocess, eval_split="validation",
         display_name="TriviaQA",
     ),

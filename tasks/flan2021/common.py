@@ -59,6 +59,16 @@ def held_out_source(name: str, count: int = 1000) -> TfdsSource:
 # ---- TF-op field helpers --------------------------------------------------------------------
 
 
+def graph_fields(fn):
+    """Marks a fields function as plain TF ops, so tf.data skips AutoGraph conversion.
+
+    Fields functions have no python control flow on tensors; converting them (and every helper
+    they call) each time a dataset is built costs more than the rest of building it.
+    """
+    return tf.autograph.experimental.do_not_convert(fn)
+
+
+
 def nth(values: Any, index: Any) -> tf.Tensor:
     """values[index] for a 1-D string tensor, or "" when `index` is out of range."""
     values = tf.reshape(tf.convert_to_tensor(values), [-1])

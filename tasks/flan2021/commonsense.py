@@ -9,7 +9,7 @@ from __future__ import annotations
 import tensorflow as tf
 from t5.evaluation import metrics
 
-from tasks.flan2021.common import COLLECTION, nth, source, t, turned
+from tasks.flan2021.common import COLLECTION, graph_fields, nth, source, t, turned
 from tasks.spec import DatasetSpec
 
 CLUSTER = "commonsense"
@@ -121,7 +121,7 @@ def _story_cloze_fields(ex):
 def _spec(name, display, src, fields_fn, templates, eval_split="validation"):
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER, source=src, templates=templates,
-        fields_fn=fields_fn, options_field="options", metric_fns=[metrics.accuracy],
+        fields_fn=graph_fields(fields_fn), options_field="options", metric_fns=[metrics.accuracy],
         eval_split=eval_split, display_name=display,
     )
 

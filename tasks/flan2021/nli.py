@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from t5.evaluation import metrics
 
-from tasks.flan2021.common import COLLECTION, label_text, source, t, turned
+from tasks.flan2021.common import COLLECTION, graph_fields, label_text, source, t, turned
 from tasks.spec import DatasetSpec
 
 CLUSTER = "nli"
@@ -102,7 +102,7 @@ def _qnli_fields(ex):
 def _nli(name, display, src, fields_fn, templates, options, eval_split="validation"):
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER, source=src, templates=templates,
-        fields_fn=fields_fn, options=options, metric_fns=[metrics.accuracy],
+        fields_fn=graph_fields(fields_fn), options=options, metric_fns=[metrics.accuracy],
         eval_split=eval_split, display_name=display,
     )
 

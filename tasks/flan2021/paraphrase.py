@@ -11,7 +11,7 @@ import tensorflow as tf
 from t5.data import postprocessors
 from t5.evaluation import metrics
 
-from tasks.flan2021.common import COLLECTION, label_text, source, t, turned
+from tasks.flan2021.common import COLLECTION, graph_fields, label_text, source, t, turned
 from tasks.spec import DatasetSpec
 
 CLUSTER = "paraphrase"
@@ -104,7 +104,7 @@ def _spec(name, display, src, fields_fn, templates, options=YES_NO,
           metric_fns=(metrics.accuracy,), postprocess_fn=None):
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER, source=src, templates=templates,
-        fields_fn=fields_fn, options=options, metric_fns=list(metric_fns),
+        fields_fn=graph_fields(fields_fn), options=options, metric_fns=list(metric_fns),
         postprocess_fn=postprocess_fn, eval_split="validation", display_name=display,
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from t5.evaluation import metrics
 
-from tasks.flan2021.common import COLLECTION, joined, source, t, turned
+from tasks.flan2021.common import COLLECTION, graph_fields, joined, source, t, turned
 from tasks.spec import DatasetSpec
 
 CLUSTER = "struct_to_text"
@@ -77,7 +77,7 @@ def _spec(name, display, tfds_name, fields_fn, templates):
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER,
         source=source(tfds_name, train="train", validation="validation", test="test"),
-        templates=templates, fields_fn=fields_fn, metric_fns=[metrics.rouge],
+        templates=templates, fields_fn=graph_fields(fields_fn), metric_fns=[metrics.rouge],
         eval_split="validation", display_name=display,
     )
 
