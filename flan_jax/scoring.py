@@ -15,8 +15,9 @@ Decoder-only (inputs and targets in one row; the logits at t predict token t+1):
                                    position 0 has nothing to predict it and is never scored
   decoder_causal_attention [b, L]  optional, prefix LMs: 1 on [bos] + inputs
 
-Conventions (`target_ids`): encoder-decoder targets end in EOS as seqio's `add_eos=True` makes
-them; decoder-only targets are plain continuations (as lm-evaluation-harness scores them).
+Conventions (`input_ids`, `target_ids`): encoder-decoder inputs and targets end in EOS as
+seqio's `add_eos=True` makes them; decoder-only prompts start with the vocabulary's BOS (when it
+has one) and targets are plain continuations (as lm-evaluation-harness scores them).
 Inputs longer than `max_input_length` are truncated, keeping the start for encoder-decoder (as
 seqio does) and the end next to the target for decoder-only (the BOS stays); targets keep their
 start. High-level functions count truncations in an optional `stats` dict.
@@ -69,18 +70,20 @@ def _count(stats: dict | None, key: str, n: int = 1) -> None:
 
 def input_ids(vocab, text: str, family: str, max_length: int | None,
               stats: dict | None = None) -> list[int]:
-    """Model input ids: encoder inputs, or the decoder-only prompt ([bos] + input)."""
+    """Model input ids: encoder inputs (+ EOS), or the decoder-only prompt ([bos] + input)."""
     ids = list(vocab.encode(text))
     bos = getattr(vocab, "bos_id", None)
     if family == "decoder_only" and bos is not None and (not ids or ids[0] != bos):
         ids = [bos] + ids
+    if family == "encoder_decoder":  # seqio's add_eos=True, as Flan-T5 was trained
+        ids.append(vocab.eos_id)
     if max_length is not None and len(ids) > max_length:
         _count(stats, "inputs_truncated")
         if family == "decoder_only":  # keep the end, next to the continuation; keep BOS
             head = [ids[0]] if bos is not None and ids[0] == bos else []
             ids = head + ids[len(ids) - (max_length - len(head)):]
-        else:
-            ids = ids[:max_length]
+        else:  # keep the start and the final EOS
+            ids = ids[:max_length - 1] + [ids[-1]]
     return ids
 
 

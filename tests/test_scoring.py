@@ -1,0 +1,137 @@
+"""Scoring: shared-input rank classification equals per-option scoring and the transformers
+reference; score choices, truncation counts and bad inputs."""
+
+import json
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flan_jax import scoring
+from flan_jax.models import TransformerConfig, build_model
+from flan_jax.vocab import ByteVocab
+
+VOCAB = ByteVocab()
+ENC_DEC = TransformerConfig(family="encoder_decoder", vocab_size=259, emb_dim=32, num_heads=4,
+                            head_dim=8, mlp_dim=48, num_encoder_layers=2, num_decoder_layers=2,
+                            relative_attention_num_buckets=8, relative_attention_max_distance=16)
+DEC_ONLY = TransformerConfig(family="decoder_only", vocab_size=259, emb_dim=32, num_heads=4,
+                             num_kv_heads=2, head_dim=8, mlp_dim=48, num_encoder_layers=0,
+                             num_decoder_layers=2, mlp_activation="silu")
+PREFIX_LM = TransformerConfig(**{**DEC_ONLY.__dict__, "prefix_lm": True})
+CONFIGS = {"encoder_decoder": ENC_DEC, "decoder_only": DEC_ONLY, "prefix_lm": PREFIX_LM}
+
+INPUTS = ["Is the sky blue?", "Pick a letter:", "What is the capital of France? Answer:", "ok"]
+OPTIONS = [["yes", "no"], ["a", "bb", "ccc", "dddd", "e"], [" Paris"], [" fine", "good"]]
+
+
+def tiny_model(cfg, seed=0):
+    model = build_model(cfg)
+    tokens = jnp.ones((1, 4), jnp.int32)
+    args = (tokens, tokens) if cfg.family == "encoder_decoder" else (tokens,)
+    return model, nn.meta.unbox(model.init(jax.random.PRNGKey(seed), *args)["params"])
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_shared_input_rank_equals_naive(name):
+    model, params = tiny_model(CONFIGS[name])
+    stats = {}
+    fast = scoring.rank_classify(model, params, VOCAB, INPUTS, OPTIONS, batch_size=3,
+                                 stats=stats)
+    slow = scoring.rank_classify_naive(model, params, VOCAB, INPUTS, OPTIONS, batch_size=8)
+    assert [len(r.scores) for r in fast] == [len(o) for o in OPTIONS]
+    for f, s, opts in zip(fast, slow, OPTIONS):
+        np.testing.assert_allclose(f.log_likelihoods, s.log_likelihoods, atol=1e-5, rtol=1e-5)
+        assert f.num_tokens == s.num_tokens
+        extra = 1 if name == "encoder_decoder" else 0  # EOS ends encoder-decoder targets
+        assert f.num_tokens == [len(o.encode()) + extra for o in opts]
+        assert f.prediction_index == s.prediction_index == int(np.argmax(f.scores))
+    assert stats == {}
+
+
+def test_score_choices_truncation_and_errors():
+    model, params = tiny_model(DEC_ONLY)
+    res = {score: scoring.rank_classify(model, params, VOCAB, INPUTS[:2], OPTIONS[:2],
+                                        score=score, batch_size=3)
+           for score in ("sum", "mean", "per_char")}
+    for i, opts in enumerate(OPTIONS[:2]):
+        ll, nt = res["sum"][i].log_likelihoods, res["sum"][i].num_tokens
+        np.testing.assert_allclose(res["mean"][i].scores, np.divide(ll, nt), rtol=1e-6)
+        np.testing.assert_allclose(res["per_char"][i].scores, [a / len(o) for a, o in
+                                                               zip(ll, opts)], rtol=1e-6)
+    stats = {}
+    scoring.rank_classify(model, params, VOCAB, ["x" * 40, "short"], [["a"], ["bcdefgh"]],
+                          max_input_length=16, max_option_length=4, stats=stats)
+    assert stats == {"inputs_truncated": 1, "targets_truncated": 1}
+    with pytest.raises(ValueError, match="example 1 has no options"):
+        scoring.rank_classify(model, params, VOCAB, ["a", "b"], [["x"], []])
+    with pytest.raises(ValueError, match="score="):
+        scoring.rank_classify(model, params, VOCAB, ["a"], [["x"]], score="max")
+
+
+# --- agreement with the transformers reference -------------------------------------------------
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+
+def converted(tmp_path, family):
+    """A tiny random transformers model saved, converted to a flan-jax dir with a byte vocab."""
+    from flan_jax import checkpoints
+    from flan_jax.convert.hf import convert
+
+    torch.manual_seed(0)
+    if family == "encoder_decoder":
+        hf = transformers.T5ForConditionalGeneration(transformers.T5Config(
+            vocab_size=259, d_model=24, d_ff=40, num_layers=2, num_heads=3, d_kv=8,
+            feed_forward_proj="gated-gelu", decoder_start_token_id=0, pad_token_id=0,
+            eos_token_id=1, relative_attention_num_buckets=8,
+            relative_attention_max_distance=20, tie_word_embeddings=False)).eval()
+    else:
+        hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+            vocab_size=259, hidden_size=32, intermediate_size=44, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5,
+            tie_word_embeddings=False)).eval()
+    src, dst = tmp_path / f"hf_{family}", tmp_path / f"model_{family}"
+    hf.save_pretrained(src)
+    convert(src, dst)
+    (dst / "vocab.json").write_text(json.dumps({"kind": "byte"}))
+    cfg, params, vocab = checkpoints.load_model_dir(dst)
+    return hf, build_model(cfg), params, vocab, dst
+
+
+def torch_loglik(hf, family, prompt_ids, target_ids):
+    with torch.no_grad():
+        if family == "encoder_decoder":
+            dec_in = [0] + target_ids[:-1]
+            logits = hf(input_ids=torch.tensor([prompt_ids]),
+                        decoder_input_ids=torch.tensor([dec_in])).logits[0]
+            logp = torch.log_softmax(logits.double(), -1)
+            return float(sum(logp[t, tok] for t, tok in enumerate(target_ids)))
+        seq = prompt_ids + target_ids
+        logits = hf(input_ids=torch.tensor([seq])).logits[0]
+        logp = torch.log_softmax(logits.double(), -1)
+        return float(sum(logp[len(prompt_ids) + j - 1, tok] for j, tok in enumerate(target_ids)))
+
+
+@pytest.mark.parametrize("family", ["encoder_decoder", "decoder_only"])
+def test_rank_and_loglik_match_transformers(tmp_path, family):
+    hf, model, params, vocab, _ = converted(tmp_path, family)
+    ranked = scoring.rank_classify(model, params, vocab, INPUTS, OPTIONS, batch_size=3)
+    for x, opts, res in zip(INPUTS, OPTIONS, ranked):
+        prompt = scoring.input_ids(vocab, x, family, None)
+        ref = [torch_loglik(hf, family, prompt, scoring.target_ids(vocab, o, family, None))
+               for o in opts]
+        np.testing.assert_allclose(res.log_likelihoods, ref, atol=1e-4, rtol=1e-5)
+        assert res.prediction_index == int(np.argmax(ref))
+    # target_log_likelihoods on a hand-built batch agrees too.
+    prompts = [scoring.input_ids(vocab, x, family, None) for x in INPUTS[:2]]
+    targets = [scoring.target_ids(vocab, o[0], family, None) for o in OPTIONS[:2]]
+    batch = (scoring.encdec_batch(prompts, targets) if family == "encoder_decoder"
+             else scoring.decoder_only_batch(prompts, targets))
+    ll, nt = scoring.target_log_likelihoods(model, params, batch)
+    ref = [torch_loglik(hf, family, p, t) for p, t in zip(prompts, targets)]
+    np.testing.assert_allclose(np.asarray(ll), ref, atol=1e-4, rtol=1e-5)
+    assert list(np.asarray(nt)) == [len(t) for t in targets]
