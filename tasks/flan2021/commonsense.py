@@ -18,7 +18,8 @@ STORY_CLOZE_MANUAL = (
     "StoryCloze 2016 needs a manual download: request the data at "
     "https://www.cs.rochester.edu/nlp/rocstories/, then save the Spring 2016 validation and test "
     "files as `cloze_test_val__spring2016.csv` and `cloze_test_test__spring2016.csv` in "
-    "~/tensorflow_datasets/downloads/manual/ (or pass --manual_dir to tfds)."
+    "DATA_DIR/downloads/manual/ (default ~/tensorflow_datasets/downloads/manual/; "
+    "`flan-jax data prepare --manual_dir DIR` points elsewhere)."
 )
 
 COPA_TEMPLATES = [

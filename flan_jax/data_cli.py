@@ -1,0 +1,194 @@
+"""`flan-jax data prepare MIXTURE_OR_TASK`: download and prepare the TFDS datasets a mixture reads.
+
+    flan-jax data prepare flan2021_heldout_nli_train [--data_dir DIR] [--manual_dir DIR]
+                          [--datasets rte,glue/mnli]
+
+MIXTURE_OR_TASK is any registered task or mixture, a collection ("flan2021"), or, for FLAN 2021,
+a cluster ("nli") or dataset ("rte"). Each TFDS dataset is prepared once however many tasks read
+it; failures do not stop the rest. The run ends with a table, one row per TFDS dataset: ready,
+needs manual download (which files go where), or failed (the reason). The exit status is 1 when
+any dataset failed. Datasets already prepared are left as they are (TFDS reuses them), so the
+command is safe to re-run after fixing a failure.
+
+Cost. Preparing all of FLAN 2021 is large: roughly a few hundred GB of disk under the TFDS data
+dir (plus downloads, which TFDS keeps in `DATA_DIR/downloads` and which can be deleted afterwards)
+and many hours, dominated by the translation corpora (WMT, ParaCrawl), TriviaQA and the
+summarization sets; the classification clusters (NLI, sentiment, paraphrase, commonsense) are a
+few GB and minutes to tens of minutes each. Some datasets need files you fetch yourself
+(StoryCloze, Newsroom, parts of WMT'16): the table says which and where they go. To prepare a
+subset, name a smaller mixture or a cluster (`flan-jax data prepare nli`), or filter with
+`--datasets` (our dataset names or TFDS names, comma-separated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import traceback
+from typing import Sequence
+
+READY = "ready"
+MANUAL = "needs manual download"
+FAILED = "failed"
+
+
+@dataclasses.dataclass
+class Row:
+    tfds_name: str
+    used_by: list[str]
+    manual_download: str | None = None
+    status: str = ""
+    detail: str = ""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flan-jax data", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    prep = sub.add_parser("prepare", help="download and prepare a mixture's TFDS datasets")
+    prep.add_argument("name", metavar="MIXTURE_OR_TASK")
+    prep.add_argument("--data_dir", default=None, help="TFDS data dir (default: TFDS's own)")
+    prep.add_argument("--manual_dir", default=None,
+                      help="where manually downloaded files are (default: DATA_DIR/downloads/"
+                           "manual)")
+    prep.add_argument("--datasets", default=None,
+                      help="comma-separated subset: our dataset names or TFDS names")
+    return p
+
+
+def specs_for(name: str) -> list:
+    """The DatasetSpecs a task, mixture, collection (or FLAN 2021 cluster/dataset) reads."""
+    import tasks  # noqa: F401 - registers the built-in collections
+    from tasks import registry
+
+    if name in registry.collection_names():
+        return list(registry.collection_info(name).specs)
+    try:
+        root = registry.get_task_or_mixture(name)
+    except registry.UnknownTaskError:
+        from tasks import flan2021  # cluster or dataset shorthand; else UnknownTaskError again
+
+        return flan2021.datasets_for_mixture(name)
+    wanted: dict[tuple[str, str], None] = {}
+    pending = [root]
+    while pending:
+        item = pending.pop()
+        if hasattr(item, "tasks") and not hasattr(item, "source"):  # a seqio.Mixture
+            pending.extend(item.tasks)
+            continue
+        info = registry.task_info(item.name)
+        wanted[(info.collection, info.dataset)] = None
+    specs = []
+    for collection in dict.fromkeys(c for c, _ in wanted):
+        for spec in registry.collection_info(collection).specs:
+            if (collection, spec.name) in wanted:
+                specs.append(spec)
+    return specs
+
+
+def rows_for(specs: Sequence, subset: Sequence[str] | None = None) -> list[Row]:
+    """One row per TFDS dataset (de-duplicated), keeping only `subset` when given."""
+    from tasks.spec import TfdsSource
+
+    rows: dict[str, Row] = {}
+    for spec in specs:
+        if not isinstance(spec.source, TfdsSource):
+            continue  # generated datasets need no preparation
+        name = spec.source.name
+        rows.setdefault(name, Row(name, [], spec.source.manual_download))
+        rows[name].used_by.append(spec.name)
+    if subset:
+        def matches(row: Row, item: str) -> bool:
+            return item in row.used_by or item in (row.tfds_name, row.tfds_name.split(":")[0])
+
+        unknown = [s for s in subset if not any(matches(r, s) for r in rows.values())]
+        if unknown:
+            raise ValueError(
+                f"--datasets: {', '.join(unknown)} not read by this mixture (it reads: "
+                f"{', '.join(sorted({n for r in rows.values() for n in r.used_by}))})."
+            )
+        rows = {k: r for k, r in rows.items() if any(matches(r, s) for s in subset)}
+    return list(rows.values())
+
+
+def _is_prepared(builder) -> bool:
+    return builder.is_prepared()
+
+
+def _has_files(directory) -> bool:
+    import os
+
+    directory = os.fspath(directory)
+    return os.path.isdir(directory) and bool(os.listdir(directory))
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def prepare(row: Row, data_dir: str | None, manual_dir: str | None) -> Row:
+    import tensorflow_datasets as tfds
+
+    manual = row.manual_download
+    try:
+        builder = tfds.builder(row.tfds_name, data_dir=data_dir)
+        if _is_prepared(builder):
+            row.status, row.detail = READY, f"already prepared in {builder.data_dir}"
+            return row
+        if manual and not _has_files(manual_dir or builder.data_dir_root / "downloads" / "manual"):
+            row.status, row.detail = MANUAL, manual
+            return row
+        config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+        builder.download_and_prepare(download_config=config)
+        row.status, row.detail = READY, str(builder.data_dir)
+    except Exception as e:  # noqa: BLE001 - one dataset's failure must not stop the others
+        looks_manual = isinstance(e, AssertionError) or "manual" in str(e).lower()
+        if manual and looks_manual:
+            row.status, row.detail = MANUAL, manual
+        else:
+            row.status, row.detail = FAILED, _one_line(e)
+            if not isinstance(e, (OSError, ConnectionError, AssertionError, ValueError)):
+                traceback.print_exc(limit=3, file=sys.stderr)
+    return row
+
+
+def table(rows: Sequence[Row]) -> str:
+    head = ("TFDS dataset", "used by", "status", "detail")
+    body = [(r.tfds_name, ",".join(r.used_by), r.status, r.detail) for r in rows]
+    widths = [max(len(x[i]) for x in [head] + body) for i in range(3)]
+    lines = []
+    for cells in [head] + body:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells[:3], widths)) + "  " + cells[3])
+    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * len(head[3]))
+    counts = {s: sum(r.status == s for r in rows) for s in (READY, MANUAL, FAILED)}
+    lines.append("")
+    lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        specs = specs_for(args.name)
+        subset = [s.strip() for s in args.datasets.split(",") if s.strip()] if args.datasets \
+            else None
+        rows = rows_for(specs, subset)
+    except (KeyError, ValueError) as e:
+        print(f"flan-jax data prepare: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    if not rows:
+        print(f"`{args.name}` reads no TFDS datasets: nothing to prepare.")
+        return 0
+    for i, row in enumerate(rows, 1):
+        print(f"[{i}/{len(rows)}] {row.tfds_name} (for {', '.join(row.used_by)}) ...", flush=True)
+        prepare(row, args.data_dir, args.manual_dir)
+        print(f"[{i}/{len(rows)}] {row.tfds_name}: {row.status}", flush=True)
+    print()
+    print(table(rows))
+    return 1 if any(r.status == FAILED for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
