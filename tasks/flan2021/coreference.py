@@ -15,7 +15,7 @@ import tensorflow as tf
 from t5.evaluation import metrics
 
 from tasks.flan2021 import helpers_part2 as h
-from tasks.flan2021.helpers_part2 import COLLECTION, t, ta
+from tasks.flan2021.helpers_part2 import COLLECTION, t
 from tasks.spec import DatasetSpec, TfdsSource
 
 CLUSTER = "coreference"

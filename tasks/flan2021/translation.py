@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from t5.evaluation import metrics
 
-from tasks.flan2021.helpers_part2 import COLLECTION, TFDS_MANUAL_DIR, held_out_source, t, tfds_source
+from tasks.flan2021.helpers_part2 import (
+    COLLECTION, TFDS_MANUAL_DIR, held_out_source, t, tfds_source,
+)
 from tasks.spec import DatasetSpec
 
 CLUSTER = "translation"
