@@ -52,17 +52,18 @@ def split_gin_bindings(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _known_selectors() -> list[str]:
-    names = []
-    for selector in gin.config._REGISTRY.get_all_matches(""):  # noqa: SLF001
-        names.append(selector.split(".")[-1])
-        configurable = gin.config._REGISTRY[selector]  # noqa: SLF001
-        try:
-            import inspect
+    """Every configurable's short name and its `name.parameter` pairs."""
+    import inspect
 
+    names = []
+    for selector, configurable in gin.config._REGISTRY.items():  # noqa: SLF001
+        short = selector.split(".")[-1]
+        names.append(short)
+        try:
             params = inspect.signature(configurable.wrapped).parameters
-            names += [f"{selector.split('.')[-1]}.{p}" for p in params]
         except (TypeError, ValueError):
-            pass
+            continue
+        names += [f"{short}.{p}" for p in params]
     return names
 
 

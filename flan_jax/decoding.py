@@ -12,9 +12,10 @@ Batch formats (int32, right-padded with 0):
                     "decoder_segment_ids": [b, Lp] (1 on prompt tokens, 0 on padding)}
                    Generated tokens take positions prompt_length, prompt_length + 1, ...
 
-Beam search follows t5x: 2 * num_beams candidates a step, EOS candidates move to a finished
-set scored by log-probability / ((5 + length) / 6) ** length_penalty, the rest stay alive; an
-example whose beams never finished returns its best alive beam.
+Beam search follows t5x and Hugging Face: 2 * num_beams candidates a step; EOS candidates
+ranked within the top num_beams move to a finished set scored by log-probability /
+((5 + length) / 6) ** length_penalty (GNMT), the best num_beams non-EOS candidates stay alive;
+an example whose beams never finished returns its best alive beam. One beam is greedy.
 """
 
 from __future__ import annotations
@@ -133,7 +134,10 @@ def _beam_loop(cache, logits, step, b, k, max_new_tokens, eos_id, alpha):
         beam, tok = top_idx // v, (top_idx % v).astype(jnp.int32)
         cand_seq = take(alive_seq, beam).at[:, :, i].set(tok)
         is_eos = tok == eos_id
-        new_fin = jnp.where(is_eos, top_lp / penalty(i + 1.0), -jnp.inf)
+        # Like Hugging Face: only EOS candidates ranked within the top k finish a hypothesis
+        # (so one beam is exactly greedy); all EOS candidates leave the alive set.
+        in_top_k = (jnp.arange(2 * k) < k)[None]
+        new_fin = jnp.where(is_eos & in_top_k, top_lp / penalty(i + 1.0), -jnp.inf)
         fin_score, f_idx = jax.lax.top_k(jnp.concatenate([fin_score, new_fin], 1), k)
         fin_seq = take(jnp.concatenate([fin_seq, cand_seq], 1), f_idx)
         alive_lp, a_idx = jax.lax.top_k(jnp.where(is_eos, -jnp.inf, top_lp), k)

@@ -153,8 +153,10 @@ def _checkpoint_manager(model_dir: pathlib.Path, keep: int, every: int, use_asyn
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, save_interval_steps=every, enable_async_checkpointing=use_async,
         create=True)
-    return ocp.CheckpointManager(model_dir.resolve() / checkpoints.STEPS_DIR, options=options,
-                                 item_names=("state", "data"))
+    return ocp.CheckpointManager(
+        model_dir.resolve() / checkpoints.STEPS_DIR, options=options,
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "data": ocp.JsonCheckpointHandler()})
 
 
 def _shapes(tree) -> dict:
@@ -252,8 +254,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     latest = manager.latest_step()
     if latest is not None:
         meta = manager.item_metadata(latest)["state"]
-        _check_compatible(getattr(meta, "params", None) or meta["params"], abstract_params,
-                          str(model_dir_path))
+        _check_compatible(meta["params"], abstract_params, str(model_dir_path))
         restored = manager.restore(latest, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
         state, start_batch = restored["state"], int(restored["data"]["position"])
@@ -311,7 +312,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     last: dict = {}
     window_start, window_tokens, window_steps = time.time(), 0.0, 0
     run_start = time.time()
-    step = start_step
+    step = last_saved = start_step
     try:
         while step < train_steps:
             batch = next(batches)
@@ -337,11 +338,13 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                 writer.write(last)
                 _print_progress(last, step, train_steps, start_step, run_start)
                 window_start, window_tokens, window_steps = time.time(), 0.0, 0
-            manager.save(step, args=_save_args(state, batches))
+            if manager.save(step, args=_save_args(state, batches)):
+                last_saved = step
             if eval_fn is not None and eval_every and step % eval_every == 0:
                 eval_fn(state.params, step)
             if stop["signal"] is not None:
-                manager.save(step, args=_save_args(state, batches), force=True)
+                if last_saved != step:
+                    manager.save(step, args=_save_args(state, batches), force=True)
                 manager.wait_until_finished()
                 print(f"Received signal {stop['signal']}: saved step {step} in {model_dir_path};"
                       " rerun the same command to resume.", file=sys.stderr)
@@ -349,7 +352,8 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
             if stop_after is not None and step >= stop_after:
                 manager.wait_until_finished()
                 return last
-        manager.save(step, args=_save_args(state, batches), force=True)
+        if last_saved != step:
+            manager.save(step, args=_save_args(state, batches), force=True)
         manager.wait_until_finished()
     finally:
         manager.wait_until_finished()

@@ -1,0 +1,171 @@
+"""Trainer behaviour on the offline synthetic suite: learning, sharding invariance, exact resume,
+preemption, gradient accumulation, multi-host agreement, and clear refusals."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from flan_jax import config
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+TINY = [
+    "TransformerConfig.emb_dim = 64", "TransformerConfig.num_heads = 2",
+    "TransformerConfig.head_dim = 16", "TransformerConfig.mlp_dim = 128",
+    "TRAIN_STEPS = 12", "BATCH_SIZE = 8", "TASK_FEATURE_LENGTHS = {'inputs': 64, 'targets': 16}",
+    "MIXTURE_OR_TASK_NAME = 'synthetic_heldout_nli_train'", "train.log_every = 1",
+    "train.checkpoint_every = 5", "learning_rate_schedule.warmup_steps = 0",
+    "learning_rate_schedule.base_learning_rate = 3e-3",
+]
+
+
+def _train(model_dir, *extra, files=("runs/demo.gin",)):
+    from flan_jax.train import train
+
+    config.parse_gin(list(files), TINY + [f"MODEL_DIR = '{model_dir}'", *extra])
+    train()
+    return _losses(model_dir)
+
+
+def _losses(model_dir):
+    rows = [json.loads(line) for line in (pathlib.Path(model_dir) / "metrics.jsonl").open()]
+    return {r["step"]: r["loss"] for r in rows}
+
+
+def test_loss_decreases_and_run_files_are_written(tmp_path):
+    losses = _train(tmp_path, "TRAIN_STEPS = 40")
+    first, last = np.mean([losses[s] for s in range(1, 6)]), np.mean(
+        [losses[s] for s in range(36, 41)])
+    assert last < 0.7 * first, (first, last)
+    gin_text = (tmp_path / "config.gin").read_text()
+    assert "synthetic_heldout_nli_train" in gin_text and "TRAIN_STEPS = 40" in gin_text
+    assert (tmp_path / "model.gin").exists() and (tmp_path / "vocab.json").exists()
+    row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    for key in ("step", "loss", "z_loss", "accuracy", "learning_rate", "grad_norm",
+                "tokens_per_sec", "mfu"):
+        assert key in row
+    assert list((tmp_path / "tensorboard" / "train").iterdir())
+    assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [30, 35, 40]
+
+
+def test_one_device_and_eight_devices_give_the_same_losses(tmp_path):
+    single = _train(tmp_path / "one", "make_mesh.num_devices = 1")
+    sharded = _train(tmp_path / "eight",
+                     "mesh_axes.axes = {'data': 2, 'fsdp': 2, 'tensor': 2}")
+    assert sorted(single) == sorted(sharded) == list(range(1, 13))
+    np.testing.assert_allclose([sharded[s] for s in single], list(single.values()), rtol=1e-5)
+
+
+def test_gradient_accumulation_equals_larger_batch(tmp_path):
+    whole = _train(tmp_path / "whole", "TRAIN_STEPS = 4")
+    accumulated = _train(tmp_path / "accum", "TRAIN_STEPS = 4", "train.accumulate_steps = 4")
+    np.testing.assert_allclose(list(accumulated.values()), list(whole.values()), rtol=1e-5)
+
+
+def test_incompatible_checkpoint_is_refused(tmp_path):
+    from flan_jax.train import TrainingError
+
+    _train(tmp_path, "TRAIN_STEPS = 5")
+    with pytest.raises(TrainingError, match="different model"):
+        _train(tmp_path, "TRAIN_STEPS = 6", "TransformerConfig.mlp_dim = 96")
+
+
+def test_unknown_binding_and_mixture_are_explained(tmp_path, capsys):
+    from flan_jax import train as train_lib
+
+    code = train_lib.main(["--gin_file=runs/demo.gin", "--gin.train.trian_steps=3",
+                           f"--gin.MODEL_DIR='{tmp_path}'"])
+    err = capsys.readouterr().err
+    assert code == 2 and "trian_steps" in err and "train_steps" in err
+    code = train_lib.main(["--gin_file=runs/demo.gin", f"--gin.MODEL_DIR='{tmp_path}'",
+                           "--gin.MIXTURE_OR_TASK_NAME='synthetic_heldout_nil_train'"])
+    err = capsys.readouterr().err
+    assert code == 2 and "synthetic_heldout_nli_train" in err
+    assert not (tmp_path / "checkpoints").exists()
+
+
+# --- subprocess tests: real signals and real processes --------------------------------------
+
+def _cli(model_dir, *extra, env=None):
+    args = [sys.executable, "-m", "flan_jax.cli", "train", "--gin_file=runs/demo.gin",
+            f"--gin.MODEL_DIR='{model_dir}'"] + [f"--gin.{b.replace(' = ', '=', 1)}" for b in
+                                                  TINY + list(extra)]
+    full_env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+                "JAX_PLATFORMS": "cpu", **(env or {})}
+    return subprocess.Popen(args, cwd=REPO, env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_step(model_dir, step, proc, timeout=240):
+    target = pathlib.Path(model_dir) / "checkpoints" / str(step)
+    start = time.time()
+    while time.time() - start < timeout:
+        if target.is_dir() and not any(p.name.endswith(".orbax-checkpoint-tmp")
+                                       for p in target.parent.iterdir()):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"trainer exited early:\n{proc.stdout.read()}")
+        time.sleep(0.2)
+    raise AssertionError(f"no checkpoint {step} after {timeout}s")
+
+
+@pytest.mark.slow
+def test_sigkill_after_checkpoint_then_resume_gives_identical_losses(tmp_path):
+    reference = _cli(tmp_path / "ref", "TRAIN_STEPS = 20")
+    assert reference.wait(timeout=300) == 0, reference.stdout.read()
+    proc = _cli(tmp_path / "run", "TRAIN_STEPS = 20", "train.async_checkpoints = False")
+    _wait_for_step(tmp_path / "run", 10, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = _cli(tmp_path / "run", "TRAIN_STEPS = 20")
+    out = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, out
+    ref, run = _losses(tmp_path / "ref"), _losses(tmp_path / "run")
+    first_resumed = min(s for s in range(11, 21) if s in run)
+    assert first_resumed <= 16  # it resumed from a checkpoint, not from scratch
+    for step in range(first_resumed, 21):
+        assert run[step] == ref[step], (step, run[step], ref[step])
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint(tmp_path):
+    proc = _cli(tmp_path, "TRAIN_STEPS = 1000", "train.checkpoint_every = 1000")
+    deadline = time.time() + 240
+    metrics = tmp_path / "metrics.jsonl"
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count(
+            "\n") >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out
+    steps = [int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
+    assert steps and "saved step" in out
+    assert max(steps) >= 3
+
+
+@pytest.mark.slow
+def test_two_processes_agree_with_one_process_on_eight_devices(tmp_path):
+    common = ["TRAIN_STEPS = 4", "DataConfig.host_data = 'slice'",
+              "mesh_axes.axes = {'data': 2, 'fsdp': 2, 'tensor': 2}",
+              "train.async_checkpoints = False"]
+    single = _cli(tmp_path / "single", *common)
+    assert single.wait(timeout=300) == 0, single.stdout.read()
+    port = 23456 + os.getpid() % 1000
+    procs = [_cli(tmp_path / "multi", *common, "initialize_distributed.cpu_collectives = True",
+                  env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+                       "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+                       "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)}) for i in range(2)]
+    outs = [p.communicate(timeout=400)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    single_losses, multi_losses = _losses(tmp_path / "single"), _losses(tmp_path / "multi")
+    assert sorted(multi_losses) == [1, 2, 3, 4]
+    np.testing.assert_allclose([multi_losses[s] for s in single_losses],
+                               list(single_losses.values()), rtol=1e-5)
