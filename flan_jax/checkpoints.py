@@ -68,7 +68,15 @@ def save_params(directory: str | os.PathLike, params) -> None:
 def load_params(directory: str | os.PathLike, target=None):
     """Restores `directory/params`; `target` (arrays or ShapeDtypeStructs with shardings)
     places the result, otherwise it lands on the default device."""
-    path = pathlib.Path(directory).resolve() / PARAMS_DIR
+    return _restore(pathlib.Path(directory).resolve() / PARAMS_DIR, target)
+
+
+def restore_params_from_step(step_dir: pathlib.Path):
+    """The parameters of a training run's saved step (the optimizer state is not kept)."""
+    return _restore(pathlib.Path(step_dir).resolve() / "state")["params"]
+
+
+def _restore(path: pathlib.Path, target=None):
     with ocp.StandardCheckpointer() as ckptr:
         if target is None:
             meta = ckptr.metadata(path)
@@ -105,8 +113,6 @@ def load_model_dir(directory: str | os.PathLike):
         step_dir = latest_step_dir(directory)
         if step_dir is None:
             raise FileNotFoundError(f"{directory} has neither {PARAMS_DIR}/ nor saved steps.")
-        from flan_jax.train_state_io import restore_params_from_step
-
         params = restore_params_from_step(step_dir)
     params = jax.tree_util.tree_map(np.asarray, params)
     return cfg, params, load_vocab(directory)

@@ -97,8 +97,10 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
     """Clears gin, then parses files and bindings, with errors that name the file and suggest
     close matches."""
     gin.clear_config()
-    for path in [*search_paths, str(GIN_DIR), os.getcwd()]:
-        gin.add_config_file_search_path(path)
+    # gin logs an error for every search-path miss; look where the files are first.
+    prefixes = gin.config._LOCATION_PREFIXES  # noqa: SLF001
+    prefixes[:] = [*search_paths, str(GIN_DIR)] + [p for p in prefixes
+                                                  if p not in (*search_paths, str(GIN_DIR))]
     files = [resolve_gin_file(f, search_paths) for f in gin_files]
     _register_configurables()
     try:
@@ -116,6 +118,7 @@ def _register_configurables() -> None:
     import flan_jax.optim  # noqa: F401
     import flan_jax.partitioning  # noqa: F401
     import flan_jax.data  # noqa: F401
+    import flan_jax.evaluate  # noqa: F401
     import flan_jax.train  # noqa: F401
 
     try:  # task collections (and t5's configurables) register before gin locks

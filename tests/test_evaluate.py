@@ -1,0 +1,82 @@
+"""Evaluation of a tiny trained model on the synthetic suite: report, clusters, metrics."""
+
+import json
+
+import pytest
+from t5.evaluation import metrics as t5_metrics
+
+from flan_jax import config
+
+from tests.test_train import TINY
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory):
+    from flan_jax.train import train
+
+    model_dir = tmp_path_factory.mktemp("evalrun")
+    config.parse_gin(["runs/demo.gin"], TINY + [f"MODEL_DIR = '{model_dir}'", "TRAIN_STEPS = 6"])
+    train()
+    return model_dir
+
+
+def test_report_covers_every_cluster_and_matches_t5_metrics(trained_dir):
+    import seqio
+
+    from flan_jax import checkpoints
+    from flan_jax.evaluate import evaluate, predict_task
+    from flan_jax.models import build_model
+    from tasks import registry
+
+    config.parse_gin(["runs/eval.gin"], [f"CHECKPOINT_PATH = '{trained_dir}'",
+                                         "TRAIN_MIXTURE = 'synthetic_heldout_nli_train'",
+                                         "evaluate.max_examples_per_task = 3"])
+    report = evaluate()
+    clusters = registry.collection_info("synthetic").clusters
+    assert set(report["clusters"]) == set(clusters)
+    assert report["held_out_clusters"] == ["nli"]
+    assert [c for c, r in report["clusters"].items() if r["held_out"]] == ["nli"]
+    written = json.loads((trained_dir / "eval" / "report.json").read_text())
+    assert written["clusters"] == report["clusters"]
+    assert (trained_dir / "eval" / "clusters.png").stat().st_size > 1000
+    assert "| nli | yes |" in (trained_dir / "eval" / "report.md").read_text()
+
+    # The task's numbers are t5.evaluation.metrics on the same predictions.
+    cfg, params, vocab = checkpoints.load_model_dir(trained_dir)
+    model = build_model(cfg)
+    for name in ("synthetic_fact_nli_t0_rank", "synthetic_reverse_word_t1_eval"):
+        examples, predictions = predict_task(
+            name, model, params, vocab, max_examples=3, batch_size=64, max_input_length=256,
+            max_new_tokens=32, rank_score="sum", decoding={"method": "greedy"}, stats={})
+        targets = [ex["targets_pretokenized"].decode() for ex in examples]
+        expected = t5_metrics.accuracy(targets, predictions)["accuracy"]
+        assert report["tasks"][name]["metrics"]["accuracy"] == pytest.approx(expected)
+        if name.endswith("_rank"):
+            assert all(p in [o.decode() for o in ex["options"]]
+                       for p, ex in zip(predictions, examples))
+    # A dataset's score is the mean of its rank templates (classification).
+    ds = report["datasets"]["fact_nli"]
+    rank_scores = [t["score"] for n, t in report["tasks"].items()
+                   if t["dataset"] == "fact_nli" and t["kind"] == "rank"]
+    assert ds["method"] == "rank" and ds["score"] == pytest.approx(sum(rank_scores) /
+                                                                    len(rank_scores))
+    assert ds["best_template"] == pytest.approx(max(rank_scores))
+
+
+def test_rank_example_without_options_is_named(trained_dir, monkeypatch):
+    from flan_jax import checkpoints, evaluate as ev
+    from flan_jax.models import build_model
+
+    real = ev._examples
+
+    def no_options(task, split, limit):
+        rows = real(task, split, limit)
+        rows[1] = {**rows[1], "options": []}
+        return rows
+
+    monkeypatch.setattr(ev, "_examples", no_options)
+    cfg, params, vocab = checkpoints.load_model_dir(trained_dir)
+    with pytest.raises(ValueError, match="synthetic_fact_nli_t0_rank: example 1 has no options"):
+        ev.predict_task("synthetic_fact_nli_t0_rank", build_model(cfg), params, vocab,
+                        max_examples=3, batch_size=8, max_input_length=64, max_new_tokens=4,
+                        rank_score="sum", decoding={}, stats={})
