@@ -12,7 +12,7 @@ PROMPTS = ["hello there", "a", "what is the capital of France?"]
 STEPS = 6
 
 
-def setup(name):
+def make(name):
     model, params = tiny_model(CONFIGS[name])
     ids = [VOCAB.encode(p) for p in PROMPTS]
     if model.config.family == "encoder_decoder":
@@ -26,7 +26,7 @@ def greedy(model, params, batch, **kw):
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_greedy_with_cache_equals_no_cache(name):
-    model, params, batch = setup(name)
+    model, params, batch = make(name)
     cached = greedy(model, params, batch)
     reference = decoding.greedy_no_cache(model, params, batch, STEPS)[:3]
     np.testing.assert_array_equal(cached, reference)
@@ -35,7 +35,7 @@ def test_greedy_with_cache_equals_no_cache(name):
 
 @pytest.mark.parametrize("name", ["encoder_decoder", "decoder_only"])
 def test_one_beam_and_top_k_one_equal_greedy(name):
-    model, params, batch = setup(name)
+    model, params, batch = make(name)
     expected = greedy(model, params, batch)
     np.testing.assert_array_equal(
         greedy(model, params, batch, method="beam", num_beams=1, length_penalty=0.0), expected)
@@ -47,7 +47,7 @@ def test_one_beam_and_top_k_one_equal_greedy(name):
 
 @pytest.mark.parametrize("name", ["encoder_decoder", "decoder_only"])
 def test_eos_stops_an_example(name):
-    model, params, batch = setup(name)
+    model, params, batch = make(name)
     plain = greedy(model, params, batch)
     eos = int(plain[0, 2])  # pretend the third token of example 0 is EOS
     for method in ("greedy", "beam"):
@@ -62,7 +62,7 @@ def test_eos_stops_an_example(name):
 
 
 def test_beam_search_and_sampling_run_batched():
-    model, params, batch = setup("decoder_only")
+    model, params, batch = make("decoder_only")
     beams = greedy(model, params, batch, method="beam", num_beams=3, length_penalty=0.6)
     assert beams.shape == (3, STEPS)
     texts = decoding.generate(model, params, VOCAB, PROMPTS, max_new_tokens=STEPS,
