@@ -187,7 +187,10 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     """Evaluates a model directory on tasks; returns the report (also written to disk).
 
     Held-out clusters are `held_out_clusters`, or those absent from `train_mixture`.
-    `params` (with `step`) evaluates in-memory parameters, as the trainer's hook does.
+    `params` (with `step`) evaluates in-memory parameters: during training, bind
+    `train.eval_fn = @evaluate`, `train.eval_every = N` and `evaluate.checkpoint_path =
+    %MODEL_DIR` (its model.gin and vocab.json are written when training starts); reports go to
+    MODEL_DIR/eval/step_N/.
     """
     import tasks  # noqa: F401
     from flan_jax import checkpoints
@@ -199,6 +202,8 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     params = loaded if params is None else params
     model = build_model(cfg)
     out_dir = pathlib.Path(output_dir or pathlib.Path(checkpoint_path) / "eval")
+    if params is not None and step is not None:  # evaluation during training
+        out_dir = out_dir / f"step_{step}"
     out_dir.mkdir(parents=True, exist_ok=True)
     if held_out_clusters is None:
         held_out = set()

@@ -212,7 +212,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
           z_loss: float = 1e-4, loss_normalization: str | float = "tokens",
           accumulate_steps: int = 1, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
           async_checkpoints: bool = True, log_every: int = 10, init_checkpoint: str | None = None,
-          eval_every: int | None = None, eval_fn: Callable | None = None,
+          eval_every: int | None = None, eval_fn: Callable | None = None,  # e.g. @evaluate
           stop_after: int | None = None) -> dict:
     """Trains `model_config` on `data` (a `DataConfig`) for `train_steps` steps in `model_dir`.
 
@@ -341,7 +341,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
             if manager.save(step, args=_save_args(state, batches)):
                 last_saved = step
             if eval_fn is not None and eval_every and step % eval_every == 0:
-                eval_fn(state.params, step)
+                eval_fn(params=state.params, step=step)
             if stop["signal"] is not None:
                 if last_saved != step:
                     manager.save(step, args=_save_args(state, batches), force=True)
