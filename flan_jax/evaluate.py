@@ -198,8 +198,13 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     from tasks import registry
 
     task_names = expand_tasks(mixtures)
-    cfg, loaded, vocab = checkpoints.load_model_dir(checkpoint_path)
-    params = loaded if params is None else params
+    if params is None:
+        cfg, params, vocab = checkpoints.load_model_dir(checkpoint_path)
+    else:  # in-memory parameters (training): only the config and vocabulary come from disk
+        from flan_jax.vocab import load_vocab
+
+        cfg = checkpoints.read_model_config(pathlib.Path(checkpoint_path) / checkpoints.MODEL_GIN)
+        vocab = load_vocab(checkpoint_path)
     model = build_model(cfg)
     out_dir = pathlib.Path(output_dir or pathlib.Path(checkpoint_path) / "eval")
     if params is not None and step is not None:  # evaluation during training
