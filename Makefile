@@ -8,7 +8,7 @@ export JAX_PLATFORMS ?= cpu
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 PYTEST_ARGS ?=
 
-.PHONY: install test test-all demo bench clean
+.PHONY: install test test-slow test-all demo bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,9 @@ $(STAMP): requirements.txt requirements-nodeps.txt setup.py
 
 test: install
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS) tests
 
 test-all: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests

@@ -80,3 +80,18 @@ def test_rank_example_without_options_is_named(trained_dir, monkeypatch):
         ev.predict_task("synthetic_fact_nli_t0_rank", build_model(cfg), params, vocab,
                         max_examples=3, batch_size=8, max_input_length=64, max_new_tokens=4,
                         rank_score="sum", decoding={}, stats={})
+
+
+def test_evaluation_every_n_steps_during_training(tmp_path):
+    from flan_jax.train import train
+
+    config.parse_gin(["runs/demo.gin", "runs/eval.gin"], TINY + [
+        f"MODEL_DIR = '{tmp_path}'", "TRAIN_STEPS = 4", "train.eval_every = 2",
+        "train.eval_fn = @evaluate", "CHECKPOINT_PATH = %MODEL_DIR",
+        "EVAL_MIXTURES = ['synthetic_fact_nli_t0_rank', 'synthetic_reverse_word_t0_eval']",
+        "evaluate.max_examples_per_task = 2"])
+    train()
+    for step in (2, 4):
+        report = json.loads((tmp_path / "eval" / f"step_{step}" / "report.json").read_text())
+        assert report["step"] == step
+        assert set(report["clusters"]) == {"nli", "string"}
