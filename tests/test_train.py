@@ -169,3 +169,26 @@ def test_two_processes_agree_with_one_process_on_eight_devices(tmp_path):
     assert sorted(multi_losses) == [1, 2, 3, 4]
     np.testing.assert_allclose([multi_losses[s] for s in single_losses],
                                list(single_losses.values()), rtol=1e-5)
+
+
+def test_non_finite_loss_stops_naming_the_step(tmp_path):
+    from flan_jax.train import TrainingError
+
+    with pytest.raises(TrainingError, match="at step 1"):
+        _train(tmp_path, "train.z_loss = 1e999")
+    assert not any(p.name.isdigit() for p in (tmp_path / "checkpoints").iterdir())
+
+
+def test_fine_tuning_starts_from_a_converted_checkpoint(tmp_path):
+    import shutil
+
+    from flan_jax import checkpoints
+
+    scratch = _train(tmp_path / "base", "TRAIN_STEPS = 15")
+    exported = tmp_path / "exported"
+    exported.mkdir()
+    params = checkpoints.restore_params_from_step(checkpoints.latest_step_dir(tmp_path / "base"))
+    checkpoints.save_params(exported, params)
+    shutil.copy(tmp_path / "base" / "model.gin", exported / "model.gin")
+    tuned = _train(tmp_path / "tuned", "TRAIN_STEPS = 1", f"INIT_CHECKPOINT = '{exported}'")
+    assert tuned[1] < scratch[1] - 0.5  # starts where the base run got to, not from scratch
