@@ -64,26 +64,11 @@ def specs_for(name: str) -> list:
     if name in registry.collection_names():
         return list(registry.collection_info(name).specs)
     try:
-        root = registry.get_task_or_mixture(name)
+        return registry.dataset_specs(name)
     except registry.UnknownTaskError:
         from tasks import flan2021  # cluster or dataset shorthand; else UnknownTaskError again
 
         return flan2021.datasets_for_mixture(name)
-    wanted: dict[tuple[str, str], None] = {}
-    pending = [root]
-    while pending:
-        item = pending.pop()
-        if hasattr(item, "tasks") and not hasattr(item, "source"):  # a seqio.Mixture
-            pending.extend(item.tasks)
-            continue
-        info = registry.task_info(item.name)
-        wanted[(info.collection, info.dataset)] = None
-    specs = []
-    for collection in dict.fromkeys(c for c, _ in wanted):
-        for spec in registry.collection_info(collection).specs:
-            if (collection, spec.name) in wanted:
-                specs.append(spec)
-    return specs
 
 
 def rows_for(specs: Sequence, subset: Sequence[str] | None = None) -> list[Row]:

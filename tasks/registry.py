@@ -13,6 +13,7 @@ register_collection(specs, *, exclusions=(), vocabulary=None, cluster_order=None
 task_info(name) -> TaskInfo               what a task is: collection, cluster, dataset, kind ...
 collection_info(collection) -> CollectionInfo   clusters, datasets per cluster, mixture names
 mixture_clusters(mixture_name) -> tuple[str, ...]   clusters whose tasks a mixture holds
+dataset_specs(name) -> list[DatasetSpec]  the datasets a task or mixture reads
 get_task_or_mixture(name) -> seqio.Task | seqio.Mixture   UnknownTaskError with close matches
 task_names(collection=None), mixture_names(collection=None), collection_names() -> list[str]
 record_problems() -> dict[(collection, dataset, split, problem), count]   dropped bad records
@@ -187,6 +188,23 @@ def mixture_clusters(mixture_name: str) -> tuple[str, ...]:
     if mixture_name in _TASKS:
         return (_TASKS[mixture_name].cluster,)
     raise _unknown(mixture_name)
+
+
+def dataset_specs(name: str) -> list[DatasetSpec]:
+    """The DatasetSpecs a registered task or mixture reads (nested mixtures included), in
+    collection order."""
+    wanted: set[tuple[str, str]] = set()
+    pending = [get_task_or_mixture(name)]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, seqio.Mixture):
+            pending.extend(item.tasks)
+            continue
+        info = task_info(item.name)
+        wanted.add((info.collection, info.dataset))
+    return [spec for collection in collection_names()
+            for spec in collection_info(collection).specs
+            if (collection, spec.name) in wanted]
 
 
 def get_task_or_mixture(name: str) -> seqio.Task | seqio.Mixture:

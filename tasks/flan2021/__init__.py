@@ -105,17 +105,7 @@ def datasets_for_mixture(name: str) -> list[DatasetSpec]:
         return [spec(name)]
     from tasks import registry  # unknown names raise UnknownTaskError with close matches
 
-    wanted: set[str] = set()
-    pending = [registry.get_task_or_mixture(name)]
-    while pending:
-        item = pending.pop()
-        if hasattr(item, "tasks") and not hasattr(item, "source"):  # a seqio.Mixture
-            pending.extend(item.tasks)
-            continue
-        info = registry.task_info(item.name)
-        if info.collection == COLLECTION:
-            wanted.add(info.dataset)
-    return [s for s in SPECS if s.name in wanted]
+    return [s for s in registry.dataset_specs(name) if s.collection == COLLECTION]
 
 
 def tfds_sources(specs: Sequence[DatasetSpec]) -> list[TfdsSource]:
