@@ -11,7 +11,7 @@ from flan_jax.models.decoder_only import DecoderOnly
 from flan_jax.models.encoder_decoder import EncoderDecoder
 
 __all__ = ["TransformerConfig", "EncoderDecoder", "DecoderOnly", "build_model", "count_params",
-           "init_cache"]
+           "init_cache", "init_prompt"]
 
 
 def build_model(config: TransformerConfig) -> nn.Module:
@@ -25,11 +25,15 @@ def count_params(params) -> int:
 
 def init_cache(model: nn.Module, params, batch_size: int, max_length: int,
                encoder_length: int = 1):
-    """An empty KV cache (the "cache" collection) for `max_length` decoder tokens."""
+    """An empty KV cache (the "cache" collection) for `max_length` decoder tokens.
+
+    A decoder-only model with a soft prompt gets `prompt_length` more slots, the prompt already
+    written into them (the cache index starts after it)."""
     import jax.numpy as jnp
 
     cfg = model.config
-    tokens = jnp.zeros((batch_size, max_length), jnp.int32)
+    n_prompt = cfg.prompt_length if cfg.family == "decoder_only" else 0
+    tokens = jnp.zeros((batch_size, max_length + n_prompt), jnp.int32)
     positions = jnp.zeros_like(tokens)
     if cfg.family == "encoder_decoder":
         encoded = jnp.zeros((batch_size, encoder_length, cfg.emb_dim), cfg.compute_dtype)
@@ -44,4 +48,32 @@ def init_cache(model: nn.Module, params, batch_size: int, max_length: int,
             return model.apply({"params": p}, tokens, decoder_positions=positions, decode=True,
                                mutable=["cache"])
     _, variables = jax.eval_shape(shape_fn, params)
-    return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), variables["cache"])
+    cache = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), variables["cache"])
+    if n_prompt:
+        _, state = model.apply({"params": params, "cache": cache}, tokens[:, :1], decode=True,
+                               prompt_only=True, mutable=["cache"])
+        cache = state["cache"]
+    return cache
+
+
+# Prompt tuning (Lester et al., 2021) initialises the prompt from embeddings of common tokens;
+# SentencePiece orders pieces by frequency, so the first ids are the common ones.
+_PROMPT_VOCAB_RANGE = (3, 5000)  # skip pad, EOS, UNK
+
+
+def init_prompt(config: TransformerConfig, embedding, seed: int = 0) -> np.ndarray:
+    """The initial soft prompt [prompt_length, emb_dim] from a (frozen) token embedding table.
+
+    "vocab": rows of the table at ids sampled (without replacement where the range allows)
+    from the first 5000 non-special ids; "random": normal with the table's standard deviation.
+    """
+    table = np.asarray(embedding, np.float32)
+    n, rng = config.prompt_length, np.random.default_rng(seed)
+    if config.prompt_init == "vocab":
+        lo, hi = _PROMPT_VOCAB_RANGE
+        lo, hi = (lo, min(hi, table.shape[0])) if table.shape[0] > lo else (0, table.shape[0])
+        ids = rng.choice(np.arange(lo, hi), size=n, replace=n > hi - lo)
+        prompt = table[ids]
+    else:
+        prompt = rng.normal(0.0, float(table.std()), size=(n, table.shape[1]))
+    return prompt.astype(np.asarray(embedding).dtype)

@@ -56,6 +56,12 @@ class TransformerConfig:
     # Rematerialisation: "none", "full" (recompute each layer), "dots" (save matmul outputs),
     # "dots_no_batch" (save matmuls without a batch dimension).
     remat_policy: str = "none"
+    # Prompt tuning: a trainable soft prompt of this many vectors is prepended to the encoder
+    # inputs (encoder-decoder) or to the sequence (decoder-only); 0 = no prompt.
+    prompt_length: int = 0
+    # How training initialises the prompt from the frozen base: "vocab" (rows of the token
+    # embedding table at sampled ids) or "random" (normal, the table's standard deviation).
+    prompt_init: str = "vocab"
 
     @property
     def kv_heads(self) -> int:
@@ -78,6 +84,10 @@ class TransformerConfig:
             raise ValueError(
                 f"num_heads={self.num_heads} must be a multiple of num_kv_heads={self.kv_heads}."
             )
+        if self.prompt_length < 0:
+            raise ValueError(f"prompt_length={self.prompt_length} must be >= 0 (0 = no prompt).")
+        if self.prompt_init not in ("vocab", "random"):
+            raise ValueError(f"prompt_init={self.prompt_init!r}: use 'vocab' or 'random'.")
         if self.mlp_activation not in ("gelu", "relu", "silu", "gelu_exact"):
             raise ValueError(
                 f"mlp_activation={self.mlp_activation!r}: use gelu, gelu_exact, relu or silu."

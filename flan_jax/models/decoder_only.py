@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from flan_jax.models.config import TransformerConfig
 from flan_jax.models.layers import (Attention, DenseGeneral, Embed, Mlp, RMSNorm, constrain,
-                                    maybe_remat)
+                                    maybe_remat, prepend_prompt, soft_prompt)
 
 Array = jax.Array
 
@@ -43,6 +43,13 @@ class DecoderOnly(nn.Module):
 
     Segment ids default to `decoder_input_tokens > 0` only when no explicit ids are given; pass
     them whenever the pad id can occur as a real token. Positions default to 0..length-1.
+
+    With `prompt_length` P > 0 (prompt tuning; unpacked rows only) the soft prompt precedes the
+    tokens at positions 0..P-1 and the tokens' positions shift by P; logits keep the tokens'
+    shape. The prompt attends causally (also in a prefix LM, so it does not depend on the
+    inputs); inputs and targets see it. With `decode=True` the prompt is not prepended: it must
+    already sit in the KV cache, which `flan_jax.models.init_cache` writes by calling the model
+    with `prompt_only=True`.
     """
 
     config: TransformerConfig
@@ -50,14 +57,15 @@ class DecoderOnly(nn.Module):
     @nn.compact
     def __call__(self, decoder_input_tokens, decoder_segment_ids=None, decoder_positions=None,
                  decoder_causal_attention=None, enable_dropout: bool = False,
-                 decode: bool = False):
+                 decode: bool = False, prompt_only: bool = False):
         cfg = self.config
+        n_prompt = cfg.prompt_length
         deterministic = not enable_dropout
         tokens = decoder_input_tokens
         seg = jnp.ones_like(tokens, jnp.int32) if decoder_segment_ids is None \
             else decoder_segment_ids
         if decoder_positions is None:
-            if decode:
+            if decode and not prompt_only:
                 raise ValueError("Cached decoding needs decoder_positions for the new tokens.")
             decoder_positions = jnp.broadcast_to(jnp.arange(tokens.shape[1], dtype=jnp.int32),
                                                  tokens.shape)
@@ -68,12 +76,36 @@ class DecoderOnly(nn.Module):
         embed = Embed(cfg.vocab_size, cfg.emb_dim, 1.0,
                       cfg.compute_dtype, cfg.weights_dtype, name="token_embed")
         x = embed(tokens)
+        if n_prompt:
+            prompt = soft_prompt(self, cfg)
+            if prompt_only:  # write just the prompt into the cache (rows of `tokens`' batch)
+                if not decode:
+                    raise ValueError("prompt_only=True fills the KV cache; pass decode=True.")
+                b = tokens.shape[0]
+                x = jnp.broadcast_to(prompt.astype(x.dtype)[None], (b,) + prompt.shape)
+                seg = jnp.ones((b, n_prompt), jnp.int32)
+                decoder_positions = jnp.broadcast_to(jnp.arange(n_prompt, dtype=jnp.int32),
+                                                     (b, n_prompt))
+                prefix = None if prefix is None else jnp.zeros((b, n_prompt), jnp.bool_)
+            elif decode:  # the prompt is already in the cache
+                decoder_positions = decoder_positions + n_prompt
+            else:
+                x, seg, decoder_positions = prepend_prompt(prompt, x, seg, decoder_positions)
+                if prefix is not None:
+                    prefix = jnp.concatenate(
+                        [jnp.zeros((tokens.shape[0], n_prompt), jnp.bool_), prefix], axis=1)
+        elif prompt_only:
+            raise ValueError("prompt_only=True needs a model with prompt_length > 0.")
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         x = constrain(x, ("batch", "length", "embed"))
         layer_cls = maybe_remat(DecoderOnlyLayer, cfg.remat_policy)
         for i in range(cfg.num_decoder_layers):
             x = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(
                 x, seg, decoder_positions, prefix)
+        if prompt_only:
+            return None
+        if n_prompt and not decode:
+            x = x[:, n_prompt:]
         x = RMSNorm(cfg.norm_eps, cfg.compute_dtype, cfg.weights_dtype, name="final_norm")(x)
         if cfg.tie_embeddings:
             logits = embed.attend(x)

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 
 from flan_jax.models.config import TransformerConfig
 from flan_jax.models.layers import (Attention, DenseGeneral, Embed, Mlp, RMSNorm, _param,
-                                    constrain, maybe_remat)
+                                    constrain, maybe_remat, prepend_prompt, prompt_segments,
+                                    soft_prompt)
 
 Array = jax.Array
 
@@ -73,10 +74,12 @@ class Encoder(nn.Module):
     embed: nn.Module
 
     @nn.compact
-    def __call__(self, tokens, seg, pos, deterministic: bool = True):
+    def __call__(self, tokens, seg, pos, deterministic: bool = True, prompt=None):
         cfg = self.config
         rel_table = _relpos_table(self, cfg)
         x = self.embed(tokens)
+        if prompt is not None:
+            x, seg, pos = prepend_prompt(prompt, x, seg, pos)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         x = constrain(x, ("batch", "length", "embed"))
         layer_cls = maybe_remat(EncoderLayer, cfg.remat_policy)
@@ -125,6 +128,10 @@ class EncoderDecoder(nn.Module):
     Segment ids mark padding (0) and packed examples (1, 2, ...). When not given, the encoder's
     come from `encoder_input_tokens > 0` and the decoder's from `decoder_target_tokens > 0`
     (decoder inputs begin with the pad id 0 as the start token, so they cannot tell).
+
+    With `prompt_length` P > 0 (prompt tuning; unpacked rows only) the soft prompt is prepended
+    to the embedded encoder inputs: `encode` returns [batch, P + input_length, emb], and
+    `decode` accepts the input-length encoder segment ids (it prepends the prompt's itself).
     """
 
     config: TransformerConfig
@@ -133,6 +140,8 @@ class EncoderDecoder(nn.Module):
         cfg = self.config
         self.token_embed = Embed(cfg.vocab_size, cfg.emb_dim, 1.0, cfg.compute_dtype,
                                  cfg.weights_dtype)
+        if cfg.prompt_length:
+            self.prompt = soft_prompt(self, cfg)
         self.encoder = Encoder(cfg, self.token_embed)
         self.decoder = Decoder(cfg, self.token_embed)
 
@@ -142,7 +151,8 @@ class EncoderDecoder(nn.Module):
             else encoder_segment_ids
         pos = _default_positions(encoder_input_tokens) if encoder_positions is None \
             else encoder_positions
-        return self.encoder(encoder_input_tokens, seg, pos, deterministic=not enable_dropout)
+        return self.encoder(encoder_input_tokens, seg, pos, deterministic=not enable_dropout,
+                            prompt=self.prompt if self.config.prompt_length else None)
 
     def decode(self, encoded, encoder_segment_ids, decoder_input_tokens,
                decoder_segment_ids=None, decoder_positions=None, encoder_positions=None,
@@ -158,6 +168,11 @@ class EncoderDecoder(nn.Module):
             if decode:
                 raise ValueError("Cached decoding needs decoder_positions for the new tokens.")
             decoder_positions = _default_positions(decoder_input_tokens)
+        n = self.config.prompt_length
+        if n and encoded.shape[1] == encoder_segment_ids.shape[1] + n:  # ids without the prompt
+            encoder_segment_ids = jnp.concatenate(
+                [prompt_segments(encoder_segment_ids, n), encoder_segment_ids], axis=1)
+            encoder_positions = None
         if encoder_positions is None:
             encoder_positions = _default_positions(encoder_segment_ids)
         return self.decoder(decoder_input_tokens, decoder_segment_ids, decoder_positions,

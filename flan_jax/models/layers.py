@@ -75,6 +75,33 @@ class DenseGeneral(nn.Module):
             ((contract_x, tuple(range(n_in))), ((), ())))
 
 
+def soft_prompt(module: nn.Module, cfg: TransformerConfig) -> Array:
+    """The prompt-tuning parameter "prompt" [prompt_length, emb_dim].
+
+    Created normal(1.0) like the token table; training re-initialises it from the frozen base
+    (`flan_jax.models.init_prompt`)."""
+    return _param(module, "prompt", nn.initializers.normal(1.0),
+                  (cfg.prompt_length, cfg.emb_dim), (None, "embed"), cfg.weights_dtype)
+
+
+def prepend_prompt(prompt: Array, x: Array, seg: Array, pos: Array) -> tuple[Array, Array, Array]:
+    """Prompt vectors before each row's embedded tokens. The prompt takes the row's segment
+    (rows are unpacked: 1, or 0 for an all-padding row) and positions 0..P-1; tokens shift by P."""
+    b, n = x.shape[0], prompt.shape[0]
+    x = jnp.concatenate([jnp.broadcast_to(prompt.astype(x.dtype)[None], (b,) + prompt.shape),
+                         x], axis=1)
+    seg = jnp.concatenate([prompt_segments(seg, n), seg], axis=1)
+    pos = jnp.concatenate([jnp.broadcast_to(jnp.arange(n, dtype=pos.dtype), (b, n)), pos + n],
+                          axis=1)
+    return x, seg, pos
+
+
+def prompt_segments(seg: Array, prompt_length: int) -> Array:
+    """Segment ids [b, P] of a prompt prepended to unpacked rows with segment ids `seg`."""
+    return jnp.broadcast_to(jnp.max(seg, axis=1, keepdims=True), (seg.shape[0], prompt_length)
+                            ).astype(seg.dtype)
+
+
 class Embed(nn.Module):
     """Token embedding; `attend` reuses the table as a tied output head."""
 
