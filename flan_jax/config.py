@@ -119,6 +119,7 @@ def _register_configurables() -> None:
     import flan_jax.partitioning  # noqa: F401
     import flan_jax.data  # noqa: F401
     import flan_jax.evaluate  # noqa: F401
+    import flan_jax.experiments  # noqa: F401
     import flan_jax.train  # noqa: F401
 
     try:  # task collections (and t5's configurables) register before gin locks
