@@ -149,8 +149,8 @@ def markdown_report(datasets: dict, clusters: dict, title: str) -> str:
     held = [r["score"] for r in clusters.values() if r["held_out"]]
     seen = [r["score"] for r in clusters.values() if not r["held_out"]]
     if held:
-        lines += ["", f"Held-out clusters: {np.mean(held):.1f}; training clusters: "
-                      f"{np.mean(seen) if seen else float('nan'):.1f}."]
+        trained = f"; training clusters: {np.mean(seen):.1f}" if seen else ""
+        lines += ["", f"Held-out clusters: {np.mean(held):.1f}{trained}."]
     return "\n".join(lines) + "\n"
 
 
