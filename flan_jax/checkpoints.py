@@ -6,6 +6,8 @@ A model directory holds:
   params/         orbax checkpoint of the parameters (converted checkpoints)
   checkpoints/    orbax CheckpointManager steps (training runs: params, optimizer, data state)
   config.gin      the full resolved gin config of a training run
+  prompt_base.txt prompt-tuning runs: the model directory whose frozen parameters the saved
+                  prompt goes with (their checkpoints hold only the "prompt" parameter)
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from flan_jax.models.config import TransformerConfig
 MODEL_GIN = "model.gin"
 PARAMS_DIR = "params"
 STEPS_DIR = "checkpoints"
+PROMPT_BASE = "prompt_base.txt"
+PROMPT_PARAM = "prompt"
 
 
 def model_gin_text(cfg: TransformerConfig, header: str = "") -> str:
@@ -97,7 +101,9 @@ def latest_step_dir(directory: str | os.PathLike) -> pathlib.Path | None:
 
 
 def load_model_dir(directory: str | os.PathLike):
-    """(config, params, vocab) of a converted checkpoint or a training run's latest step."""
+    """(config, params, vocab) of a converted checkpoint or a training run's latest step.
+
+    A prompt-tuning run (only the prompt saved) comes back merged with its base's parameters."""
     from flan_jax.vocab import load_vocab
 
     directory = pathlib.Path(directory)
@@ -115,4 +121,21 @@ def load_model_dir(directory: str | os.PathLike):
             raise FileNotFoundError(f"{directory} has neither {PARAMS_DIR}/ nor saved steps.")
         params = restore_params_from_step(step_dir)
     params = jax.tree_util.tree_map(np.asarray, params)
+    if set(params) == {PROMPT_PARAM}:
+        base = prompt_base_dir(directory)
+        if base is None:
+            raise FileNotFoundError(
+                f"{directory} holds only a soft prompt but no {PROMPT_BASE} naming the model "
+                "directory it was tuned on; write that directory's path into it.")
+        _, base_params, _ = load_model_dir(base)
+        params = {**base_params, PROMPT_PARAM: params[PROMPT_PARAM]}
     return cfg, params, load_vocab(directory)
+
+
+def prompt_base_dir(directory: str | os.PathLike) -> pathlib.Path | None:
+    """The base model directory of a prompt-tuning run (None for other directories)."""
+    path = pathlib.Path(directory) / PROMPT_BASE
+    if not path.exists():
+        return None
+    base = pathlib.Path(path.read_text().strip())
+    return base if base.is_absolute() else (pathlib.Path(directory) / base).resolve()

@@ -68,15 +68,19 @@ def initialize_distributed(coordinator_address: str | None = None,
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, rules, *,
                     z_loss: float, loss_normalization: str | float, accumulate_steps: int,
-                    dropout: bool) -> Callable:
-    """train_step(state, batch, rng) -> (state, metrics), to be jitted with shardings."""
+                    dropout: bool, frozen_params: bool = False) -> Callable:
+    """train_step(state, batch, rng) -> (state, metrics), to be jitted with shardings.
+
+    With `frozen_params` (prompt tuning) it is train_step(state, batch, rng, frozen): the model
+    runs on `{**frozen, **state.params}` and only `state.params` get gradients and updates."""
     from flan_jax.data import model_kwargs
 
     family = model.config.family
 
-    def micro_loss(params, batch, rng):
+    def micro_loss(params, batch, rng, frozen):
         with nn.logical_axis_rules(rules):
-            logits = model.apply({"params": params}, **model_kwargs(batch, family),
+            logits = model.apply({"params": merge_params(params, frozen)},
+                                 **model_kwargs(batch, family),
                                  enable_dropout=dropout, rngs={"dropout": rng})
         sums = losses.token_loss_sums(logits, batch["decoder_target_tokens"],
                                       batch["decoder_loss_weights"], z_loss)
@@ -84,17 +88,17 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, rules, *
 
     grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
 
-    def train_step(state: TrainState, batch, rng):
+    def step_with_frozen(state: TrainState, batch, rng, frozen):
         rng = jax.random.fold_in(rng, state.step)
         if accumulate_steps == 1:
-            (_, sums), grads = grad_fn(state.params, batch, rng)
+            (_, sums), grads = grad_fn(state.params, batch, rng, frozen)
         else:
             micro = jax.tree_util.tree_map(
                 lambda x: x.reshape((accumulate_steps, -1) + x.shape[1:]), batch)
 
             def body(carry, inputs):
                 mb, i = inputs
-                (_, s), g = grad_fn(state.params, mb, jax.random.fold_in(rng, i))
+                (_, s), g = grad_fn(state.params, mb, jax.random.fold_in(rng, i), frozen)
                 return jax.tree_util.tree_map(jnp.add, carry, (g, s)), None
 
             zero = jax.tree_util.tree_map(jnp.zeros_like, (state.params, {
@@ -111,7 +115,18 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, rules, *
                    "num_tokens": sums["num_tokens"]}
         return TrainState(state.step + 1, params, opt_state), metrics
 
+    if frozen_params:
+        return step_with_frozen
+
+    def train_step(state: TrainState, batch, rng):
+        return step_with_frozen(state, batch, rng, None)
+
     return train_step
+
+
+def merge_params(trained, frozen):
+    """The model's parameters: the trained subtree over the frozen rest (or just `trained`)."""
+    return trained if frozen is None else {**frozen, **trained}
 
 
 # --- throughput accounting --------------------------------------------------------------------
@@ -175,8 +190,10 @@ def _check_compatible(saved, expected, where: str) -> None:
 
 
 def _write_run_files(model_dir: pathlib.Path, cfg: TransformerConfig, vocab_spec: dict,
-                     vocab_file: str | None) -> None:
+                     vocab_file: str | None, prompt_base: pathlib.Path | None = None) -> None:
     model_dir.mkdir(parents=True, exist_ok=True)
+    if prompt_base is not None:
+        (model_dir / checkpoints.PROMPT_BASE).write_text(f"{prompt_base.resolve()}\n")
     (model_dir / "config.gin").write_text(gin.config_str())
     (model_dir / checkpoints.MODEL_GIN).write_text(
         checkpoints.model_gin_text(cfg, header="Model of this training run."))
@@ -204,6 +221,57 @@ def _task_vocabulary(name: str) -> tuple[dict, str | None]:
     return {"kind": "missing", "expected": "a vocabulary file"}, None
 
 
+# --- prompt tuning ----------------------------------------------------------------------------
+
+def _check_prompt_tuning(cfg: TransformerConfig, data, base: str | None,
+                         init_checkpoint: str | None) -> pathlib.Path:
+    if not base:
+        raise TrainingError(
+            f"TransformerConfig.prompt_length={cfg.prompt_length} tunes a soft prompt on a frozen "
+            "model: set train.prompt_tuning_base (runs/prompt_tune.gin: BASE_CHECKPOINT) to a "
+            "converted or trained model directory.")
+    if init_checkpoint:
+        raise TrainingError("Prompt tuning loads its model from train.prompt_tuning_base; "
+                            "leave INIT_CHECKPOINT unset.")
+    if data.pack:
+        raise TrainingError("Prompt tuning prepends one prompt to each row, so packed rows "
+                            "cannot be used: set DataConfig.pack = False.")
+    base_dir = pathlib.Path(base)
+    if not (base_dir / checkpoints.MODEL_GIN).exists():
+        raise TrainingError(f"train.prompt_tuning_base={base!r} is not a model directory "
+                            f"(no {checkpoints.MODEL_GIN}).")
+    if checkpoints.prompt_base_dir(base_dir) is not None:
+        raise TrainingError(f"train.prompt_tuning_base={base!r} is itself a prompt-tuning run; "
+                            "name the model directory it was tuned on instead.")
+    return base_dir
+
+
+def _load_frozen_params(base_dir: pathlib.Path, abstract, shardings):
+    """The base model's parameters (without a prompt), placed with the run's shardings."""
+    if (base_dir / checkpoints.PARAMS_DIR).is_dir():
+        if not _shapes_match(str(base_dir), abstract):
+            raise TrainingError(f"{base_dir} has other parameter shapes than the configured "
+                                "model; use the base's model.gin (plus the prompt settings).")
+        return checkpoints.load_params(base_dir, target=jax.tree_util.tree_map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract,
+            shardings))
+    step_dir = checkpoints.latest_step_dir(base_dir)
+    if step_dir is None:
+        raise TrainingError(f"{base_dir} has neither {checkpoints.PARAMS_DIR}/ nor saved steps.")
+    params = checkpoints.restore_params_from_step(step_dir)
+    if _shapes(params) != _shapes(abstract):
+        raise TrainingError(f"{base_dir} has other parameter shapes than the configured model; "
+                            "use the base's model.gin (plus the prompt settings).")
+    return jax.tree_util.tree_map(lambda x, a, s: jax.device_put(x.astype(a.dtype), s),
+                                  params, abstract, shardings)
+
+
+def _split_prompt(tree) -> tuple[dict, dict]:
+    """({"prompt": ...}, everything else) of a params-shaped tree."""
+    key = checkpoints.PROMPT_PARAM
+    return {key: tree[key]}, {k: v for k, v in tree.items() if k != key}
+
+
 # --- the loop ---------------------------------------------------------------------------------
 
 @gin.configurable(denylist=["stop_after"])
@@ -213,11 +281,15 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
           accumulate_steps: int = 1, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
           async_checkpoints: bool = True, log_every: int = 10, init_checkpoint: str | None = None,
           eval_every: int | None = None, eval_fn: Callable | None = None,  # e.g. @evaluate
-          stop_after: int | None = None) -> dict:
+          prompt_tuning_base: str | None = None, stop_after: int | None = None) -> dict:
     """Trains `model_config` on `data` (a `DataConfig`) for `train_steps` steps in `model_dir`.
 
     Resumes from the latest checkpoint in `model_dir`. Returns the last metrics. `stop_after`
     (tests) ends the loop early without the final save, as a crash would.
+
+    Prompt tuning (`model_config.prompt_length > 0`): the parameters of `prompt_tuning_base`
+    (a model directory) are loaded and frozen; only the "prompt" parameter is optimised and
+    checkpointed, and `model_dir/prompt_base.txt` names the base for `load_model_dir`.
     """
     from flan_jax.data import BatchIterator
 
@@ -226,6 +298,9 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     from tasks import registry
 
     registry.get_task_or_mixture(data.mixture_or_task_name)  # fail before any work
+    prompt_tuning = model_config.prompt_length > 0
+    base_dir = _check_prompt_tuning(model_config, data, prompt_tuning_base, init_checkpoint) \
+        if prompt_tuning else None
     if data.batch_size % accumulate_steps:
         raise TrainingError(f"batch_size={data.batch_size} is not divisible by "
                             f"accumulate_steps={accumulate_steps}.")
@@ -240,7 +315,13 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     init_fn = lambda rng: model.init(rng, *init_args)["params"]  # noqa: E731
     boxed = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
     params_sh = partitioning.params_shardings(boxed, mesh, rules)
-    abstract_params = nn.meta.unbox(boxed)
+    abstract_params = abstract_model_params = nn.meta.unbox(boxed)
+    frozen, frozen_sh = None, None
+    if prompt_tuning:  # optimise (and checkpoint) the prompt; the rest stays the base's
+        (abstract_params, abstract_frozen), (params_sh, frozen_sh) = (
+            _split_prompt(abstract_params), _split_prompt(params_sh))
+        with jax.set_mesh(mesh):
+            frozen = _load_frozen_params(base_dir, abstract_frozen, frozen_sh)
     abstract_opt = jax.eval_shape(tx.init, abstract_params)
     opt_sh = partitioning.state_shardings_like(abstract_opt, abstract_params, params_sh, mesh)
     repl = partitioning.replicated(mesh)
@@ -260,9 +341,16 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
         state, start_batch = restored["state"], int(restored["data"]["position"])
         logger.info("Resumed from step %d in %s.", latest, model_dir_path)
     else:
-        with jax.set_mesh(mesh):
-            params = jax.jit(lambda r: nn.meta.unbox(init_fn(r)), out_shardings=params_sh)(
-                jax.random.PRNGKey(seed))
+        if prompt_tuning:
+            from flan_jax.models import init_prompt
+
+            prompt = init_prompt(model_config, frozen["token_embed"]["embedding"], seed)
+            params = {checkpoints.PROMPT_PARAM: jax.device_put(
+                prompt, params_sh[checkpoints.PROMPT_PARAM])}
+        else:
+            with jax.set_mesh(mesh):
+                params = jax.jit(lambda r: nn.meta.unbox(init_fn(r)), out_shardings=params_sh)(
+                    jax.random.PRNGKey(seed))
         if init_checkpoint:
             init_cfg = checkpoints.read_model_config(
                 pathlib.Path(init_checkpoint) / checkpoints.MODEL_GIN)
@@ -282,17 +370,21 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
 
     start_step = int(state.step)
     if jax.process_index() == 0:
-        _write_run_files(model_dir_path, model_config, *_task_vocabulary(data.mixture_or_task_name))
+        _write_run_files(model_dir_path, model_config, *_task_vocabulary(data.mixture_or_task_name),
+                         prompt_base=base_dir)
     batch_sh = partitioning.batch_sharding(mesh, rules)
     batches = BatchIterator(data, model_config.family, batch_sh, start_batch=start_batch)
 
     step_fn = make_train_step(model, tx, rules, z_loss=z_loss,
                               loss_normalization=loss_normalization,
                               accumulate_steps=accumulate_steps,
-                              dropout=model_config.dropout_rate > 0)
+                              dropout=model_config.dropout_rate > 0,
+                              frozen_params=prompt_tuning)
+    frozen_args = (frozen,) if prompt_tuning else ()
     with jax.set_mesh(mesh):
-        jitted = jax.jit(step_fn, in_shardings=(state_sh, batch_sh, repl),
-                         out_shardings=(state_sh, repl), donate_argnums=(0,))
+        jitted = jax.jit(step_fn, in_shardings=(state_sh, batch_sh, repl) + (
+            (frozen_sh,) if prompt_tuning else ()), out_shardings=(state_sh, repl),
+            donate_argnums=(0,))
 
     stop = {"signal": None}
 
@@ -304,10 +396,11 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     writer = MetricsWriter(model_dir_path, enabled=jax.process_index() == 0)
     n_params = count_params(abstract_params)
     seq_len = sum(data.task_feature_lengths.values())
-    flops_per_token = train_flops_per_token(model_config, abstract_params, seq_len)
+    flops_per_token = train_flops_per_token(model_config, abstract_model_params, seq_len)
     peak = peak_flops_per_device() * jax.device_count()
-    logger.info("Training %s parameters for %d steps on %d devices (mesh %s).",
-                f"{n_params:,}", train_steps, jax.device_count(), dict(mesh.shape))
+    logger.info("Training %s parameters%s for %d steps on %d devices (mesh %s).",
+                f"{n_params:,}", f" (a soft prompt; base {base_dir} frozen)" if prompt_tuning
+                else "", train_steps, jax.device_count(), dict(mesh.shape))
     rng = jax.random.PRNGKey(seed + 1)
     last: dict = {}
     window_start, window_tokens, window_steps = time.time(), 0.0, 0
@@ -317,7 +410,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
         while step < train_steps:
             batch = next(batches)
             with jax.set_mesh(mesh):
-                state, metrics = jitted(state, batch, rng)
+                state, metrics = jitted(state, batch, rng, *frozen_args)
             step += 1
             metrics = jax.device_get(metrics)
             if not math.isfinite(float(metrics["loss"])):
@@ -341,7 +434,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
             if manager.save(step, args=_save_args(state, batches)):
                 last_saved = step
             if eval_fn is not None and eval_every and step % eval_every == 0:
-                eval_fn(params=state.params, step=step)
+                eval_fn(params=merge_params(state.params, frozen), step=step)
             if stop["signal"] is not None:
                 if last_saved != step:
                     manager.save(step, args=_save_args(state, batches), force=True)
