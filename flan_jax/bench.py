@@ -236,7 +236,7 @@ def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings,
     params = holder["state"].params
     tokens = batch * _tokens_per_row(cfg.family, lengths)
     n_params = count_params(params)
-    flops_per_token = train_flops_per_token(cfg, params, sum(lengths.values()))
+    flops_per_token = train_flops_per_token(cfg, params, lengths)
     peak = peak_flops_per_device()
     tps = tokens / step_s
     mem = compiled.memory_analysis()

@@ -16,14 +16,13 @@ import pathlib
 import signal
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import flax
 import flax.linen as nn
 import gin
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
@@ -148,18 +147,24 @@ def peak_flops_per_device(override: float | None = None, cpu: float = 1e11) -> f
     return cpu
 
 
-def train_flops_per_token(cfg: TransformerConfig, params, seq_len: int) -> float:
-    """6 x (parameters a token passes through) + attention, per trained token."""
-    sizes = {k: count_params(v) for k, v in params.items()}
+def train_flops_per_token(cfg: TransformerConfig, params,
+                          lengths: Mapping[str, int]) -> float:
+    """Training FLOPs per position of a row of `lengths` ({"inputs": Li, "targets": Lt}): 6 x
+    the weights each position multiplies (an encoder position the encoder's, a decoder position
+    the decoder's and the output head's) plus attention, averaged over the Li + Lt positions."""
+    sizes = {k: count_params(v) for k, v in params.items() if k not in ("token_embed", "prompt")}
+    head = cfg.vocab_size * cfg.emb_dim if cfg.tie_embeddings else 0  # tied head multiplies too
+    hd = cfg.num_heads * cfg.head_dim
+    li, lt = int(lengths.get("inputs", 0)), int(lengths.get("targets", 0))
     if cfg.family == "encoder_decoder":
-        # a token passes through one stack; count the mean of the two plus the output head
-        per_token = (sizes.get("encoder", 0) + sizes.get("decoder", 0)) / 2
-        layers = (cfg.num_encoder_layers + cfg.num_decoder_layers) / 2
-    else:
-        per_token = sum(v for k, v in sizes.items() if k != "token_embed")
-        layers = cfg.num_decoder_layers
-    attention = 12 * layers * cfg.num_heads * cfg.head_dim * seq_len
-    return 6 * per_token + attention
+        weights = 6 * (sizes.get("encoder", 0) * li + (sizes.get("decoder", 0) + head) * lt)
+        attention = 12 * hd * (cfg.num_encoder_layers * li * li
+                               + cfg.num_decoder_layers * (lt * lt + lt * li))
+    else:  # decoder-only rows hold inputs and targets together
+        n = li + lt
+        weights = 6 * (sum(sizes.values()) + head) * n
+        attention = 12 * hd * cfg.num_decoder_layers * n * n
+    return (weights + attention) / max(li + lt, 1)
 
 
 # --- checkpoints ---------------------------------------------------------------------------
@@ -395,8 +400,10 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
         if _in_main_thread() else None
     writer = MetricsWriter(model_dir_path, enabled=jax.process_index() == 0)
     n_params = count_params(abstract_params)
-    seq_len = sum(data.task_feature_lengths.values())
-    flops_per_token = train_flops_per_token(model_config, abstract_model_params, seq_len)
+    # MFU counts the FLOPs of every (padded) position the step computes.
+    step_flops = train_flops_per_token(model_config, abstract_model_params,
+                                       data.task_feature_lengths) * data.batch_size * sum(
+        data.task_feature_lengths.values())
     peak = peak_flops_per_device() * jax.device_count()
     logger.info("Training %s parameters%s for %d steps on %d devices (mesh %s).",
                 f"{n_params:,}", f" (a soft prompt; base {base_dir} frozen)" if prompt_tuning
@@ -427,7 +434,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                         "learning_rate": float(schedule(step - 1)),
                         "tokens_per_sec": tokens_per_sec,
                         "step_time": elapsed / max(window_steps, 1),
-                        "mfu": tokens_per_sec * flops_per_token / peak}
+                        "mfu": window_steps * step_flops / max(elapsed, 1e-9) / peak}
                 writer.write(last)
                 _print_progress(last, step, train_steps, start_step, run_start)
                 window_start, window_tokens, window_steps = time.time(), 0.0, 0
@@ -445,7 +452,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
             if stop_after is not None and step >= stop_after:
                 manager.wait_until_finished()
                 return last
-        if last_saved != step:
+        if last_saved != step or manager.latest_step() is None:  # TRAIN_STEPS = 0 saves too
             manager.save(step, args=_save_args(state, batches), force=True)
         manager.wait_until_finished()
     finally:
