@@ -148,8 +148,13 @@ def experiment(name: str = gin.REQUIRED, runs: Sequence[Run] = gin.REQUIRED,
 
 # --- the driver -------------------------------------------------------------------------------
 
-def _key(bindings: Sequence[str]) -> str:
-    return hashlib.sha1("\n".join(bindings).encode()).hexdigest()[:10]
+def _config_key(files: Sequence[str], bindings: Sequence[str],
+                search_paths: Sequence[str]) -> str:
+    """A short hash of the fully parsed gin config of `files` + `bindings`."""
+    from flan_jax import config
+
+    config.parse_gin(files, bindings, search_paths, finalize=False)
+    return hashlib.sha1(gin.config_str().encode()).hexdigest()[:10]
 
 
 def _slug(text: str) -> str:
@@ -189,26 +194,34 @@ def run_experiment(experiment_file: str, user_bindings: Sequence[str] = (),
     rows = []
     for i, run in enumerate(spec["runs"], 1):
         extra_files, train_bindings = _split_includes(_resolve(run.train, run_dirs))
-        run_dir = out / f"{_slug(run.label)}_{_key(extra_files + train_bindings)}"
+        train_files = [experiment_file, *extra_files]
+        train_bindings = [*user_bindings, *train_bindings]
+        # The run's directory is named by its whole resolved config: changing any binding (a
+        # command-line --gin.X, or the experiment file) trains anew instead of reusing.
+        key = _config_key(train_files, train_bindings + ["MODEL_DIR = ''"], search_paths)
+        run_dir = out / f"{_slug(run.label)}_{key}"
         run_dirs[run.label] = run_dir
         print(f"== [{i}/{len(spec['runs'])}] {spec['name']}: {run.label} ({run_dir}) ==",
               flush=True)
         if not (run_dir / "DONE").exists():
-            config.parse_gin([experiment_file, *extra_files], [
-                *user_bindings, *train_bindings, f"MODEL_DIR = '{run_dir}'"], search_paths)
+            config.parse_gin(train_files, train_bindings + [f"MODEL_DIR = '{run_dir}'"],
+                             search_paths)
             from flan_jax.train import train
 
             train()
-            (run_dir / "DONE").write_text("\n".join(extra_files + train_bindings) + "\n")
+            (run_dir / "DONE").write_text(gin.config_str())
         else:
             print("   trained already: reusing it", flush=True)
         for eval_bindings, eval_label in zip(run.evals, run.eval_labels):
-            eval_bindings = _resolve(eval_bindings, run_dirs)
-            eval_dir = run_dir / f"eval_{_key(eval_bindings)}"
+            eval_files = [experiment_file, "runs/eval.gin"]
+            eval_bindings = [*user_bindings, *_resolve(eval_bindings, run_dirs),
+                             f"CHECKPOINT_PATH = '{run_dir}'"]
+            key = _config_key(eval_files, eval_bindings + ["evaluate.output_dir = ''"],
+                              search_paths)
+            eval_dir = run_dir / f"eval_{key}"
             report_path = eval_dir / "report.json"
             if not report_path.exists():
-                config.parse_gin([experiment_file, "runs/eval.gin"], [
-                    *user_bindings, *eval_bindings, f"CHECKPOINT_PATH = '{run_dir}'",
+                config.parse_gin(eval_files, eval_bindings + [
                     f"evaluate.output_dir = '{eval_dir}'"], search_paths)
                 from flan_jax.evaluate import evaluate
 

@@ -76,3 +76,12 @@ def test_every_experiment_file_builds_its_runs(name):
                 if b.startswith("EVAL_MIXTURES"):
                     for m in b.split("[")[1].rstrip("]").split(","):
                         registry.get_task_or_mixture(m.strip().strip("'"))
+
+
+def test_run_directories_are_keyed_by_the_whole_config():
+    from flan_jax.experiments import _config_key
+
+    files = ["experiments/num_templates.gin"]
+    base = _config_key(files, ["MODEL_DIR = ''"], [])
+    assert base == _config_key(files, ["MODEL_DIR = ''"], [])
+    assert base != _config_key(files, ["TRAIN_STEPS = 1000", "MODEL_DIR = ''"], [])
