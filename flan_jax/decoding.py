@@ -41,17 +41,20 @@ def _start(model, params, batch: dict, max_new_tokens: int, expand: int):
         enc = batch["encoder_input_tokens"]
         enc_seg = batch.get("encoder_segment_ids", (enc > 0).astype(jnp.int32))
         encoded = model.apply({"params": params}, enc, enc_seg, method="encode")
+        # Cross-attention keys/values once per input, not once per step (and beam).
         rows = jnp.repeat(jnp.arange(enc.shape[0]), expand)
-        encoded, enc_seg = encoded[rows], enc_seg[rows]
+        kv = jax.tree_util.tree_map(lambda x: x[rows], model.apply(
+            {"params": params}, encoded, method="cross_kv"))
+        enc_seg = enc_seg[rows]
         n = rows.shape[0]
         cache = init_cache(model, params, n, max_new_tokens + 1, enc.shape[1])
         ones = jnp.ones((n, 1), jnp.int32)
 
         def run(cache, tokens, position):
             logits, state = model.apply(
-                {"params": params, "cache": cache}, encoded, enc_seg, tokens, ones,
+                {"params": params, "cache": cache}, None, enc_seg, tokens, ones,
                 jnp.full((n, 1), position, jnp.int32), decode=True, method="decode",
-                mutable=["cache"])
+                mutable=["cache"], cross_kv=kv)
             return logits[:, 0], state["cache"]
 
         logits, cache = run(cache, jnp.zeros((n, 1), jnp.int32), 0)

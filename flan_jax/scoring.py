@@ -199,10 +199,12 @@ def _functions(cfg) -> dict[str, Any]:
         """Encode each input once; decode every option against its gathered encoding."""
         enc_seg = (jnp.arange(enc_tokens.shape[1])[None] < enc_len[:, None]).astype(jnp.int32)
         encoded = model.apply({"params": params}, enc_tokens, enc_seg, method="encode")
+        kv = model.apply({"params": params}, encoded, method="cross_kv")  # once per input
+        kv = jax.tree_util.tree_map(lambda x: x[ex_idx], kv)
         valid = jnp.arange(opt_tokens.shape[1])[None] < opt_len[:, None]
         dec_in = jnp.pad(opt_tokens[:, :-1], ((0, 0), (1, 0)))
-        logits = model.apply({"params": params}, encoded[ex_idx], enc_seg[ex_idx], dec_in,
-                             valid.astype(jnp.int32), method="decode")
+        logits = model.apply({"params": params}, None, enc_seg[ex_idx], dec_in,
+                             valid.astype(jnp.int32), method="decode", cross_kv=kv)
         lp = _token_logprobs(logits, opt_tokens) * valid
         return lp.sum(-1), valid.sum(-1)
 

@@ -52,7 +52,7 @@ class DecoderLayer(nn.Module):
     decode: bool = False
 
     @nn.compact
-    def __call__(self, x, seg, pos, encoded, enc_seg, enc_pos, rel_table):
+    def __call__(self, x, seg, pos, encoded, enc_seg, enc_pos, rel_table, cross_kv=None):
         cfg = self.config
         drop = lambda y: nn.Dropout(cfg.dropout_rate)(y, deterministic=self.deterministic)  # noqa
         y = _norm(cfg, "pre_self_attention_norm")(x)
@@ -62,7 +62,7 @@ class DecoderLayer(nn.Module):
         x = x + drop(y)
         y = _norm(cfg, "pre_cross_attention_norm")(x)
         y = Attention(cfg, deterministic=self.deterministic, name="encoder_decoder_attention")(
-            y, encoded, seg, enc_seg, pos, enc_pos)
+            y, encoded, seg, enc_seg, pos, enc_pos, kv=cross_kv)
         x = x + drop(y)
         y = Mlp(cfg, self.deterministic, name="mlp")(_norm(cfg, "pre_mlp_norm")(x))
         x = x + drop(y)
@@ -95,7 +95,7 @@ class Decoder(nn.Module):
 
     @nn.compact
     def __call__(self, tokens, seg, pos, encoded, enc_seg, enc_pos, deterministic: bool = True,
-                 decode: bool = False):
+                 decode: bool = False, cross_kv=None):
         cfg = self.config
         rel_table = _relpos_table(self, cfg)
         x = self.embed(tokens)
@@ -104,7 +104,8 @@ class Decoder(nn.Module):
         layer_cls = maybe_remat(DecoderLayer, cfg.remat_policy)
         for i in range(cfg.num_decoder_layers):
             x = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(
-                x, seg, pos, encoded, enc_seg, enc_pos, rel_table)
+                x, seg, pos, encoded, enc_seg, enc_pos, rel_table,
+                None if cross_kv is None else cross_kv[i])
         x = _norm(cfg, "final_norm")(x)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         if cfg.tie_embeddings:
@@ -156,11 +157,13 @@ class EncoderDecoder(nn.Module):
 
     def decode(self, encoded, encoder_segment_ids, decoder_input_tokens,
                decoder_segment_ids=None, decoder_positions=None, encoder_positions=None,
-               enable_dropout: bool = False, decode: bool = False):
+               enable_dropout: bool = False, decode: bool = False, cross_kv=None):
         """Decoder logits [batch, length, vocab] given encoder outputs.
 
         With `decode=True` the self-attention appends to the KV cache; pass the absolute
-        `decoder_positions` of the incoming tokens.
+        `decoder_positions` of the incoming tokens. `cross_kv` (from `cross_kv`, gathered per
+        row as needed) replaces `encoded`, so the cross-attention keys and values of an input
+        are projected once, not once per option, beam or step.
         """
         if decoder_segment_ids is None:
             decoder_segment_ids = jnp.ones_like(decoder_input_tokens, jnp.int32)
@@ -169,7 +172,8 @@ class EncoderDecoder(nn.Module):
                 raise ValueError("Cached decoding needs decoder_positions for the new tokens.")
             decoder_positions = _default_positions(decoder_input_tokens)
         n = self.config.prompt_length
-        if n and encoded.shape[1] == encoder_segment_ids.shape[1] + n:  # ids without the prompt
+        enc_len = cross_kv[0][0].shape[1] if encoded is None else encoded.shape[1]
+        if n and enc_len == encoder_segment_ids.shape[1] + n:  # ids without the prompt
             encoder_segment_ids = jnp.concatenate(
                 [prompt_segments(encoder_segment_ids, n), encoder_segment_ids], axis=1)
             encoder_positions = None
@@ -177,7 +181,22 @@ class EncoderDecoder(nn.Module):
             encoder_positions = _default_positions(encoder_segment_ids)
         return self.decoder(decoder_input_tokens, decoder_segment_ids, decoder_positions,
                             encoded, encoder_segment_ids, encoder_positions,
-                            deterministic=not enable_dropout, decode=decode)
+                            deterministic=not enable_dropout, decode=decode, cross_kv=cross_kv)
+
+    def cross_kv(self, encoded):
+        """Per decoder layer, the cross-attention (keys, values) [batch, length, kv_heads, d] of
+        encoder outputs, computed with the decoder's own projection weights."""
+        cfg = self.config
+        dt = cfg.compute_dtype
+        params = nn.meta.unbox(self.variables["params"]["decoder"])
+        out = []
+        for i in range(cfg.num_decoder_layers):
+            attn = params[f"layers_{i}"]["encoder_decoder_attention"]
+            k, v = (jnp.einsum("bse,ehd->bshd", encoded.astype(dt), attn[n]["kernel"].astype(dt))
+                    for n in ("key", "value"))
+            out.append((constrain(k, ("batch", "length", "kv_heads", "kv")),
+                        constrain(v, ("batch", "length", "kv_heads", "kv"))))
+        return out
 
     def __call__(self, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens=None,
                  encoder_segment_ids=None, decoder_segment_ids=None, encoder_positions=None,

@@ -196,7 +196,8 @@ class Attention(nn.Module):
     @nn.compact
     def __call__(self, x_q: Array, x_kv: Array, q_seg: Array, k_seg: Array, q_pos: Array,
                  k_pos: Array, q_prefix: Array | None = None, k_prefix: Array | None = None,
-                 rel_table: Array | None = None) -> Array:
+                 rel_table: Array | None = None, kv: tuple[Array, Array] | None = None
+                 ) -> Array:
         cfg = self.config
         dt, pdt = cfg.compute_dtype, cfg.weights_dtype
         h, kvh, d = cfg.num_heads, cfg.kv_heads, cfg.head_dim
@@ -206,8 +207,11 @@ class Attention(nn.Module):
         proj = lambda n, heads, axes, s=1.0: DenseGeneral(  # noqa: E731
             (heads, d), ("embed", axes, "kv"), init_scale=s, dtype=dt, param_dtype=pdt, name=n)
         q = proj("query", h, "heads", q_init_scale)(x_q)
-        k = proj("key", kvh, "kv_heads")(x_kv)
-        v = proj("value", kvh, "kv_heads")(x_kv)
+        if kv is None:
+            k = proj("key", kvh, "kv_heads")(x_kv)
+            v = proj("value", kvh, "kv_heads")(x_kv)
+        else:  # keys and values projected once per input (cross-attention at inference)
+            k, v = kv
         q = constrain(q, ("batch", "length", "heads", "kv"))
         k = constrain(k, ("batch", "length", "kv_heads", "kv"))
         v = constrain(v, ("batch", "length", "kv_heads", "kv"))
