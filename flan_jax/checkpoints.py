@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from flan_jax.models.config import TransformerConfig
+from flan_jax.models.config import TransformerConfig, plain_config
 
 MODEL_GIN = "model.gin"
 PARAMS_DIR = "params"
@@ -53,7 +53,7 @@ def read_model_config(path: str | os.PathLike) -> TransformerConfig:
             values[statement.arg_name] = statement.value
     if not values:
         raise ValueError(f"{path} has no TransformerConfig bindings; is it a model gin file?")
-    return TransformerConfig(**values)
+    return plain_config(**values)
 
 
 def unbox(params):

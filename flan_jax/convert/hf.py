@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from flan_jax import checkpoints
-from flan_jax.models.config import TransformerConfig
+from flan_jax.models.config import TransformerConfig, plain_config
 from flan_jax.vocab import save_vocab_json
 
 SUPPORTED = ("T5ForConditionalGeneration", "MT5ForConditionalGeneration", "LlamaForCausalLM")
@@ -88,7 +88,7 @@ def t5_config(hf: Mapping, weights: Mapping[str, np.ndarray]) -> TransformerConf
     # Old configs say tie_word_embeddings=false for v1.1; transformers 5 writes
     # scale_decoder_outputs instead and always ties.
     scale = hf.get("scale_decoder_outputs", hf.get("tie_word_embeddings", True))
-    return TransformerConfig(
+    return plain_config(
         family="encoder_decoder", vocab_size=hf["vocab_size"], emb_dim=hf["d_model"],
         num_heads=hf["num_heads"], head_dim=hf["d_kv"], mlp_dim=hf["d_ff"],
         num_encoder_layers=hf["num_layers"],
@@ -161,7 +161,7 @@ def llama_config(hf: Mapping, weights: Mapping[str, np.ndarray]) -> TransformerC
     if hf.get("hidden_act", "silu") != "silu":
         raise ConversionError(f"hidden_act={hf['hidden_act']!r} is not supported (silu).")
     heads = hf["num_attention_heads"]
-    return TransformerConfig(
+    return plain_config(
         family="decoder_only", vocab_size=hf["vocab_size"], emb_dim=hf["hidden_size"],
         num_heads=heads, num_kv_heads=hf.get("num_key_value_heads") or heads,
         head_dim=hf.get("head_dim") or hf["hidden_size"] // heads,

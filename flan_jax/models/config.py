@@ -92,3 +92,14 @@ class TransformerConfig:
             raise ValueError(
                 f"mlp_activation={self.mlp_activation!r}: use gelu, gelu_exact, relu or silu."
             )
+
+
+def plain_config(**fields: Any) -> TransformerConfig:
+    """A TransformerConfig from `fields` and the class defaults only: every field is passed
+    explicitly, so gin bindings parsed in this process (a training run's) cannot leak in."""
+    values = {f.name: f.default for f in dataclasses.fields(TransformerConfig)}
+    unknown = set(fields) - set(values)
+    if unknown:
+        raise TypeError(f"unknown TransformerConfig fields: {sorted(unknown)}")
+    values.update(fields)
+    return TransformerConfig(**values)

@@ -148,3 +148,13 @@ def test_remat_gives_same_gradients(policy):
     g2 = jax.grad(lambda p: loss(remat_model, p))(params)
     for a, b in zip(jax.tree_util.tree_leaves(g1), jax.tree_util.tree_leaves(g2)):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_plain_config_ignores_gin_bindings_of_the_process():
+    import gin
+
+    from flan_jax.models.config import plain_config
+
+    gin.parse_config("TransformerConfig.prompt_length = 8")
+    assert TransformerConfig().prompt_length == 8  # gin configures the class ...
+    assert plain_config(emb_dim=16).prompt_length == 0  # ... but not converted/read configs
