@@ -14,7 +14,7 @@ def learning_rate_schedule(base_learning_rate: float = 1e-3, warmup_steps: int =
     if decay == "constant":
         after = optax.constant_schedule(base_learning_rate)
     elif decay in ("cosine", "linear"):
-        if not total_steps:
+        if total_steps is None:
             raise ValueError(f"learning_rate_schedule.decay={decay!r} needs total_steps.")
         steps = max(total_steps - warmup_steps, 1)
         after = (optax.cosine_decay_schedule(base_learning_rate, steps, alpha=end_factor)
