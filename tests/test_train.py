@@ -192,3 +192,15 @@ def test_fine_tuning_starts_from_a_converted_checkpoint(tmp_path):
     shutil.copy(tmp_path / "base" / "model.gin", exported / "model.gin")
     tuned = _train(tmp_path / "tuned", "TRAIN_STEPS = 1", f"INIT_CHECKPOINT = '{exported}'")
     assert tuned[1] < scratch[1] - 0.5  # starts where the base run got to, not from scratch
+
+
+def test_zero_steps_saves_the_initialisation(tmp_path):
+    from flan_jax import checkpoints
+
+    config.parse_gin(["runs/demo.gin"], TINY + [f"MODEL_DIR = '{tmp_path}'", "TRAIN_STEPS = 0"])
+    from flan_jax.train import train
+
+    train()
+    assert checkpoints.latest_step_dir(tmp_path).name == "0"
+    cfg, params, _ = checkpoints.load_model_dir(tmp_path)
+    assert cfg.emb_dim == 64 and params
