@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from flan_jax.models.config import TransformerConfig
 
@@ -69,10 +70,12 @@ class DenseGeneral(nn.Module):
             in_axis=tuple(range(n_in)), out_axis=tuple(range(n_in, n_in + n_out)))
         kernel = _param(self, "kernel", init, tuple(in_shape) + tuple(self.features),
                         self.kernel_axes, self.param_dtype)
-        contract_x = tuple(range(x.ndim - n_in, x.ndim))
-        return jax.lax.dot_general(
-            x.astype(self.dtype), kernel.astype(self.dtype),
-            ((contract_x, tuple(range(n_in))), ((), ())))
+        # As one 2-D matmul: XLA:CPU picks a far slower layout for the kernel gradient of a
+        # [batch, length, ...] contraction (0.93 s vs 0.21 s for a 32k-vocabulary head).
+        lead = x.shape[:-n_in]
+        x2 = x.astype(self.dtype).reshape((-1, int(np.prod(in_shape))))
+        k2 = kernel.astype(self.dtype).reshape((x2.shape[1], -1))
+        return (x2 @ k2).reshape(lead + tuple(self.features))
 
 
 def soft_prompt(module: nn.Module, cfg: TransformerConfig) -> Array:
@@ -120,7 +123,8 @@ class Embed(nn.Module):
         return jnp.take(self.embedding.astype(self.dtype), tokens, axis=0)
 
     def attend(self, x: Array) -> Array:
-        return jnp.einsum("...e,ve->...v", x.astype(self.dtype), self.embedding.astype(self.dtype))
+        x2 = x.astype(self.dtype).reshape((-1, x.shape[-1]))  # 2-D: see DenseGeneral
+        return (x2 @ self.embedding.astype(self.dtype).T).reshape(x.shape[:-1] + (-1,))
 
 
 def relative_position_bucket(relative_position: Array, bidirectional: bool, num_buckets: int,
