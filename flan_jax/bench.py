@@ -17,7 +17,8 @@ reported as the median.
 
 Models come from gin (`--gin_file=models/decoder_tiny.gin --gin_file=models/t5_tiny.gin` by
 default; several files give several models, one per family). The CPU peak FLOP/s behind MFU is
-an assumption (`peak_flops_per_device.cpu`, override with `--gin.peak_flops_per_device.cpu=...`).
+the host's measured best float32 matmul FLOP/s (`measured_cpu_matmul_flops`; override with
+`--gin.peak_flops_per_device.cpu=...`).
 """
 
 from __future__ import annotations
@@ -586,8 +587,9 @@ def render_markdown(results: dict) -> str:
         rows = entry["rows"]
         if what == "train":
             peak = rows[0]["assumed_peak_flops"] if rows else 0
-            out += [f"MFU = tokens/s x (6 x params + attention) / {peak:.3g} FLOP/s: the CPU "
-                    "peak is an assumption (`peak_flops_per_device.cpu`). AdamW, synthetic "
+            out += [f"MFU = tokens/s x (6 x params + attention) / {peak:.3g} FLOP/s: on a CPU "
+                    "that peak is the host's best measured float32 matmul throughput "
+                    "(`measured_cpu_matmul_flops`), not a datasheet figure. AdamW, synthetic "
                     "tokens. XLA memory = arguments + outputs + temporaries of the compiled "
                     "step; host RSS is the process peak so far (cumulative).", "",
                     "| model | remat | params | batch x len | step ms | tokens/s | MFU | "

@@ -8,6 +8,7 @@ shardings, then loop: next batch -> jitted train_step -> metrics -> checkpoint. 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -136,15 +137,31 @@ _PEAK_FLOPS = {"tpu v4": 275e12, "tpu v5 lite": 197e12, "tpu v5e": 197e12, "tpu 
 
 
 @gin.configurable
-def peak_flops_per_device(override: float | None = None, cpu: float = 1e11) -> float:
-    """bfloat16 dense peak of the first device (an estimate for CPUs; override from gin)."""
+def peak_flops_per_device(override: float | None = None, cpu: float | None = None) -> float:
+    """bfloat16 dense peak of the first device. CPUs have no published figure: their peak is
+    measured once as the best float32 matmul throughput of the host, shared by its (simulated)
+    devices, unless `cpu` gives one."""
     if override:
         return override
     kind = jax.devices()[0].device_kind.lower()
     for name, flops in _PEAK_FLOPS.items():
         if name in kind:
             return flops
-    return cpu
+    return cpu or measured_cpu_matmul_flops() / len(jax.local_devices())
+
+
+@functools.lru_cache(maxsize=1)
+def measured_cpu_matmul_flops(n: int = 1024, repeats: int = 5) -> float:
+    """The best FLOP/s of an n x n float32 matmul on this host (about a second, once)."""
+    a = jax.device_put(jnp.ones((n, n), jnp.float32), jax.local_devices()[0])
+    matmul = jax.jit(lambda x: x @ x)
+    matmul(a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best
 
 
 def train_flops_per_token(cfg: TransformerConfig, params,
