@@ -33,8 +33,10 @@ PROMPT_PARAM = "prompt"
 
 
 def model_gin_text(cfg: TransformerConfig, header: str = "") -> str:
-    """Gin bindings that rebuild `cfg` exactly."""
+    """Gin bindings that rebuild `cfg` exactly (a gin file of its own: it imports what it
+    configures)."""
     lines = [f"# {line}" for line in header.splitlines()] if header else []
+    lines.append("import flan_jax.models.config")
     for field in dataclasses.fields(cfg):
         lines.append(f"TransformerConfig.{field.name} = {getattr(cfg, field.name)!r}")
     return "\n".join(lines) + "\n"
@@ -139,3 +141,72 @@ def prompt_base_dir(directory: str | os.PathLike) -> pathlib.Path | None:
         return None
     base = pathlib.Path(path.read_text().strip())
     return base if base.is_absolute() else (pathlib.Path(directory) / base).resolve()
+
+
+# --- training runs: the step manager and its checks -------------------------------------------
+
+def checkpoint_manager(model_dir: pathlib.Path, keep: int, every: int,
+                       use_async: bool) -> ocp.CheckpointManager:
+    """Steps under MODEL_DIR/checkpoints, each with the train state and the data position."""
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, save_interval_steps=every, enable_async_checkpointing=use_async,
+        create=True)
+    return ocp.CheckpointManager(
+        pathlib.Path(model_dir).resolve() / STEPS_DIR, options=options,
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "data": ocp.JsonCheckpointHandler()})
+
+
+def save_args(state, data_state: dict) -> ocp.args.Composite:
+    return ocp.args.Composite(state=ocp.args.StandardSave(state),
+                              data=ocp.args.JsonSave(data_state))
+
+
+def tree_shapes(tree) -> dict:
+    """{path: shape} of every leaf (arrays, ShapeDtypeStructs or orbax metadata)."""
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(p): tuple(x.shape) for p, x in flat}
+
+
+def sharded_abstract(abstract, shardings):
+    """ShapeDtypeStructs that restore straight into `shardings`."""
+    return jax.tree_util.tree_map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings)
+
+
+def check_compatible(saved, expected, where: str) -> None:
+    """Refuses to resume from a checkpoint of another model, naming one mismatching array."""
+    from flan_jax.errors import TrainingError
+
+    saved, expected = tree_shapes(saved), tree_shapes(expected)
+    diffs = [f"{k}: saved {saved.get(k)} vs model {v}" for k, v in expected.items()
+             if saved.get(k) != v]
+    if diffs:
+        raise TrainingError(
+            f"{where} holds a checkpoint of a different model ({len(diffs)} mismatching "
+            f"arrays, e.g. {diffs[0]}). Use another MODEL_DIR or delete that one.")
+
+
+def params_shapes_match(directory: str | os.PathLike, abstract_params) -> bool:
+    """Whether `directory/params` holds arrays of the shapes of `abstract_params`."""
+    with ocp.StandardCheckpointer() as ckptr:
+        meta = ckptr.metadata(pathlib.Path(directory).resolve() / PARAMS_DIR)
+    return tree_shapes(getattr(meta, "item_metadata", meta)) == tree_shapes(abstract_params)
+
+
+def write_run_files(model_dir: pathlib.Path, cfg: TransformerConfig, vocab_spec: dict,
+                    vocab_file: str | None, prompt_base: pathlib.Path | None = None) -> None:
+    """config.gin (the resolved run), model.gin, vocab.json (+ its SentencePiece file) and, for
+    prompt tuning, prompt_base.txt."""
+    import shutil
+
+    from flan_jax.vocab import save_vocab_json
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if prompt_base is not None:
+        (model_dir / PROMPT_BASE).write_text(f"{prompt_base.resolve()}\n")
+    (model_dir / "config.gin").write_text(gin.config_str())
+    (model_dir / MODEL_GIN).write_text(model_gin_text(cfg, header="Model of this training run."))
+    if vocab_file:
+        shutil.copy(vocab_file, model_dir / os.path.basename(vocab_file))
+    save_vocab_json(model_dir, vocab_spec)

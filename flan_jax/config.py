@@ -3,6 +3,10 @@
 Flags: `--gin_file=FILE` (repeatable; looked up in the current directory, then the repository's
 gin/ folder, then `--gin_search_paths`) and `--gin.SELECTOR=VALUE` bindings, e.g.
 `--gin.TRAIN_STEPS=100` or `--gin.build_optimizer.name='"adamw"'`.
+
+This module knows none of its callers: each gin file imports the modules it configures (as in
+t5x), so parsing `models/t5_small.gin` imports the model config and nothing else, and a file
+that imports `tasks` needs TensorFlow only when it is parsed.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import argparse
 import difflib
 import os
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
 import gin
 
@@ -102,28 +106,50 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
     prefixes[:] = [*search_paths, str(GIN_DIR)] + [p for p in prefixes
                                                   if p not in (*search_paths, str(GIN_DIR))]
     files = [resolve_gin_file(f, search_paths) for f in gin_files]
-    _register_configurables()
     try:
         gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False,
                                             skip_unknown=False)
+    except ImportError as e:
+        raise GinConfigError(_explain_import(e)) from None
     except (ValueError, KeyError, SyntaxError, IOError) as e:
         raise GinConfigError(_explain(e)) from None
     if finalize:
         gin.finalize()
 
 
-def _register_configurables() -> None:
-    """Imports the modules whose configurables gin files may name."""
-    import flan_jax.models.config  # noqa: F401
-    import flan_jax.optim  # noqa: F401
-    import flan_jax.partitioning  # noqa: F401
-    import flan_jax.data  # noqa: F401
-    import flan_jax.evaluate  # noqa: F401
-    import flan_jax.experiments  # noqa: F401
-    import flan_jax.train  # noqa: F401
+# Packages that only the `data` extra installs (tasks and the seqio input pipeline).
+DATA_EXTRA = ("tensorflow", "tensorflow_datasets", "tensorflow_text", "seqio", "t5")
 
-    try:  # task collections (and t5's configurables) register before gin locks
-        import tasks  # noqa: F401
-    except ImportError as e:
-        raise GinConfigError(f"the task registry needs TensorFlow and seqio ({e}); install "
-                             "with `make install`.") from e
+
+def _explain_import(error: ImportError) -> str:
+    missing = (error.name or "").split(".")[0]
+    if missing in DATA_EXTRA:
+        return (f"a gin file imports a module that needs {missing}, which is not installed: "
+                "tasks, `data prepare` and `eval` need the `data` extra (`pip install "
+                "'flan-jax[data]'`, or `make install`).")
+    return f"a gin file's import failed: {error}"
+
+
+def parse_command(prog: str, argv: Sequence[str], default_files: Sequence[str] = (),
+                  description: str | None = None, require_files: bool = False,
+                  add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+                  parse: bool = True) -> argparse.Namespace:
+    """The flags of a gin-configured command: parses `argv` (`--gin_file`, `--gin.X=V`,
+    `--gin_search_paths` and whatever `add_arguments` adds), then (with `parse`) the gin config.
+
+    Returns the argparse namespace with `gin_bindings` added. Raises GinConfigError for a bad
+    file or binding; argparse exits itself on bad flags and `--help`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_gin_flags(parser)
+    if add_arguments is not None:
+        add_arguments(parser)
+    bindings, rest = split_gin_bindings(argv)
+    args = parser.parse_args(rest)
+    files = list(args.gin_file) or list(default_files)
+    if require_files and not args.gin_file:
+        parser.error("give at least one --gin_file (e.g. --gin_file=runs/demo.gin)")
+    if parse:
+        parse_gin(files, bindings, args.gin_search_paths)
+    args.gin_bindings = bindings
+    return args

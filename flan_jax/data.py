@@ -1,6 +1,7 @@
 """seqio mixture -> feature converter -> this host's numpy batches -> global jax.Arrays.
 
-TensorFlow lives here (and in tasks/), nowhere else in the library. The stream is deterministic
+TensorFlow lives here (and in tasks/), nowhere else in the library, and only inside functions:
+importing this module costs nothing, so the trainer imports it without TensorFlow installed. The stream is deterministic
 for a seed, so its position (the number of batches consumed) is all a checkpoint needs to
 continue the same stream: a resumed run rebuilds the pipeline and skips that many batches.
 
@@ -13,21 +14,12 @@ global batch and keeps its rows, so the stream does not depend on the number of 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator, Mapping
+import os
+from typing import Iterator, Mapping
 
 import gin
 import jax
 import numpy as np
-
-# Model inputs by family; anything else a converter emits (loss weights) is for the loss.
-MODEL_FEATURES = {
-    "encoder_decoder": ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
-                        "encoder_segment_ids", "decoder_segment_ids", "encoder_positions",
-                        "decoder_positions"),
-    "decoder_only": ("decoder_input_tokens", "decoder_segment_ids", "decoder_positions",
-                     "decoder_causal_attention"),
-}
-
 
 def feature_converter(family: str, pack: bool):
     import seqio
@@ -37,10 +29,6 @@ def feature_converter(family: str, pack: bool):
     # Inputs and targets are concatenated; the loss covers targets only, and the inputs part is
     # flagged in decoder_causal_attention for prefix-LM models.
     return seqio.DecoderFeatureConverter(pack=pack, loss_on_targets_only=True)
-
-
-def model_kwargs(batch: Mapping[str, Any], family: str) -> dict[str, Any]:
-    return {k: batch[k] for k in MODEL_FEATURES[family] if k in batch}
 
 
 @gin.configurable
@@ -57,14 +45,70 @@ class DataConfig:
     prefetch: int = 2
 
 
+def _registered(name: str):
+    """The seqio task or mixture `name` (registering the built-in collections first)."""
+    try:
+        import tasks  # noqa: F401  (registers the task collections)
+        from tasks import catalogue
+    except ImportError as e:
+        from flan_jax.errors import UserError
+
+        raise UserError(f"reading task {name!r} needs TensorFlow and seqio ({e}): install the "
+                        "`data` extra (`pip install 'flan-jax[data]'` or `make install`).") from e
+    return catalogue.get_task_or_mixture(name)
+
+
+def check_source(cfg: DataConfig) -> None:
+    """Fails before any work when the configured task or mixture is unknown."""
+    _registered(cfg.mixture_or_task_name)
+
+
+def vocabulary_spec(name: str) -> tuple[dict, str | None]:
+    """(vocab.json contents, the SentencePiece file to copy or None) of a task's targets."""
+    import seqio
+
+    provider = _registered(name)
+    vocab = provider.output_features["targets"].vocabulary
+    if isinstance(vocab, seqio.ByteVocabulary):
+        return {"kind": "byte"}, None
+    path = getattr(vocab, "sentencepiece_model_file", None)
+    if path:
+        return {"kind": "sentencepiece", "file": os.path.basename(path)}, path
+    return {"kind": "missing", "expected": "a vocabulary file"}, None
+
+
+def check_vocabulary(provider, vocab, checkpoint: str) -> None:
+    """Refuses to evaluate a task whose output vocabulary is not the checkpoint's (as t5x's
+    verify_matching_vocabs does): token ids would mean different text on the two sides."""
+    import hashlib
+
+    import seqio
+
+    from flan_jax.errors import UserError
+    from flan_jax.vocab import ByteVocab
+
+    wanted = provider.output_features["targets"].vocabulary
+    if isinstance(wanted, seqio.ByteVocabulary):
+        same, what = isinstance(vocab, ByteVocab), "bytes"
+    else:
+        model_file = getattr(wanted, "sentencepiece_model_file", None)
+        what = f"the SentencePiece model {model_file}"
+        path = getattr(vocab, "path", None)
+        same = path is not None and model_file is not None and (
+            hashlib.sha256(open(path, "rb").read()).digest()
+            == hashlib.sha256(open(model_file, "rb").read()).digest())
+    if not same:
+        has = getattr(vocab, "path", None) or "bytes"
+        raise UserError(f"task {provider.name!r} is tokenized with {what}, but the checkpoint "
+                        f"{checkpoint} uses {has} (its vocab.json). Evaluate it with a model "
+                        "trained on that vocabulary, or register the task with the model's.")
+
+
 def _get_seqio_dataset(cfg: DataConfig, family: str, shard_index: int, num_shards: int):
     import seqio
     import tensorflow as tf
 
-    import tasks  # noqa: F401  (registers the task collections)
-    from tasks import registry
-
-    registry.get_task_or_mixture(cfg.mixture_or_task_name)  # readable unknown-name error
+    _registered(cfg.mixture_or_task_name)  # readable unknown-name error
     ds = seqio.get_dataset(
         cfg.mixture_or_task_name, dict(cfg.task_feature_lengths), dataset_split=cfg.split,
         shuffle=cfg.shuffle, num_epochs=None, seed=cfg.seed,

@@ -28,8 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from flan_jax.models import build_model, init_cache
-from flan_jax.scoring import (_check_prompt, _lengths, _pad_rows, bucket_batch, bucket_length,
-                              gather_cache, input_ids)
+from flan_jax.batching import (bucket_batch, bucket_length, check_prompt, input_ids, pad_rows,
+                               row_lengths)
+from flan_jax.scoring import gather_cache
 
 METHODS = ("greedy", "sample", "beam")
 
@@ -269,12 +270,12 @@ def greedy_no_cache(model, params, batch: dict, max_new_tokens: int,
 def decoding_batch(model, prompts: Sequence[Sequence[int]], batch: int,
                    length: int) -> dict[str, np.ndarray]:
     """A decoding batch (see the module docstring) from input ids."""
-    tokens = _pad_rows(prompts, batch, length)
+    tokens = pad_rows(prompts, batch, length)
     if model.config.family == "encoder_decoder":
         return {"encoder_input_tokens": tokens,
                 "encoder_segment_ids": (np.arange(length)[None] <
-                                        _lengths(prompts, batch)[:, None]).astype(np.int32)}
-    seg = (np.arange(length)[None] < _lengths(prompts, batch)[:, None]).astype(np.int32)
+                                        row_lengths(prompts, batch)[:, None]).astype(np.int32)}
+    seg = (np.arange(length)[None] < row_lengths(prompts, batch)[:, None]).astype(np.int32)
     return {"decoder_input_tokens": tokens, "decoder_segment_ids": seg}
 
 
@@ -289,7 +290,7 @@ def generate(model, params, vocab, inputs: Sequence[str], max_new_tokens: int = 
     prompts = [input_ids(vocab, x, family, max_input_length, stats) for x in inputs]
     if family == "decoder_only":
         for i, p in enumerate(prompts):
-            _check_prompt(p, i)
+            check_prompt(p, i)
     base = jax.random.PRNGKey(seed)
     out: list[str] = []
     for start in range(0, len(prompts), batch_size):

@@ -16,11 +16,8 @@ def main(argv: list[str]) -> int:
     from flan_jax import config
 
     try:
-        bindings, rest = config.split_gin_bindings(argv)
-        if rest:
-            print(__doc__, file=sys.stderr)
-            return 0 if rest[0] in ("-h", "--help") else 2
-        config.parse_gin(["runs/demo.gin"], bindings)
+        config.parse_command("flan-jax demo", argv, default_files=["runs/demo.gin"],
+                             description=__doc__)
     except config.GinConfigError as e:
         print(f"flan-jax demo: {e}", file=sys.stderr)
         return 2

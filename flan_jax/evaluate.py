@@ -15,7 +15,7 @@ TensorBoard scalars, and prints the Markdown table.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import logging
 import pathlib
@@ -27,24 +27,40 @@ from typing import Any, Sequence
 import gin
 import numpy as np
 
+from flan_jax.predict import PredictSettings, predict
+
 logger = logging.getLogger("flan_jax.evaluate")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalTask:
+    """A task resolved once: the seqio task and how it is evaluated and reported."""
+    name: str
+    task: Any  # seqio.Task
+    split: str
+    method: str  # "rank" (classification by the options' scores) or "generation"
+    cluster: str
+    dataset: str
+    kind: str
+    template: int | None = None
+    num_shots: int = 0
 
 
 def expand_tasks(names: Sequence[str] | str) -> list[str]:
     """Task names behind a collection name, mixture names or task names."""
     import seqio
 
-    from tasks import registry
+    from tasks import catalogue
 
     names = [names] if isinstance(names, str) else list(names)
     out: list[str] = []
     for name in names:
-        if name in registry.collection_names():
-            info = registry.collection_info(name)
+        if name in catalogue.collection_names():
+            info = catalogue.collection_info(name)
             mixtures = [info.eval_mixtures[c] for c in info.clusters if c in info.eval_mixtures]
             out += expand_tasks(mixtures)
             continue
-        provider = registry.get_task_or_mixture(name)
+        provider = catalogue.get_task_or_mixture(name)
         if isinstance(provider, seqio.Mixture):
             out += [t.name for t in provider.tasks]
         else:
@@ -52,8 +68,25 @@ def expand_tasks(names: Sequence[str] | str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _examples(task, split: str, limit: int | None) -> list[dict]:
-    ds = task.get_dataset(None, split=split, shuffle=False, seed=0)
+def resolve_tasks(names: Sequence[str] | str) -> list[EvalTask]:
+    """Every task behind `names`, looked up once."""
+    import seqio
+
+    from tasks import catalogue
+
+    resolved = []
+    for name in expand_tasks(names):
+        info = catalogue.task_info(name)
+        resolved.append(EvalTask(
+            name=name, task=seqio.get_mixture_or_task(name), split=info.split,
+            method="rank" if info.kind in ("rank", "fewshot_rank") else "generation",
+            cluster=info.cluster, dataset=info.dataset, kind=info.kind,
+            template=info.template_index, num_shots=info.num_shots))
+    return resolved
+
+
+def _examples(task: EvalTask, limit: int | None) -> list[dict]:
+    ds = task.task.get_dataset(None, split=task.split, shuffle=False, seed=0)
     if limit:
         ds = ds.take(limit)
     return list(ds.as_numpy_iterator())
@@ -78,35 +111,21 @@ def task_metrics(task, examples: Sequence[dict], predictions: Sequence[str]) -> 
     return metrics
 
 
-def predict_task(task_name: str, model, params, vocab, *, max_examples: int | None,
-                 batch_size: int, max_input_length: int, max_new_tokens: int, rank_score: str,
-                 decoding: dict, stats: dict) -> tuple[list[dict], list[str]]:
-    import seqio
-
-    from flan_jax import decoding as decoding_lib
-    from flan_jax import scoring
-    from tasks import registry
-
-    info = registry.task_info(task_name)
-    task = seqio.get_mixture_or_task(task_name)
-    examples = _examples(task, info.split, max_examples)
+def predict_task(task: EvalTask, model, params, vocab, settings: PredictSettings, *,
+                 max_examples: int | None, stats: dict) -> tuple[list[dict], list[str]]:
+    """The task's eval examples and the model's text prediction for each."""
+    examples = _examples(task, max_examples)
     inputs = [_text(ex["inputs_pretokenized"]) for ex in examples]
-    if info.kind in ("rank", "fewshot_rank"):
+    options = None
+    if task.method == "rank":
         options = []
         for i, ex in enumerate(examples):
             opts = [_text(o) for o in ex.get("options", [])]
             if not opts:
-                raise ValueError(f"task {task_name}: example {i} has no options to rank.")
+                raise ValueError(f"task {task.name}: example {i} has no options to rank.")
             options.append(opts)
-        results = scoring.rank_classify(model, params, vocab, inputs, options, score=rank_score,
-                                        batch_size=batch_size, max_input_length=max_input_length,
-                                        stats=stats)
-        return examples, [opts[r.prediction_index] for opts, r in zip(options, results)]
-    predictions = decoding_lib.generate(model, params, vocab, inputs,
-                                        max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                        max_input_length=max_input_length, stats=stats,
-                                        **decoding)
-    return examples, predictions
+    predictions = predict(model, params, vocab, inputs, options, settings, stats=stats)
+    return examples, [p.text for p in predictions]
 
 
 def primary(metrics: dict[str, float]) -> float:
@@ -118,8 +137,7 @@ def aggregate(task_results: dict[str, dict], held_out: set[str]) -> tuple[dict, 
     by_dataset: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     cluster_of: dict[str, str] = {}
     for res in task_results.values():
-        method = "rank" if res["kind"] in ("rank", "fewshot_rank") else "generation"
-        by_dataset[res["dataset"]][method].append(res["score"])
+        by_dataset[res["dataset"]][res["method"]].append(res["score"])
         cluster_of[res["dataset"]] = res["cluster"]
     datasets = {}
     for ds, methods in sorted(by_dataset.items()):
@@ -180,7 +198,8 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
              output_dir: str | None = None, train_mixture: str | None = None,
              held_out_clusters: Sequence[str] | None = None,
              max_examples_per_task: int | None = None, batch_size: int = 32,
-             max_input_length: int = 256, max_new_tokens: int = 32, rank_score: str = "sum",
+             max_input_length: int = 256, max_new_tokens: int = 32,
+             max_option_length: int = 64, rank_score: str = "sum",
              decoding_method: str = "greedy", num_beams: int = 4, length_penalty: float = 0.6,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
              step: int | None = None, params=None) -> dict:
@@ -192,12 +211,11 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     %MODEL_DIR` (its model.gin and vocab.json are written when training starts); reports go to
     MODEL_DIR/eval/step_N/.
     """
-    import tasks  # noqa: F401
-    from flan_jax import checkpoints
+    from flan_jax import checkpoints, data
     from flan_jax.models import build_model
-    from tasks import registry
+    from tasks import catalogue
 
-    task_names = expand_tasks(mixtures)
+    eval_tasks = resolve_tasks(mixtures)
     if params is None:
         cfg, params, vocab = checkpoints.load_model_dir(checkpoint_path)
     else:  # in-memory parameters (training): only the config and vocabulary come from disk
@@ -205,6 +223,8 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
 
         cfg = checkpoints.read_model_config(pathlib.Path(checkpoint_path) / checkpoints.MODEL_GIN)
         vocab = load_vocab(checkpoint_path)
+    for task in eval_tasks:
+        data.check_vocabulary(task.task, vocab, checkpoint_path)
     model = build_model(cfg)
     out_dir = pathlib.Path(output_dir or pathlib.Path(checkpoint_path) / "eval")
     if params is not None and step is not None:  # evaluation during training
@@ -213,38 +233,34 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     if held_out_clusters is None:
         held_out = set()
         if train_mixture:
-            trained = set(registry.mixture_clusters(train_mixture))
-            held_out = {registry.task_info(t).cluster for t in task_names} - trained
+            trained = set(catalogue.mixture_clusters(train_mixture))
+            held_out = {t.cluster for t in eval_tasks} - trained
     else:
         held_out = set(held_out_clusters)
-    decoding = {"method": decoding_method, "num_beams": num_beams,
-                "length_penalty": length_penalty, "temperature": temperature, "top_k": top_k,
-                "top_p": top_p}
+    settings = PredictSettings(
+        batch_size=batch_size, max_input_length=max_input_length,
+        max_target_length=max_option_length, max_new_tokens=max_new_tokens,
+        rank_score=rank_score, method=decoding_method, num_beams=num_beams,
+        length_penalty=length_penalty, temperature=temperature, top_k=top_k, top_p=top_p)
     stats: dict = {}
     results: dict[str, dict] = {}
     start = time.time()
-    for i, name in enumerate(task_names, 1):
-        info = registry.task_info(name)
-        examples, predictions = predict_task(
-            name, model, params, vocab, max_examples=max_examples_per_task,
-            batch_size=batch_size, max_input_length=max_input_length,
-            max_new_tokens=max_new_tokens, rank_score=rank_score, decoding=decoding,
-            stats=stats)
-        import seqio
-
-        metrics = task_metrics(seqio.get_mixture_or_task(name), examples, predictions)
-        results[name] = {"cluster": info.cluster, "dataset": info.dataset, "kind": info.kind,
-                         "template": info.template_index, "num_shots": info.num_shots,
-                         "metrics": metrics, "score": primary(metrics),
-                         "num_examples": len(examples),
-                         "sample": {"input": _text(examples[0]["inputs_pretokenized"]),
-                                    "prediction": predictions[0],
-                                    "target": _text(examples[0]["targets_pretokenized"])}
-                         if examples else None}
+    for i, task in enumerate(eval_tasks, 1):
+        examples, predictions = predict_task(task, model, params, vocab, settings,
+                                             max_examples=max_examples_per_task, stats=stats)
+        metrics = task_metrics(task.task, examples, predictions)
+        results[task.name] = {
+            "cluster": task.cluster, "dataset": task.dataset, "kind": task.kind,
+            "method": task.method, "template": task.template, "num_shots": task.num_shots,
+            "metrics": metrics, "score": primary(metrics), "num_examples": len(examples),
+            "sample": {"input": _text(examples[0]["inputs_pretokenized"]),
+                       "prediction": predictions[0],
+                       "target": _text(examples[0]["targets_pretokenized"])}
+            if examples else None}
         elapsed = time.time() - start
-        print(f"[{i}/{len(task_names)}] {name}: {primary(metrics):.1f} "
+        print(f"[{i}/{len(eval_tasks)}] {task.name}: {primary(metrics):.1f} "
               f"({len(examples)} examples, {elapsed:.0f}s, ETA "
-              f"{elapsed / i * (len(task_names) - i):.0f}s)", file=sys.stderr, flush=True)
+              f"{elapsed / i * (len(eval_tasks) - i):.0f}s)", file=sys.stderr, flush=True)
     datasets, clusters = aggregate(results, held_out)
     title = f"{pathlib.Path(checkpoint_path).name}" + (f" step {step}" if step else "")
     table = markdown_report(datasets, clusters, title)
@@ -277,20 +293,18 @@ def _tensorboard(out_dir: pathlib.Path, clusters: dict, datasets: dict, step: in
 def main(argv: list[str]) -> int:
     from flan_jax import config
 
-    parser = argparse.ArgumentParser(prog="flan-jax eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    config.add_gin_flags(parser)
     try:
-        bindings, rest = config.split_gin_bindings(argv)
-        args = parser.parse_args(rest)
-        config.parse_gin(args.gin_file or ["runs/eval.gin"], bindings, args.gin_search_paths)
+        config.parse_command("flan-jax eval", argv, default_files=["runs/eval.gin"],
+                             description=__doc__)
     except config.GinConfigError as e:
         print(f"flan-jax eval: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING)
+    from flan_jax.errors import UserError
+
     try:
         evaluate()
-    except (KeyError, FileNotFoundError, ValueError) as e:
+    except (UserError, KeyError, FileNotFoundError, ValueError) as e:
         print(f"flan-jax eval: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
     return 0

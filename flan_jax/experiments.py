@@ -14,7 +14,6 @@ The same files run at full scale on FLAN 2021 by gin override, e.g.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -278,21 +277,19 @@ def plot(results: dict, path: pathlib.Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from flan_jax import config
+    from flan_jax import GIN_DIR, config
 
-    parser = argparse.ArgumentParser(prog="flan-jax experiment", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["run", "list"])
-    parser.add_argument("name", nargs="?", help="experiment: gin/experiments/NAME.gin or a file")
-    parser.add_argument("--gin_search_paths", action="append", default=[])
-    try:
-        bindings, rest = config.split_gin_bindings(argv)
+    def positional(parser) -> None:
+        parser.add_argument("action", choices=["run", "list"])
+        parser.add_argument("name", nargs="?",
+                            help="experiment: gin/experiments/NAME.gin or a file")
+
+    try:  # each run parses its own gin config: here only the flags
+        args = config.parse_command("flan-jax experiment", argv, description=__doc__,
+                                    add_arguments=positional, parse=False)
     except config.GinConfigError as e:
         print(f"flan-jax experiment: {e}", file=sys.stderr)
         return 2
-    args = parser.parse_args(rest)
-    from flan_jax import GIN_DIR
-
     available = sorted(p.stem for p in (GIN_DIR / "experiments").glob("*.gin")
                        if p.stem != "base")
     if args.action == "list" or not args.name:
@@ -301,7 +298,7 @@ def main(argv: list[str]) -> int:
     name = args.name if args.name.endswith(".gin") else f"experiments/{args.name}.gin"
     logging.basicConfig(level=logging.WARNING)
     try:
-        run_experiment(name, bindings, args.gin_search_paths)
+        run_experiment(name, args.gin_bindings, args.gin_search_paths)
     except config.GinConfigError as e:
         print(f"flan-jax experiment: {e} (available: {', '.join(available)})", file=sys.stderr)
         return 2

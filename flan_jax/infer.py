@@ -104,29 +104,30 @@ def _resume(path: str) -> int:
 
 def _process(mode: str, args, model, params, vocab, records: list[dict], offset: int,
              stats: dict) -> list[dict]:
-    from flan_jax import decoding, scoring
+    from flan_jax import scoring
+    from flan_jax.predict import PredictSettings, predict
 
     inputs = [r["inputs"] for r in records]
-    common = dict(batch_size=args.batch_size, max_input_length=args.max_input_length,
-                  stats=stats)
     if mode == "score":
         scored = scoring.score_texts(model, params, vocab, inputs,
                                      [r["targets"] for r in records],
-                                     max_target_length=args.max_target_length, **common)
+                                     batch_size=args.batch_size,
+                                     max_input_length=args.max_input_length,
+                                     max_target_length=args.max_target_length, stats=stats)
         return [{**r, "score": s, "num_target_tokens": n} for r, (s, n) in zip(records, scored)]
+    settings = PredictSettings(
+        batch_size=args.batch_size, max_input_length=args.max_input_length,
+        max_target_length=args.max_target_length, max_new_tokens=args.max_new_tokens,
+        rank_score=args.rank_score, method=args.method, num_beams=args.num_beams,
+        length_penalty=args.length_penalty, temperature=args.temperature, top_k=args.top_k,
+        top_p=args.top_p, seed=args.seed)
+    options = [r["options"] for r in records] if mode == "rank" else None
+    predictions = predict(model, params, vocab, inputs, options, settings, stats=stats,
+                          example_offset=offset)
     if mode == "rank":
-        ranked = scoring.rank_classify(model, params, vocab, inputs,
-                                       [r["options"] for r in records], score=args.rank_score,
-                                       max_option_length=args.max_target_length, **common)
-        return [{**r, "scores": res.scores, "prediction": r["options"][res.prediction_index]}
-                for r, res in zip(records, ranked)]
-    texts = decoding.generate(
-        model, params, vocab, inputs,
-        max_new_tokens=args.max_new_tokens or args.max_target_length, method=args.method,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        num_beams=args.num_beams, length_penalty=args.length_penalty, seed=args.seed,
-        example_offset=offset, **common)
-    return [{**r, "prediction": t} for r, t in zip(records, texts)]
+        return [{**r, "scores": p.option_scores, "prediction": p.text}
+                for r, p in zip(records, predictions)]
+    return [{**r, "prediction": p.text} for r, p in zip(records, predictions)]
 
 
 def main(argv: list[str] | None = None) -> int:

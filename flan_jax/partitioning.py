@@ -9,6 +9,7 @@ a TPU pod run the same config.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
@@ -133,3 +134,23 @@ def state_shardings_like(abstract_state, abstract_params, param_shardings, mesh:
 
 def shard_like(tree, shardings):
     return jax.tree_util.tree_map(lambda x, s: jax.device_put(x, s), tree, shardings)
+
+
+@gin.configurable
+def initialize_distributed(coordinator_address: str | None = None,
+                           num_processes: int | None = None, process_id: int | None = None,
+                           cpu_collectives: bool = False) -> None:
+    """Multi-host setup from gin or the environment (JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID); on TPU pods `jax.distributed.initialize()` alone
+    discovers the rest. Nothing happens when neither says anything."""
+    coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if num_processes is None and "JAX_NUM_PROCESSES" in os.environ:
+        num_processes = int(os.environ["JAX_NUM_PROCESSES"])
+    if process_id is None and "JAX_PROCESS_ID" in os.environ:
+        process_id = int(os.environ["JAX_PROCESS_ID"])
+    if coordinator_address is None:
+        return
+    if cpu_collectives:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id)

@@ -1,26 +1,6 @@
 """Target log-likelihoods and rank classification for both model families (no TensorFlow).
 
-Batch formats (int32 arrays, right-padded with 0):
-
-Encoder-decoder (seqio's unpacked EncDecFeatureConverter layout):
-  encoder_input_tokens   [b, Li]  input ids, 0 = padding
-  decoder_target_tokens  [b, Lt]  target ids (ending in EOS, see `target_ids`), 0 = padding
-  decoder_input_tokens   [b, Lt]  targets shifted right with 0 as the start token
-  decoder_loss_weights   [b, Lt]  optional; defaults to decoder_target_tokens > 0
-
-Decoder-only (inputs and targets in one row; the logits at t predict token t+1):
-  decoder_tokens           [b, L]  [bos] + input ids + target ids, then padding
-  decoder_segment_ids      [b, L]  1 on real tokens, 0 on padding
-  decoder_loss_weights     [b, L]  1 on the target tokens (the ones scored), 0 elsewhere;
-                                   position 0 has nothing to predict it and is never scored
-  decoder_causal_attention [b, L]  optional, prefix LMs: 1 on [bos] + inputs
-
-Conventions (`input_ids`, `target_ids`): encoder-decoder inputs and targets end in EOS as
-seqio's `add_eos=True` makes them; decoder-only prompts start with the vocabulary's BOS (when it
-has one) and targets are plain continuations (as lm-evaluation-harness scores them).
-Inputs longer than `max_input_length` are truncated, keeping the start for encoder-decoder (as
-seqio does) and the end next to the target for decoder-only (the BOS stays); targets keep their
-start. High-level functions count truncations in an optional `stats` dict.
+Batches are built by `flan_jax.batching` (see its docstring for their formats).
 
 Rank classification runs each input through the model once: the encoder output (or the
 decoder-only prompt's KV cache) is computed per input and gathered per option, so only the
@@ -38,123 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flan_jax.batching import (bucket_batch, bucket_length, check_prompt, decoder_only_batch,
+                               encdec_batch, input_ids, next_pow2, pad_rows, row_lengths,
+                               target_ids)
 from flan_jax.models import build_model, init_cache
 
 SCORES = ("sum", "mean", "per_char")
-
-
-# --- shapes and token preparation ------------------------------------------------------------
-
-def next_pow2(n: int, minimum: int = 1) -> int:
-    n = max(int(n), minimum, 1)
-    return 1 << (n - 1).bit_length()
-
-
-def bucket_length(n: int, cap: int | None = None, minimum: int = 8) -> int:
-    """A padded length >= n: the next power of two (at least `minimum`), capped at `cap`."""
-    b = next_pow2(n, minimum)
-    if cap is not None:
-        b = min(b, max(cap, n))
-    return b
-
-
-def bucket_batch(n: int, batch_size: int) -> int:
-    """A padded batch size >= n: the next power of two, capped at `batch_size`."""
-    return max(n, min(next_pow2(n), batch_size))
-
-
-def _count(stats: dict | None, key: str, n: int = 1) -> None:
-    if stats is not None and n:
-        stats[key] = stats.get(key, 0) + n
-
-
-def input_ids(vocab, text: str, family: str, max_length: int | None,
-              stats: dict | None = None) -> list[int]:
-    """Model input ids: encoder inputs (+ EOS), or the decoder-only prompt ([bos] + input)."""
-    ids = list(vocab.encode(text))
-    bos = getattr(vocab, "bos_id", None)
-    if family == "decoder_only" and bos is not None and (not ids or ids[0] != bos):
-        ids = [bos] + ids
-    if family == "encoder_decoder":  # seqio's add_eos=True, as Flan-T5 was trained
-        ids.append(vocab.eos_id)
-    if max_length is not None and len(ids) > max_length:
-        _count(stats, "inputs_truncated")
-        if family == "decoder_only":  # keep the end, next to the continuation; keep BOS
-            head = [ids[0]] if bos is not None and ids[0] == bos else []
-            ids = head + ids[len(ids) - (max_length - len(head)):]
-        else:  # keep the start and the final EOS
-            ids = ids[:max_length - 1] + [ids[-1]]
-    return ids
-
-
-def target_ids(vocab, text: str, family: str, max_length: int | None,
-               stats: dict | None = None) -> list[int]:
-    """Target/option ids: + EOS for encoder-decoder, a plain continuation for decoder-only."""
-    ids = list(vocab.encode(text))
-    bos = getattr(vocab, "bos_id", None)
-    if bos is not None and ids and ids[0] == bos:  # SentencePieceVocab(add_bos) adds it
-        ids = ids[1:]
-    if family == "encoder_decoder":
-        ids.append(vocab.eos_id)
-    if max_length is not None and len(ids) > max_length:
-        _count(stats, "targets_truncated")
-        ids = ids[:max_length]
-    return ids
-
-
-def _pad_rows(rows: Sequence[Sequence[int]], batch: int, length: int) -> np.ndarray:
-    out = np.zeros((batch, length), np.int32)
-    for i, r in enumerate(rows):
-        out[i, :len(r)] = r
-    return out
-
-
-def _lengths(rows: Sequence[Sequence[int]], batch: int) -> np.ndarray:
-    out = np.zeros((batch,), np.int32)
-    out[:len(rows)] = [len(r) for r in rows]
-    return out
-
-
-def encdec_batch(inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]],
-                 batch: int | None = None, input_length: int | None = None,
-                 target_length: int | None = None) -> dict[str, np.ndarray]:
-    """An encoder-decoder scoring batch (see the module docstring) from token ids."""
-    batch = batch or len(inputs)
-    input_length = input_length or max(1, max(map(len, inputs)))
-    target_length = target_length or max(1, max(map(len, targets)))
-    tgt = _pad_rows(targets, batch, target_length)
-    dec_in = np.zeros_like(tgt)
-    dec_in[:, 1:] = tgt[:, :-1]
-    return {"encoder_input_tokens": _pad_rows(inputs, batch, input_length),
-            "decoder_input_tokens": dec_in, "decoder_target_tokens": tgt,
-            "decoder_loss_weights": (tgt > 0).astype(np.int32)}
-
-
-def decoder_only_batch(prompts: Sequence[Sequence[int]], targets: Sequence[Sequence[int]],
-                       batch: int | None = None, length: int | None = None,
-                       prefix_lm: bool = False) -> dict[str, np.ndarray]:
-    """A decoder-only scoring batch (see the module docstring) from prompt and target ids."""
-    batch = batch or len(prompts)
-    length = length or max(len(p) + len(t) for p, t in zip(prompts, targets))
-    out = {k: np.zeros((batch, length), np.int32) for k in
-           ("decoder_tokens", "decoder_segment_ids", "decoder_loss_weights")}
-    if prefix_lm:
-        out["decoder_causal_attention"] = np.zeros((batch, length), np.int32)
-    for i, (p, t) in enumerate(zip(prompts, targets)):
-        n = len(p) + len(t)
-        out["decoder_tokens"][i, :n] = list(p) + list(t)
-        out["decoder_segment_ids"][i, :n] = 1
-        out["decoder_loss_weights"][i, len(p):n] = 1
-        if prefix_lm:
-            out["decoder_causal_attention"][i, :len(p)] = 1
-    out["decoder_loss_weights"][:, 0] = 0
-    return out
-
-
-def _check_prompt(ids: Sequence[int], index: int) -> None:
-    if not ids:
-        raise ValueError(f"example {index}: a decoder-only model needs a non-empty input or a "
-                         "vocabulary with a BOS id to condition the first target token on.")
 
 
 # --- jitted model functions --------------------------------------------------------------------
@@ -186,7 +55,7 @@ def _functions(cfg) -> dict[str, Any]:
                 decoder_segment_ids=batch.get("decoder_segment_ids", (tgt > 0).astype(jnp.int32)))
             lp = _token_logprobs(logits, tgt) * w
         else:
-            tokens = batch["decoder_tokens"]
+            tokens = batch["decoder_input_tokens"]
             w = batch["decoder_loss_weights"].astype(jnp.float32)
             logits = model.apply({"params": params}, tokens, batch["decoder_segment_ids"], None,
                                  batch.get("decoder_causal_attention"))
@@ -255,7 +124,7 @@ def score_texts(model, params, vocab, inputs: Sequence[str], targets: Sequence[s
     tgts = [target_ids(vocab, t, family, max_target_length, stats) for t in targets]
     if family == "decoder_only":
         for i, p in enumerate(prompts):
-            _check_prompt(p, i)
+            check_prompt(p, i)
     out: list[tuple[float, int]] = []
     for start in range(0, len(prompts), batch_size):
         p, t = prompts[start:start + batch_size], tgts[start:start + batch_size]
@@ -308,7 +177,7 @@ def _prepare_rank(model, vocab, inputs, options, score, max_input_length, max_op
     prompts = [input_ids(vocab, x, family, max_input_length, stats) for x in inputs]
     if family == "decoder_only":
         for i, p in enumerate(prompts):
-            _check_prompt(p, i)
+            check_prompt(p, i)
     opt_ids = [[target_ids(vocab, o, family, max_option_length, stats) for o in opts]
                for opts in options]
     return prompts, opt_ids
@@ -337,8 +206,8 @@ def rank_classify(model, params, vocab, inputs: Sequence[str], options: Sequence
         lp_len = bucket_length(max(map(len, p)), max_input_length)
         lo = bucket_length(max(map(len, flat)), max_option_length)
         fn = fns["rank_encdec" if encdec else "rank_decoder_only"]
-        ll, nt = jax.device_get(fn(params, _pad_rows(p, b, lp_len), _lengths(p, b),
-                                   _pad_rows(flat, m, lo), _lengths(flat, m), ex_idx))
+        ll, nt = jax.device_get(fn(params, pad_rows(p, b, lp_len), row_lengths(p, b),
+                                   pad_rows(flat, m, lo), row_lengths(flat, m), ex_idx))
         k = 0
         for j, opts in enumerate(o):
             n = len(opts)

@@ -24,15 +24,16 @@ def test_report_covers_every_cluster_and_matches_t5_metrics(trained_dir):
     import seqio
 
     from flan_jax import checkpoints
-    from flan_jax.evaluate import evaluate, predict_task
+    from flan_jax.evaluate import evaluate, predict_task, resolve_tasks
     from flan_jax.models import build_model
-    from tasks import registry
+    from flan_jax.predict import PredictSettings
+    from tasks import catalogue
 
     config.parse_gin(["runs/eval.gin"], [f"CHECKPOINT_PATH = '{trained_dir}'",
                                          "TRAIN_MIXTURE = 'synthetic_heldout_nli_train'",
                                          "evaluate.max_examples_per_task = 3"])
     report = evaluate()
-    clusters = registry.collection_info("synthetic").clusters
+    clusters = catalogue.collection_info("synthetic").clusters
     assert set(report["clusters"]) == set(clusters)
     assert report["held_out_clusters"] == ["nli"]
     assert [c for c, r in report["clusters"].items() if r["held_out"]] == ["nli"]
@@ -44,10 +45,12 @@ def test_report_covers_every_cluster_and_matches_t5_metrics(trained_dir):
     # The task's numbers are t5.evaluation.metrics on the same predictions.
     cfg, params, vocab = checkpoints.load_model_dir(trained_dir)
     model = build_model(cfg)
-    for name in ("synthetic_fact_nli_t0_rank", "synthetic_reverse_word_t1_eval"):
-        examples, predictions = predict_task(
-            name, model, params, vocab, max_examples=3, batch_size=64, max_input_length=256,
-            max_new_tokens=32, rank_score="sum", decoding={"method": "greedy"}, stats={})
+    settings = PredictSettings(batch_size=64, max_input_length=256, max_target_length=64,
+                               max_new_tokens=32)
+    for task in resolve_tasks(["synthetic_fact_nli_t0_rank", "synthetic_reverse_word_t1_eval"]):
+        name = task.name
+        examples, predictions = predict_task(task, model, params, vocab, settings,
+                                             max_examples=3, stats={})
         targets = [ex["targets_pretokenized"].decode() for ex in examples]
         expected = t5_metrics.accuracy(targets, predictions)["accuracy"]
         assert report["tasks"][name]["metrics"]["accuracy"] == pytest.approx(expected)
@@ -66,20 +69,21 @@ def test_report_covers_every_cluster_and_matches_t5_metrics(trained_dir):
 def test_rank_example_without_options_is_named(trained_dir, monkeypatch):
     from flan_jax import checkpoints, evaluate as ev
     from flan_jax.models import build_model
+    from flan_jax.predict import PredictSettings
 
     real = ev._examples
 
-    def no_options(task, split, limit):
-        rows = real(task, split, limit)
+    def no_options(task, limit):
+        rows = real(task, limit)
         rows[1] = {**rows[1], "options": []}
         return rows
 
     monkeypatch.setattr(ev, "_examples", no_options)
     cfg, params, vocab = checkpoints.load_model_dir(trained_dir)
     with pytest.raises(ValueError, match="synthetic_fact_nli_t0_rank: example 1 has no options"):
-        ev.predict_task("synthetic_fact_nli_t0_rank", build_model(cfg), params, vocab,
-                        max_examples=3, batch_size=8, max_input_length=64, max_new_tokens=4,
-                        rank_score="sum", decoding={}, stats={})
+        ev.predict_task(ev.resolve_tasks("synthetic_fact_nli_t0_rank")[0], build_model(cfg),
+                        params, vocab, PredictSettings(batch_size=8, max_input_length=64),
+                        max_examples=3, stats={})
 
 
 def test_evaluation_every_n_steps_during_training(tmp_path):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from flan_jax import decoding, infer, scoring
+from flan_jax import batching, decoding, infer, scoring
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -55,12 +55,12 @@ def test_score_mode_equals_target_log_likelihoods(ckpt, tmp_path, capsys):
     assert [r["id"] for r in got] == [r["id"] for r in RECORDS]
     for rec, res in zip(RECORDS, got):
         stats = {}
-        prompt = scoring.input_ids(vocab, rec["inputs"], "encoder_decoder", 32, stats)
-        target = scoring.target_ids(vocab, rec["targets"], "encoder_decoder", 8)
+        prompt = batching.input_ids(vocab, rec["inputs"], "encoder_decoder", 32, stats)
+        target = batching.target_ids(vocab, rec["targets"], "encoder_decoder", 8)
         ll, nt = scoring.target_log_likelihoods(model, params,
-                                                scoring.encdec_batch([prompt], [target]))
+                                                batching.encdec_batch([prompt], [target]))
         assert res["num_target_tokens"] == int(nt[0]) == len(target)
-        assert res["score"] == pytest.approx(float(ll[0]), abs=1e-5)
+        assert res["score"] == pytest.approx(float(ll[0]), rel=1e-6)  # float32 sums
     assert "1 inputs and 0 targets/options truncated" in capsys.readouterr().err
 
 

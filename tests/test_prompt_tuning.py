@@ -96,8 +96,9 @@ def base_dir(tmp_path_factory):
 
 
 def test_prompt_tuning_changes_only_the_prompt_and_lowers_the_loss(base_dir, tmp_path):
-    from flan_jax.evaluate import predict_task
+    from flan_jax.evaluate import predict_task, resolve_tasks
     from flan_jax.models import build_model
+    from flan_jax.predict import PredictSettings
 
     base_step = checkpoints.latest_step_dir(base_dir)
     base_params = jax.tree_util.tree_map(np.asarray,
@@ -131,10 +132,10 @@ def test_prompt_tuning_changes_only_the_prompt_and_lowers_the_loss(base_dir, tmp
     after = _batches_loss(model, params)
     assert after < before - 0.02, (before, after)
     # Evaluation runs on the merged model (rank and generation tasks).
-    for name in ("synthetic_fact_nli_t0_rank", "synthetic_reverse_word_t1_eval"):
-        examples, predictions = predict_task(
-            name, model, params, vocab, max_examples=2, batch_size=8, max_input_length=64,
-            max_new_tokens=8, rank_score="sum", decoding={"method": "greedy"}, stats={})
+    settings = PredictSettings(batch_size=8, max_input_length=64, max_new_tokens=8)
+    for task in resolve_tasks(["synthetic_fact_nli_t0_rank", "synthetic_reverse_word_t1_eval"]):
+        examples, predictions = predict_task(task, model, params, vocab, settings,
+                                             max_examples=2, stats={})
         assert len(predictions) == len(examples) == 2
     # Resuming restores the prompt run (prompt-only state) and finishes the remaining steps.
     more = _prompt_tune(base_dir, tmp_path, "TRAIN_STEPS = 26")
@@ -145,7 +146,7 @@ def test_train_step_gives_no_gradient_to_frozen_parameters():
     import optax
 
     from flan_jax import partitioning
-    from flan_jax.train import TrainState, make_train_step, merge_params
+    from flan_jax.train_step import TrainState, make_train_step, merge_params
 
     cfg = PROMPTED["decoder_only"]
     model, params = tiny_model(cfg)
@@ -169,7 +170,7 @@ def test_train_step_gives_no_gradient_to_frozen_parameters():
 
 
 def test_prompt_tuning_refuses_packing_and_a_missing_base(base_dir, tmp_path):
-    from flan_jax.train import TrainingError
+    from flan_jax.errors import TrainingError
 
     with pytest.raises(TrainingError, match="pack = False"):
         _prompt_tune(base_dir, tmp_path / "a", "DataConfig.pack = True")

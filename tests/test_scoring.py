@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax import scoring
+from flan_jax import batching, scoring
 from flan_jax.models import TransformerConfig, build_model
 from flan_jax.vocab import ByteVocab
 
@@ -121,16 +121,16 @@ def test_rank_and_loglik_match_transformers(tmp_path, family):
     hf, model, params, vocab, _ = converted(tmp_path, family)
     ranked = scoring.rank_classify(model, params, vocab, INPUTS, OPTIONS, batch_size=3)
     for x, opts, res in zip(INPUTS, OPTIONS, ranked):
-        prompt = scoring.input_ids(vocab, x, family, None)
-        ref = [torch_loglik(hf, family, prompt, scoring.target_ids(vocab, o, family, None))
+        prompt = batching.input_ids(vocab, x, family, None)
+        ref = [torch_loglik(hf, family, prompt, batching.target_ids(vocab, o, family, None))
                for o in opts]
         np.testing.assert_allclose(res.log_likelihoods, ref, atol=1e-4, rtol=1e-5)
         assert res.prediction_index == int(np.argmax(ref))
     # target_log_likelihoods on a hand-built batch agrees too.
-    prompts = [scoring.input_ids(vocab, x, family, None) for x in INPUTS[:2]]
-    targets = [scoring.target_ids(vocab, o[0], family, None) for o in OPTIONS[:2]]
-    batch = (scoring.encdec_batch(prompts, targets) if family == "encoder_decoder"
-             else scoring.decoder_only_batch(prompts, targets))
+    prompts = [batching.input_ids(vocab, x, family, None) for x in INPUTS[:2]]
+    targets = [batching.target_ids(vocab, o[0], family, None) for o in OPTIONS[:2]]
+    batch = (batching.encdec_batch(prompts, targets) if family == "encoder_decoder"
+             else batching.decoder_only_batch(prompts, targets))
     ll, nt = scoring.target_log_likelihoods(model, params, batch)
     ref = [torch_loglik(hf, family, p, t) for p, t in zip(prompts, targets)]
     np.testing.assert_allclose(np.asarray(ll), ref, atol=1e-4, rtol=1e-5)

@@ -71,7 +71,7 @@ def test_gradient_accumulation_equals_larger_batch(tmp_path):
 
 
 def test_incompatible_checkpoint_is_refused(tmp_path):
-    from flan_jax.train import TrainingError
+    from flan_jax.errors import TrainingError
 
     _train(tmp_path, "TRAIN_STEPS = 5")
     with pytest.raises(TrainingError, match="different model"):
@@ -172,7 +172,7 @@ def test_two_processes_agree_with_one_process_on_eight_devices(tmp_path):
 
 
 def test_non_finite_loss_stops_naming_the_step(tmp_path):
-    from flan_jax.train import TrainingError
+    from flan_jax.errors import TrainingError
 
     with pytest.raises(TrainingError, match="at step 1"):
         _train(tmp_path, "train.z_loss = 1e999")
@@ -207,7 +207,7 @@ def test_zero_steps_saves_the_initialisation(tmp_path):
 
 
 def test_cpu_peak_is_measured_and_shared_by_simulated_devices():
-    from flan_jax.train import measured_cpu_matmul_flops, peak_flops_per_device
+    from flan_jax.accounting import measured_cpu_matmul_flops, peak_flops_per_device
 
     host = measured_cpu_matmul_flops()
     assert 1e8 < host < 1e14
