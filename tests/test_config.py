@@ -1,0 +1,60 @@
+"""Gin loading: files import what they configure, flags, and readable errors."""
+
+import subprocess
+import sys
+
+import gin
+import pytest
+
+from flan_jax import config
+
+
+def test_split_gin_bindings_accepts_both_spellings():
+    bindings, rest = config.split_gin_bindings(
+        ["--gin.TRAIN_STEPS=5", "--mode", "x", "--gin.MODEL_DIR", "'/tmp/a'"])
+    assert bindings == ["TRAIN_STEPS = 5", "MODEL_DIR = '/tmp/a'"]
+    assert rest == ["--mode", "x"]
+    with pytest.raises(config.GinConfigError, match="needs a value"):
+        config.split_gin_bindings(["--gin.TRAIN_STEPS"])
+
+
+def test_parse_command_parses_files_bindings_and_extra_flags():
+    def extra(parser):
+        parser.add_argument("--flag", type=int, default=0)
+
+    args = config.parse_command("prog", ["--gin_file=models/t5_tiny.gin", "--flag=3",
+                                         "--gin.VOCAB_SIZE=259"], add_arguments=extra)
+    assert args.flag == 3 and args.gin_bindings == ["VOCAB_SIZE = 259"]
+    assert gin.query_parameter("%VOCAB_SIZE") == 259
+
+
+def test_parse_command_uses_default_files_and_can_require_one():
+    config.parse_command("prog", [], default_files=["models/decoder_tiny.gin"])
+    assert gin.query_parameter("TransformerConfig.family") == "decoder_only"
+    with pytest.raises(SystemExit):
+        config.parse_command("prog", [], require_files=True)
+
+
+def test_unknown_file_and_selector_suggest_close_matches():
+    with pytest.raises(config.GinConfigError, match="Did you mean: models/t5_tiny.gin"):
+        config.parse_gin(["models/t5_tinny.gin"])
+    with pytest.raises(config.GinConfigError, match="Did you mean"):
+        config.parse_gin(["models/t5_tiny.gin"], ["TransformerConfig.emb_dimm = 3"])
+
+
+def test_a_model_file_imports_only_the_model_config():
+    """Parsing a model gin file imports neither the trainer, evaluation, tasks nor TensorFlow."""
+    code = ("import sys\nfrom flan_jax import config\n"
+            "config.parse_gin(['models/t5_tiny.gin', 'optimizers/adafactor.gin', 'hardware/gpu.gin'])\n"
+            "bad = [m for m in ('tensorflow', 'seqio', 'tasks', 'flan_jax.train', "
+            "'flan_jax.evaluate', 'flan_jax.experiments') if m in sys.modules]\n"
+            "print(bad)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_missing_data_extra_is_named():
+    error = ModuleNotFoundError("No module named 'seqio'", name="seqio")
+    message = config._explain_import(error)  # noqa: SLF001
+    assert "data" in message and "seqio" in message
