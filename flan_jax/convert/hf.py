@@ -130,8 +130,10 @@ def t5_config(hf: Mapping, weights: Mapping[str, LazyTensor]) -> TransformerConf
     proj = hf.get("feed_forward_proj", "relu")
     gated = proj.startswith("gated-")
     act = proj.split("-")[-1]
-    activation = {"gelu": "gelu", "gelu_new": "gelu", "relu": "relu", "silu": "silu",
-                  "gelu_pytorch_tanh": "gelu"}.get(act)
+    # transformers reads "gated-gelu" as the tanh approximation (our "gelu") but a plain
+    # "gelu" as the exact one.
+    activation = {"gelu": "gelu" if proj == "gated-gelu" else "gelu_exact", "gelu_new": "gelu",
+                  "relu": "relu", "silu": "silu", "gelu_pytorch_tanh": "gelu"}.get(act)
     if activation is None:
         raise ConversionError(f"feed_forward_proj={proj!r} is not supported (relu, gated-gelu, "
                               "gated-silu).")
