@@ -4,30 +4,36 @@ LlamaForCausalLM, from safetensors (single or sharded) or PyTorch `.bin` files.
 The result is a flan-jax model directory (see `flan_jax.checkpoints`): model.gin, vocab.json,
 params/ and the SentencePiece model when the source has one. It is written to a temporary
 sibling of `dst` and renamed into place at the end, so a failure leaves nothing at `dst`.
+Tensors stream: each is read, reshaped and written before the next is read (`convert.lazy`), so
+host memory holds a few tensors, never the model; every path goes through etils.epath.
 """
 
 from __future__ import annotations
 
 import json
-import pathlib
-import shutil
 import tempfile
+import uuid
 from typing import Callable, Mapping
 
+import ml_dtypes
 import numpy as np
+from etils import epath
 
 from flan_jax import checkpoints
+from flan_jax.convert import safetensors_io
+from flan_jax.convert.lazy import LazyTensor, save_lazy_params
 from flan_jax.models.config import TransformerConfig, plain_config
-from flan_jax.vocab import save_vocab_json
+from flan_jax.vocab import VOCAB_FILE
 
 SUPPORTED = ("T5ForConditionalGeneration", "MT5ForConditionalGeneration", "LlamaForCausalLM")
+DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
 
 
 class ConversionError(Exception):
     """A one-line, user-facing reason why a checkpoint cannot be converted."""
 
 
-def read_hf_config(src: pathlib.Path) -> dict:
+def read_hf_config(src: epath.Path) -> dict:
     path = src / "config.json"
     if not path.exists():
         raise ConversionError(f"{src} has no config.json: point --src at a Hugging Face model "
@@ -35,56 +41,104 @@ def read_hf_config(src: pathlib.Path) -> dict:
     return json.loads(path.read_text())
 
 
-def read_hf_weights(src: pathlib.Path) -> dict[str, np.ndarray]:
-    """All tensors of a checkpoint as float32 numpy arrays, by Hugging Face name."""
+def read_hf_weights(src: epath.Path) -> dict[str, LazyTensor]:
+    """Every tensor of a checkpoint by Hugging Face name, unread (see `LazyTensor`)."""
     files = sorted(src.glob("*.safetensors"))
     if files:
-        from safetensors.numpy import load_file
-
-        try:
-            out: dict[str, np.ndarray] = {}
-            for f in files:
-                out.update(load_file(str(f)))
-            return {k: v.astype(np.float32) for k, v in out.items()}
-        except Exception:  # bfloat16 tensors need torch to read
-            return _read_with_torch(files, safetensors=True)
+        out: dict[str, LazyTensor] = {}
+        for i, f in enumerate(files):
+            out.update(safetensors_io.lazy_tensors(f, file_index=i))
+        return out
     files = sorted(src.glob("pytorch_model*.bin"))
     if files:
-        return _read_with_torch(files, safetensors=False)
+        return _TorchShards(files).lazy_tensors()
     raise ConversionError(f"{src} has no weights: expected model.safetensors, "
                           "model-0000x-of-0000y.safetensors or pytorch_model.bin.")
 
 
-def _read_with_torch(files, safetensors: bool) -> dict[str, np.ndarray]:
-    try:
-        import torch
-    except ImportError as e:
-        raise ConversionError("reading these weights needs PyTorch: pip install torch") from e
-    out = {}
-    for f in files:
-        if safetensors:
-            from safetensors.torch import load_file
+class _TorchShards:
+    """PyTorch `.bin` shards, memory-mapped one file at a time: a tensor's read maps its file
+    (dropping the previous one), so resident memory is bounded by one shard, not the model."""
 
-            tensors = load_file(str(f))
-        else:
-            tensors = torch.load(str(f), map_location="cpu", weights_only=True)
-        out.update({k: v.float().numpy() for k, v in tensors.items()})
-    return out
+    def __init__(self, files: list[epath.Path]):
+        try:
+            import torch  # noqa: F401
+        except ImportError as e:
+            raise ConversionError("reading pytorch_model*.bin needs PyTorch: pip install torch "
+                                  "(or convert the checkpoint to safetensors).") from e
+        self.files = files
+        self._open: tuple[int, dict] | None = None
+
+    def _state(self, i: int) -> dict:
+        if self._open is None or self._open[0] != i:
+            self._open = None  # unmap the previous shard before mapping the next
+            self._open = (i, _torch_load(self.files[i]))
+        return self._open[1]
+
+    def lazy_tensors(self) -> dict[str, LazyTensor]:
+        out = {}
+        for i in range(len(self.files)):
+            for position, (name, t) in enumerate(self._state(i).items()):
+                out[name] = LazyTensor(tuple(t.shape), _torch_dtype(t), self._loader(i, name),
+                                       (i, position))
+        self._open = None
+        return out
+
+    def _loader(self, i: int, name: str) -> Callable[[], np.ndarray]:
+        return lambda: _torch_to_numpy(self._state(i)[name])
+
+
+def _torch_load(path: epath.Path) -> dict:
+    import torch
+
+    if _is_local(path):
+        return torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+    # torch memory-maps local files only: stage a remote shard in a temporary file, which can
+    # be unlinked at once (the mapping keeps it alive).
+    with tempfile.NamedTemporaryFile(suffix=".bin") as tmp:
+        with path.open("rb") as f:
+            while chunk := f.read(64 << 20):
+                tmp.write(chunk)
+        tmp.flush()
+        return torch.load(tmp.name, map_location="cpu", mmap=True, weights_only=True)
+
+
+def _torch_dtype(t) -> np.dtype:
+    import torch
+
+    if t.dtype == torch.bfloat16:
+        return np.dtype(ml_dtypes.bfloat16)
+    return torch.empty(0, dtype=t.dtype).numpy().dtype
+
+
+def _torch_to_numpy(t) -> np.ndarray:
+    import torch
+
+    t = t.contiguous()
+    if t.dtype == torch.bfloat16:  # numpy has no bfloat16: reinterpret the bits
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
+    return t.numpy().copy()  # copied off the memory map, which is dropped with its shard
+
+
+def _is_local(path: epath.Path) -> bool:
+    return "://" not in str(path)
 
 
 # --- T5 -------------------------------------------------------------------------------------
 
-def t5_config(hf: Mapping, weights: Mapping[str, np.ndarray]) -> TransformerConfig:
+def t5_config(hf: Mapping, weights: Mapping[str, LazyTensor]) -> TransformerConfig:
     proj = hf.get("feed_forward_proj", "relu")
     gated = proj.startswith("gated-")
     act = proj.split("-")[-1]
-    activation = {"gelu": "gelu", "gelu_new": "gelu", "relu": "relu", "silu": "silu",
-                  "gelu_pytorch_tanh": "gelu"}.get(act)
+    # transformers reads "gated-gelu" as the tanh approximation (our "gelu") but a plain
+    # "gelu" as the exact one.
+    activation = {"gelu": "gelu" if proj == "gated-gelu" else "gelu_exact", "gelu_new": "gelu",
+                  "relu": "relu", "silu": "silu", "gelu_pytorch_tanh": "gelu"}.get(act)
     if activation is None:
         raise ConversionError(f"feed_forward_proj={proj!r} is not supported (relu, gated-gelu, "
                               "gated-silu).")
     untied_head = "lm_head.weight" in weights and not np.array_equal(
-        weights["lm_head.weight"], weights["shared.weight"])
+        weights["lm_head.weight"].materialize(), weights["shared.weight"].materialize())
     # Old configs say tie_word_embeddings=false for v1.1; transformers 5 writes
     # scale_decoder_outputs instead and always ties.
     scale = hf.get("scale_decoder_outputs", hf.get("tie_word_embeddings", True))
@@ -99,17 +153,17 @@ def t5_config(hf: Mapping, weights: Mapping[str, np.ndarray]) -> TransformerConf
         relative_attention_max_distance=hf.get("relative_attention_max_distance", 128))
 
 
-def _heads_in(w: np.ndarray, heads: int) -> np.ndarray:
+def _heads_in(w: LazyTensor, heads: int) -> LazyTensor:
     """torch Linear [heads*d, emb] -> kernel [emb, heads, d]."""
     return w.T.reshape(w.shape[1], heads, -1)
 
 
-def _heads_out(w: np.ndarray, heads: int) -> np.ndarray:
+def _heads_out(w: LazyTensor, heads: int) -> LazyTensor:
     """torch Linear [emb, heads*d] -> kernel [heads, d, emb]."""
     return w.T.reshape(heads, -1, w.shape[0])
 
 
-def t5_params(cfg: TransformerConfig, w: Mapping[str, np.ndarray]) -> dict:
+def t5_params(cfg: TransformerConfig, w: Mapping[str, LazyTensor]) -> dict:
     h = cfg.num_heads
 
     def attn(prefix):
@@ -150,7 +204,7 @@ def t5_params(cfg: TransformerConfig, w: Mapping[str, np.ndarray]) -> dict:
 
 # --- Llama ----------------------------------------------------------------------------------
 
-def llama_config(hf: Mapping, weights: Mapping[str, np.ndarray]) -> TransformerConfig:
+def llama_config(hf: Mapping, weights: Mapping[str, LazyTensor]) -> TransformerConfig:
     if hf.get("attention_bias") or hf.get("mlp_bias"):
         raise ConversionError("Llama checkpoints with attention_bias/mlp_bias are not supported.")
     rope = hf.get("rope_parameters") or {}
@@ -171,7 +225,7 @@ def llama_config(hf: Mapping, weights: Mapping[str, np.ndarray]) -> TransformerC
         rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))))
 
 
-def llama_params(cfg: TransformerConfig, w: Mapping[str, np.ndarray]) -> dict:
+def llama_params(cfg: TransformerConfig, w: Mapping[str, LazyTensor]) -> dict:
     out: dict = {"token_embed": {"embedding": w["model.embed_tokens.weight"]},
                  "final_norm": {"scale": w["model.norm.weight"]}}
     for i in range(cfg.num_decoder_layers):
@@ -199,9 +253,15 @@ ARCHITECTURES: dict[str, tuple[Callable, Callable, str]] = {
 }
 
 
-def convert(src: str | pathlib.Path, dst: str | pathlib.Path, overwrite: bool = False) -> TransformerConfig:
-    """Converts the checkpoint at `src` into a flan-jax model directory at `dst`."""
-    src, dst = pathlib.Path(src), pathlib.Path(dst)
+def convert(src: str | epath.PathLike, dst: str | epath.PathLike, overwrite: bool = False,
+            dtype: str | None = None) -> TransformerConfig:
+    """Converts the checkpoint at `src` into a flan-jax model directory at `dst`.
+
+    Tensors are read, reshaped and written one at a time. `dtype` None keeps each tensor's
+    stored dtype (bfloat16 stays bfloat16); "float32", "bfloat16" or "float16" casts."""
+    src, dst = epath.Path(src), epath.Path(dst)
+    if dtype is not None and dtype not in DTYPES:
+        raise ConversionError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}.")
     if not src.is_dir():
         raise ConversionError(f"--src {src} is not a directory.")
     if dst.exists() and any(dst.iterdir()) and not overwrite:
@@ -219,24 +279,45 @@ def convert(src: str | pathlib.Path, dst: str | pathlib.Path, overwrite: bool = 
         params = make_params(cfg, weights)
     except KeyError as e:
         raise ConversionError(f"{src} is missing tensor {e.args[0]} expected for {arch}.") from e
+    import jax
+
+    if dtype is not None:
+        params = jax.tree_util.tree_map(lambda t: t.astype(DTYPES[dtype]), params)
+    stored = np.dtype(params["token_embed"]["embedding"].dtype).name
+    if stored in DTYPES:  # the model computes with what it loads
+        cfg = plain_config(**{**_fields(cfg), "param_dtype": stored})
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
+    tmp = dst.parent / f".{dst.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
     try:
-        checkpoints.save_params(tmp, params)
+        save_lazy_params(tmp / checkpoints.PARAMS_DIR, params)
         (tmp / checkpoints.MODEL_GIN).write_text(checkpoints.model_gin_text(
-            cfg, header=f"Converted by `flan-jax convert hf` from {src.resolve()} ({arch})."))
+            cfg, header=f"Converted by `flan-jax convert hf` from {_display(src)} ({arch})."))
         spm = src / vocab_file
         if spm.exists():
-            shutil.copy(spm, tmp / vocab_file)
-            save_vocab_json(tmp, {"kind": "sentencepiece", "file": vocab_file,
-                                  "add_bos": arch == "LlamaForCausalLM"})
+            spm.copy(tmp / vocab_file)
+            vocab = {"kind": "sentencepiece", "file": vocab_file,
+                     "add_bos": arch == "LlamaForCausalLM"}
         else:
-            save_vocab_json(tmp, {"kind": "missing", "expected": vocab_file})
+            vocab = {"kind": "missing", "expected": vocab_file}
+        (tmp / VOCAB_FILE).write_text(json.dumps(vocab, indent=2) + "\n")
         if dst.exists():
-            shutil.rmtree(dst)
+            dst.rmtree()
         tmp.rename(dst)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists():
+            tmp.rmtree()
         raise
     return cfg
+
+
+def _fields(cfg: TransformerConfig) -> dict:
+    import dataclasses
+
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+
+
+def _display(path: epath.Path) -> str:
+    """An absolute local path, or the URL of a bucket path."""
+    return str(path.resolve()) if _is_local(path) else str(path)
