@@ -1,4 +1,4 @@
-"""`flan-jax bench ... --quick` end to end: every benchmark writes positive finite numbers to
+"""`flan-jax bench all --quick` end to end: every benchmark writes positive finite numbers to
 bench/results-style JSON and a Markdown table naming the machine (no timing thresholds)."""
 
 import json
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from flan_jax import bench
+from flan_jax.bench import cli
 
 # benchmark -> keys every row must carry as positive finite numbers
 EXPECTED = {
@@ -25,7 +25,7 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    assert bench.main(["all", "--quick", f"--results_dir={out}"]) == 0
+    assert cli.main(["all", "--quick", f"--results_dir={out}"]) == 0
     files = sorted(out.glob("*.json"))
     assert len(files) == 1, files
     return json.loads(files[0].read_text()), files[0].with_suffix(".md").read_text()
@@ -62,14 +62,7 @@ def test_markdown_names_the_machine(results):
     assert "| decoder_tiny |" in md and "| t5_tiny |" in md
 
 
-def test_results_merge_per_benchmark(tmp_path):
-    machine = {"id": "cpu-test", "cpu": "x", "cores": 1, "memory_gib": 1, "jax": "0",
-               "platform": "cpu", "device_kind": "cpu", "load_average_at_start": [0, 0, 0]}
-    row = {"model": "m", "family": "decoder_only", "options": 2, "input_tokens": 8,
-           "shared_options_per_s": 2.0, "naive_options_per_s": 1.0, "speedup": 2.0}
-    entry = {"command": "c", "quick": True, "date": "d", "rows": [row]}
-    bench.write_results(tmp_path, machine, {"rank": entry})
-    bench.write_results(tmp_path, machine, {"decode": {**entry, "rows": []}})
-    data = json.loads((tmp_path / "cpu-test.json").read_text())
-    assert set(data["benchmarks"]) == {"rank", "decode"}
-    assert "| m | 2 | 8 |" in (tmp_path / "cpu-test.md").read_text()
+def test_unknown_gin_file_is_a_readable_error(tmp_path, capsys):
+    assert cli.main(["rank", "--quick", "--gin_file=models/decoder_tinyy.gin",
+                     f"--results_dir={tmp_path}"]) == 2
+    assert "decoder_tiny.gin" in capsys.readouterr().err  # the close match is suggested

@@ -1,0 +1,25 @@
+"""`flan-jax bench`: throughput, MFU and memory, one module per benchmark.
+
+- `train`    the jitted train step on synthetic batches (decoder-only and encoder-decoder)
+- `compare`  the same models trained by Hugging Face transformers on PyTorch
+- `pipeline` the input pipeline next to what the train step consumes (needs TensorFlow)
+- `rank`     rank classification, one pass per input vs one per option
+- `decode`   KV-cache decoding vs recomputing the prefix
+- `gpu`      the accelerator suite in one run (1B decoder, T5 small/base, PyTorch, rank, decode)
+
+`common` holds machine info, timing and fixtures; `results` the JSON writer and Markdown tables;
+`cli` the command. Only `pipeline` imports TensorFlow (when run).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Benchmarks run on one device, or on the real accelerators present. `make` exports 8 simulated
+# CPU devices for the tests; on a CPU they only split the same cores, so drop the flag when JAX
+# is not imported yet.
+if "jax" not in sys.modules:
+    _flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+              if not f.startswith("--xla_force_host_platform_device_count")]
+    os.environ["XLA_FLAGS"] = " ".join(_flags)

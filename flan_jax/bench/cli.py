@@ -1,0 +1,99 @@
+"""`flan-jax bench {train,compare,pipeline,rank,decode,all} [--quick] [--gin_file=...]`.
+
+Throughput, MFU and memory on this machine, written to `bench/results/<machine>.json` and
+`<machine>.md` (see `flan_jax.bench.results`). Each measurement is warmed up (compilation
+excluded), repeated, and reported as the median.
+
+Models come from gin (`--gin_file=models/decoder_tiny.gin --gin_file=models/t5_tiny.gin` by
+default; several files give several models, one per family). The CPU peak FLOP/s behind MFU is
+the host's measured best float32 matmul FLOP/s (`measured_cpu_matmul_flops`; override with
+`--gin.peak_flops_per_device.cpu=...`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import importlib
+import pathlib
+import sys
+import time
+
+from flan_jax.bench.common import (BYTE_VOCAB, RESULTS_DIR, Settings, ensure_gin, load_average,
+                                   machine_info, model_configs, say)
+
+# benchmark -> (module, function); each module is imported only when its benchmark runs
+RUNNERS = {"train": ("flan_jax.bench.train", "bench_train"),
+           "compare": ("flan_jax.bench.compare", "bench_compare"),
+           "pipeline": ("flan_jax.bench.pipeline", "bench_pipeline"),
+           "rank": ("flan_jax.bench.rank", "bench_rank"),
+           "decode": ("flan_jax.bench.decode", "bench_decode")}
+DEFAULT_MODELS = ("models/decoder_tiny.gin", "models/t5_tiny.gin")
+SMALL_MODELS = ("models/decoder_small.gin", "models/t5_small.gin")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flan-jax bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("what", choices=tuple(RUNNERS) + ("all",))
+    p.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (tests)")
+    p.add_argument("--results_dir", default=str(RESULTS_DIR))
+    p.add_argument("--no_small", action="store_true",
+                   help="train benchmark: skip the small models (measured unless --quick or "
+                        "--gin_file is given)")
+    from flan_jax.config import add_gin_flags
+
+    add_gin_flags(p)
+    return p
+
+
+def _named(files: list[str], bindings: list[str], search_paths: list[str]) -> list[tuple]:
+    return list(zip([pathlib.Path(f).stem for f in files],
+                    model_configs(files, bindings, search_paths)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ensure_gin()  # before anything imports gin (the accelerator images have none)
+    from flan_jax.config import GinConfigError, split_gin_bindings
+
+    bindings, rest = split_gin_bindings(argv)
+    args = _parser().parse_args(rest)
+    import jax
+
+    jax.config.update("jax_default_matmul_precision", "float32")
+    s = Settings.make(args.quick)
+    try:
+        models = _named(args.gin_file or list(DEFAULT_MODELS), bindings, args.gin_search_paths)
+        small = [] if args.gin_file or args.quick or args.no_small else \
+            _named(list(SMALL_MODELS), bindings, args.gin_search_paths)
+    except GinConfigError as e:
+        print(f"flan-jax bench: {e}", file=sys.stderr)
+        return 2
+    if args.quick:  # a byte vocabulary and one layer per stack keep quick runs (tests) small
+        models = [(n, dataclasses.replace(
+            c, vocab_size=BYTE_VOCAB, num_decoder_layers=1,
+            num_encoder_layers=min(c.num_encoder_layers, 1))) for n, c in models]
+    machine = machine_info()
+    say(f"flan-jax bench on {machine['id']} (load {machine['load_average_at_start']})")
+    whats = tuple(RUNNERS) if args.what == "all" else (args.what,)
+    command = "flan-jax bench " + " ".join(argv)
+    path = None
+    for what in whats:
+        module, func = RUNNERS[what]
+        t0 = time.perf_counter()
+        rows = getattr(importlib.import_module(module), func)(
+            models + small if what == "train" else models, s)
+        entry = {"command": command, "quick": args.quick, "rows": rows,
+                 "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                 "seconds": time.perf_counter() - t0, "load_average_after": load_average()}
+        from flan_jax.bench.results import write_results
+
+        path = write_results(pathlib.Path(args.results_dir), machine, {what: entry})
+        say(f"{what}: {entry['seconds']:.0f} s")
+    say(f"wrote {path} and {path.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

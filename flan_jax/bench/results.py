@@ -1,0 +1,138 @@
+"""Results: every number in `bench/results/<machine>.json` (merged with earlier runs of other
+benchmarks on the same machine) and the tables README shows in `<machine>.md`."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+from typing import Any, Callable
+
+ORDER = ("train", "compare", "pipeline", "rank", "decode", "gpu")
+TARGETS = {"compare": "JAX >= 1.2x PyTorch tokens/s (decoder_tiny); T5 keeps its lead",
+           "pipeline": "pipeline >= 3x step", "rank": ">= 3x at 4 options",
+           "decode": ">= 5x (greedy)"}
+
+
+def fmt(x: Any, digits: int = 0) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return f"{x:,.{digits}f}"
+
+
+def _lengths(lengths: dict) -> str:
+    return f"{lengths['inputs']}+{lengths['targets']}"
+
+
+def _train(rows: list[dict]) -> list[str]:
+    peak = rows[0]["assumed_peak_flops"] if rows else 0
+    out = [f"MFU = tokens/s x (6 x params + attention) / {peak:.3g} FLOP/s: on a CPU that peak "
+           "is the host's best measured float32 matmul throughput (`measured_cpu_matmul_flops`), "
+           "not a datasheet figure. AdamW, synthetic tokens. XLA memory = arguments + outputs + "
+           "temporaries of the compiled step; host RSS is the process peak so far (cumulative).",
+           "", "| model | remat | params | batch x len | step ms | tokens/s | MFU | "
+           "XLA memory MiB | host peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|"]
+    return out + [f"| {r['model']} | {r['remat']} | {r['params'] / 1e6:.2f}M | {r['batch']} x "
+                  f"{_lengths(r['lengths'])} | {1e3 * r['step_time_s']:.1f} | "
+                  f"{fmt(r['tokens_per_s'])} | {100 * r['mfu']:.2f}% | "
+                  f"{fmt(r['xla_step_memory_mib'], 1)} | {fmt(r['host_peak_rss_mib'])} |"
+                  for r in rows]
+
+
+def _compare(rows: list[dict]) -> list[str]:
+    threads = rows[0]["torch_threads"] if rows else "?"
+    ver = (f"torch {rows[0]['torch_version']}, transformers {rows[0]['transformers_version']}"
+           if rows else "")
+    out = [f"Same dimensions, batch, length and AdamW on both sides; {ver}, {threads} threads. "
+           f"XLA memory is the compiled JAX step's (arguments + outputs + temporaries). "
+           f"Target: {TARGETS['compare']}.", "",
+           "| model | batch x len | loss chunk | params jax / torch | jax tokens/s | "
+           "torch tokens/s | jax / torch | XLA memory MiB |", "|---|---|---|---|---|---|---|---|"]
+    return out + [f"| {r['model']} | {r['batch']} x {_lengths(r['lengths'])} | "
+                  f"{r.get('loss_chunk_size', 0) or 'none'} | "
+                  f"{r['jax_params'] / 1e6:.2f}M / {r['torch_params'] / 1e6:.2f}M | "
+                  f"{fmt(r['jax_tokens_per_s'])} | {fmt(r['torch_tokens_per_s'])} | "
+                  f"{r['ratio_jax_over_torch']:.2f}x | "
+                  f"{fmt(r.get('jax_xla_step_memory_mib'), 1)} |" for r in rows]
+
+
+def _pipeline(rows: list[dict]) -> list[str]:
+    out = ["Packed tokens (slots) per second delivered to the host vs consumed by the train step "
+           f"of the same family and shape. Target: {TARGETS['pipeline']}.", "",
+           "| source | family | batch x len | tokens/s | fill | step tokens/s | pipeline / step |",
+           "|---|---|---|---|---|---|---|"]
+    return out + [f"| {r['source']} | {r['family']} | {r['batch']} x {_lengths(r['lengths'])} | "
+                  f"{fmt(r['tokens_per_s'])} | {100 * r['fill']:.0f}% | "
+                  f"{fmt(r['train_step_tokens_per_s'])} | {r['ratio_pipeline_over_step']:.1f}x |"
+                  for r in rows]
+
+
+def _rank(rows: list[dict]) -> list[str]:
+    out = [f"Options scored per second, random model, byte vocabulary. Target: "
+           f"{TARGETS['rank']}.", "",
+           "| model | options | input tokens | rank_classify | naive | speedup |",
+           "|---|---|---|---|---|---|"]
+    return out + [f"| {r['model']} | {r['options']} | {r['input_tokens']} | "
+                  f"{fmt(r['shared_options_per_s'])} | {fmt(r['naive_options_per_s'])} | "
+                  f"{r['speedup']:.1f}x |" for r in rows]
+
+
+def _decode(rows: list[dict]) -> list[str]:
+    out = ["Generated tokens per second, random model, byte vocabulary, no early stop. Beam "
+           f"search has no uncached reference. Target: {TARGETS['decode']}.", "",
+           "| model | batch | prompt | new | greedy cache | greedy no cache | speedup "
+           "| beam 4 cache |", "|---|---|---|---|---|---|---|---|"]
+    return out + [f"| {r['model']} | {r['batch']} | {r['prompt_tokens']} | {r['new_tokens']} | "
+                  f"{fmt(r['greedy_cache_tokens_per_s'])} | "
+                  f"{fmt(r['greedy_no_cache_tokens_per_s'])} | {r['speedup_greedy']:.1f}x | "
+                  f"{fmt(r['beam4_cache_tokens_per_s'])} |" for r in rows]
+
+
+RENDERERS: dict[str, Callable[[list[dict]], list[str]]] = {
+    "train": _train, "compare": _compare, "pipeline": _pipeline, "rank": _rank,
+    "decode": _decode}
+
+
+def render_markdown(results: dict) -> str:
+    m = results["machine"]
+    out = [f"# flan-jax benchmarks on `{m['id']}`", "",
+           f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; JAX {m['jax']} on "
+           f"{m['platform']} ({m['device_kind']}), {m.get('devices_used', 1)} device(s). Load "
+           f"average at start {m['load_average_at_start']}.", ""]
+    b = results["benchmarks"]
+    for what in sorted(b, key=lambda w: ORDER.index(w) if w in ORDER else len(ORDER)):
+        entry = b[what]
+        render = RENDERERS.get(what)
+        if render is None:  # written by a newer version: keep the numbers, skip the table
+            continue
+        out += [f"## {what}", "", f"`{entry['command']}` ({entry['date']}"
+                f"{', quick' if entry['quick'] else ''}).", ""]
+        out += render(entry["rows"])
+        out.append("")
+    return "\n".join(out)
+
+
+def write_results(results_dir: pathlib.Path, machine: dict, new: dict[str, dict]) -> pathlib.Path:
+    """Merges `new` benchmarks into <machine>.json and rewrites <machine>.md; each file is
+    written beside its final name and renamed, so no half-written table is ever visible."""
+    results_dir = pathlib.Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{machine['id']}.json"
+    results = {"machine": machine, "benchmarks": {}}
+    if path.exists():
+        try:
+            results["benchmarks"] = json.loads(path.read_text()).get("benchmarks", {})
+        except json.JSONDecodeError:
+            pass
+    results["benchmarks"].update(new)
+    _write_atomic(path, json.dumps(results, indent=1, default=float) + "\n")
+    _write_atomic(path.with_suffix(".md"), render_markdown(results))
+    return path
+
+
+def _write_atomic(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
