@@ -51,8 +51,11 @@ def _registered(name: str):
         import tasks  # noqa: F401  (registers the task collections)
         from tasks import catalogue
     except ImportError as e:
+        from flan_jax.config import DATA_EXTRA
         from flan_jax.errors import UserError
 
+        if (e.name or "").split(".")[0] not in DATA_EXTRA:
+            raise
         raise UserError(f"reading task {name!r} needs TensorFlow and seqio ({e}): install the "
                         "`data` extra (`pip install 'flan-jax[data]'` or `make install`).") from e
     return catalogue.get_task_or_mixture(name)

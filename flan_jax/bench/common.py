@@ -126,38 +126,20 @@ class Settings:
 
 # --- models from gin --------------------------------------------------------------------------
 
-def parse_model_gin(gin_file: str, bindings: Sequence[str] = (),
-                    search_paths: Sequence[str] = ()) -> None:
-    """Parses one model gin file (and bindings) with only the TensorFlow-free configurables
-    registered: a model file binds TransformerConfig and macros, and benchmark bindings name
-    the peak FLOP/s or the mesh. (`flan_jax.config.parse_gin` also registers the task
-    collections, which need TensorFlow.)"""
-    import gin
-
-    import flan_jax.models.config  # noqa: F401  (the configurables a bench run may bind)
-    import flan_jax.partitioning  # noqa: F401
-    import flan_jax.train  # noqa: F401
-    from flan_jax.config import GinConfigError, resolve_gin_file
-
-    gin.clear_config()
-    try:
-        gin.parse_config_files_and_bindings([resolve_gin_file(gin_file, search_paths)], list(bindings),
-                                            finalize_config=False, skip_unknown=False)
-    except (ValueError, KeyError, SyntaxError, IOError) as e:
-        raise GinConfigError(f"{gin_file}: {e}") from None
-
-
 def model_configs(gin_files: Sequence[str], bindings: Sequence[str] = (),
                   search_paths: Sequence[str] = ()) -> list:
     """One TransformerConfig per model gin file (each parsed on its own); the last parse stays
     active, so the other bindings (peak FLOP/s, mesh) apply to the run too."""
     import gin
 
+    import flan_jax.accounting  # noqa: F401  (bench bindings may name the peak FLOP/s)
+    import flan_jax.partitioning  # noqa: F401  (... or the mesh)
+    from flan_jax.config import parse_gin
     from flan_jax.models import TransformerConfig
 
     configs = []
-    for f in gin_files:
-        parse_model_gin(f, bindings, search_paths)
+    for f in gin_files:  # a model gin file imports the model config: no TensorFlow
+        parse_gin([f], bindings, search_paths, finalize=False)
         with gin.unlock_config():
             configs.append(TransformerConfig())
     return configs

@@ -29,8 +29,8 @@ def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
 
     from flan_jax import partitioning
     from flan_jax.models import build_model, count_params
-    from flan_jax.train import (TrainState, make_train_step, peak_flops_per_device,
-                                train_flops_per_token)
+    from flan_jax.accounting import peak_flops_per_device, train_flops_per_token
+    from flan_jax.train_step import TrainState, make_train_step
 
     axes = dict(mesh_axes or ONE_DEVICE)
     key = (cfg, batch, tuple(sorted(lengths.items())), tuple(sorted(axes.items())),
@@ -93,7 +93,7 @@ def _state_shardings(model, tx, mesh, rules) -> tuple[Any, Any]:
     import jax.numpy as jnp
 
     from flan_jax import partitioning
-    from flan_jax.train import TrainState
+    from flan_jax.train_step import TrainState
 
     dummy = jnp.ones((1, 8), jnp.int32)
     args = (dummy, dummy) if model.config.family == "encoder_decoder" else (dummy,)
