@@ -113,8 +113,42 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
         raise GinConfigError(_explain_import(e)) from None
     except (ValueError, KeyError, SyntaxError, IOError) as e:
         raise GinConfigError(_explain(e)) from None
+    _check_macros_are_used(bindings)
     if finalize:
         gin.finalize()
+
+
+def _macro_references(value, found: set[str]) -> None:
+    if isinstance(value, gin.config.ConfigurableReference):
+        if value.selector == "gin.macro":
+            found.add(value.scoped_selector.rsplit("/", 1)[0])
+    elif isinstance(value, dict):
+        for v in value.values():
+            _macro_references(v, found)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _macro_references(v, found)
+
+
+def _check_macros_are_used(bindings: Sequence[str]) -> None:
+    """A macro bound in a binding (`--gin.X=V`) that nothing references is a typo
+    (`--gin.TRAIN_STEPZ=5` would otherwise train with the default and exit 0): refuse it,
+    suggesting the macros that are used. (Macros set in files are not checked: a hardware
+    file's COMPUTE_DTYPE is legitimately unused by a command that builds no model from gin.)"""
+    config = gin.config._CONFIG  # noqa: SLF001
+    defined = {b.split("=", 1)[0].strip() for b in bindings if "=" in b}
+    defined = {name for name in defined if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)}
+    used: set[str] = set()
+    for bindings in config.values():
+        for value in bindings.values():
+            _macro_references(value, used)
+    unused = sorted(defined - used)
+    if unused:
+        name = unused[0]
+        close = difflib.get_close_matches(name, sorted(used), n=3, cutoff=0.6)
+        hint = f" Did you mean: {', '.join(close)}?" if close else (
+            f" Macros in use: {', '.join(sorted(used))}." if used else "")
+        raise GinConfigError(f"the gin macro {name} is bound but nothing uses it.{hint}")
 
 
 # Packages that only the `data` extra installs (tasks and the seqio input pipeline).
@@ -153,3 +187,9 @@ def parse_command(prog: str, argv: Sequence[str], default_files: Sequence[str] =
         parse_gin(files, bindings, args.gin_search_paths)
     args.gin_bindings = bindings
     return args
+
+
+def is_bound(configurable: str) -> bool:
+    """Whether the parsed config binds any parameter of `configurable` (its short name)."""
+    return any(selector.split(".")[-1] == configurable and bindings
+               for (_, selector), bindings in gin.config._CONFIG.items())  # noqa: SLF001

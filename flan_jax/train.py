@@ -216,6 +216,10 @@ def main(argv: list[str]) -> int:
 
     try:
         config.parse_command("flan-jax train", argv, description=__doc__, require_files=True)
+        if not config.is_bound("TransformerConfig"):
+            raise config.GinConfigError(
+                "no model is configured: add a model gin file, e.g. "
+                "--gin_file=models/t5_small.gin (see gin/models/) or --gin_file=CONVERTED/model.gin.")
     except config.GinConfigError as e:
         print(f"flan-jax train: {e}", file=sys.stderr)
         return 2

@@ -58,3 +58,17 @@ def test_a_missing_data_extra_is_named():
     error = ModuleNotFoundError("No module named 'seqio'", name="seqio")
     message = config._explain_import(error)  # noqa: SLF001
     assert "data" in message and "seqio" in message
+
+
+def test_a_misspelled_macro_is_refused_with_a_suggestion():
+    with pytest.raises(config.GinConfigError,
+                       match="macro VOCAB_SIZZE is bound but nothing uses it. Did you mean: "
+                             "VOCAB_SIZE"):
+        config.parse_gin(["models/t5_tiny.gin"], ["VOCAB_SIZZE = 259"])
+    config.parse_gin(["models/t5_tiny.gin"], ["VOCAB_SIZE = 259"])  # the right name is fine
+
+
+def test_the_documented_macros_are_accepted():
+    config.parse_gin(["runs/demo.gin"], ["TRAIN_STEPS = 3", "BATCH_SIZE = 8", "VOCAB_SIZE = 259",
+                                         "MODEL_DIR = '/x'", "COMPUTE_DTYPE = 'float32'"])
+    config.parse_gin(["runs/eval.gin"], ["CHECKPOINT_PATH = '/x'", "EVAL_MIXTURES = 'a'"])

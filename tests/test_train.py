@@ -92,6 +92,22 @@ def test_unknown_binding_and_mixture_are_explained(tmp_path, capsys):
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_misspelled_macro_and_missing_model_file_stop_before_writing(tmp_path, capsys):
+    from flan_jax import train as train_lib
+
+    run = tmp_path / "run"
+    code = train_lib.main(["--gin_file=runs/demo.gin", "--gin.TRAIN_STEPZ=5",
+                           f"--gin.MODEL_DIR='{run}'"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == ("flan-jax train: the gin macro TRAIN_STEPZ is bound but nothing "
+                                 "uses it. Did you mean: TRAIN_STEPS?")
+    code = train_lib.main(["--gin_file=runs/train.gin", "--gin_file=hardware/cpu.gin",
+                           f"--gin.MODEL_DIR='{run}'"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "no model is configured: add a model gin file" in err
+    assert not run.exists()
+
+
 # --- subprocess tests: real signals and real processes --------------------------------------
 
 def _cli(model_dir, *extra, env=None):
