@@ -62,9 +62,9 @@ def _get_seqio_dataset(cfg: DataConfig, family: str, shard_index: int, num_shard
     import tensorflow as tf
 
     import tasks  # noqa: F401  (registers the task collections)
-    from tasks import registry
+    from tasks import catalogue
 
-    registry.get_task_or_mixture(cfg.mixture_or_task_name)  # readable unknown-name error
+    catalogue.get_task_or_mixture(cfg.mixture_or_task_name)  # readable unknown-name error
     ds = seqio.get_dataset(
         cfg.mixture_or_task_name, dict(cfg.task_feature_lengths), dataset_split=cfg.split,
         shuffle=cfg.shuffle, num_epochs=None, seed=cfg.seed,

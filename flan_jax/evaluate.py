@@ -34,17 +34,17 @@ def expand_tasks(names: Sequence[str] | str) -> list[str]:
     """Task names behind a collection name, mixture names or task names."""
     import seqio
 
-    from tasks import registry
+    from tasks import catalogue
 
     names = [names] if isinstance(names, str) else list(names)
     out: list[str] = []
     for name in names:
-        if name in registry.collection_names():
-            info = registry.collection_info(name)
+        if name in catalogue.collection_names():
+            info = catalogue.collection_info(name)
             mixtures = [info.eval_mixtures[c] for c in info.clusters if c in info.eval_mixtures]
             out += expand_tasks(mixtures)
             continue
-        provider = registry.get_task_or_mixture(name)
+        provider = catalogue.get_task_or_mixture(name)
         if isinstance(provider, seqio.Mixture):
             out += [t.name for t in provider.tasks]
         else:
@@ -85,9 +85,9 @@ def predict_task(task_name: str, model, params, vocab, *, max_examples: int | No
 
     from flan_jax import decoding as decoding_lib
     from flan_jax import scoring
-    from tasks import registry
+    from tasks import catalogue
 
-    info = registry.task_info(task_name)
+    info = catalogue.task_info(task_name)
     task = seqio.get_mixture_or_task(task_name)
     examples = _examples(task, info.split, max_examples)
     inputs = [_text(ex["inputs_pretokenized"]) for ex in examples]
@@ -195,7 +195,7 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     import tasks  # noqa: F401
     from flan_jax import checkpoints
     from flan_jax.models import build_model
-    from tasks import registry
+    from tasks import catalogue
 
     task_names = expand_tasks(mixtures)
     if params is None:
@@ -213,8 +213,8 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     if held_out_clusters is None:
         held_out = set()
         if train_mixture:
-            trained = set(registry.mixture_clusters(train_mixture))
-            held_out = {registry.task_info(t).cluster for t in task_names} - trained
+            trained = set(catalogue.mixture_clusters(train_mixture))
+            held_out = {catalogue.task_info(t).cluster for t in task_names} - trained
     else:
         held_out = set(held_out_clusters)
     decoding = {"method": decoding_method, "num_beams": num_beams,
@@ -224,7 +224,7 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     results: dict[str, dict] = {}
     start = time.time()
     for i, name in enumerate(task_names, 1):
-        info = registry.task_info(name)
+        info = catalogue.task_info(name)
         examples, predictions = predict_task(
             name, model, params, vocab, max_examples=max_examples_per_task,
             batch_size=batch_size, max_input_length=max_input_length,

@@ -317,9 +317,9 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
 
     model_dir_path = pathlib.Path(model_dir)
     import tasks  # noqa: F401
-    from tasks import registry
+    from tasks import catalogue
 
-    registry.get_task_or_mixture(data.mixture_or_task_name)  # fail before any work
+    catalogue.get_task_or_mixture(data.mixture_or_task_name)  # fail before any work
     prompt_tuning = model_config.prompt_length > 0
     base_dir = _check_prompt_tuning(model_config, data, prompt_tuning_base, init_checkpoint) \
         if prompt_tuning else None

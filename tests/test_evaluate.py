@@ -26,13 +26,13 @@ def test_report_covers_every_cluster_and_matches_t5_metrics(trained_dir):
     from flan_jax import checkpoints
     from flan_jax.evaluate import evaluate, predict_task
     from flan_jax.models import build_model
-    from tasks import registry
+    from tasks import catalogue
 
     config.parse_gin(["runs/eval.gin"], [f"CHECKPOINT_PATH = '{trained_dir}'",
                                          "TRAIN_MIXTURE = 'synthetic_heldout_nli_train'",
                                          "evaluate.max_examples_per_task = 3"])
     report = evaluate()
-    clusters = registry.collection_info("synthetic").clusters
+    clusters = catalogue.collection_info("synthetic").clusters
     assert set(report["clusters"]) == set(clusters)
     assert report["held_out_clusters"] == ["nli"]
     assert [c for c, r in report["clusters"].items() if r["held_out"]] == ["nli"]
