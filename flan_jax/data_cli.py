@@ -59,13 +59,13 @@ def _parser() -> argparse.ArgumentParser:
 def specs_for(name: str) -> list:
     """The DatasetSpecs a task, mixture, collection (or FLAN 2021 cluster/dataset) reads."""
     import tasks  # noqa: F401 - registers the built-in collections
-    from tasks import registry
+    from tasks import catalogue
 
-    if name in registry.collection_names():
-        return list(registry.collection_info(name).specs)
+    if name in catalogue.collection_names():
+        return list(catalogue.collection_info(name).specs)
     try:
-        return registry.dataset_specs(name)
-    except registry.UnknownTaskError:
+        return catalogue.dataset_specs(name)
+    except catalogue.UnknownTaskError:
         from tasks import flan2021  # cluster or dataset shorthand; else UnknownTaskError again
 
         return flan2021.datasets_for_mixture(name)

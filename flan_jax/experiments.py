@@ -42,8 +42,16 @@ class Run:
     eval_labels: tuple[str, ...] = ("",)
 
 
-def _cluster_eval(collection: str, cluster: str, suffix: str = "eval") -> str:
-    return f"EVAL_MIXTURES = ['{collection}_{cluster}_{suffix}']"
+def _names():
+    # Imported when runs are built, not with this module: `import tasks` registers every
+    # collection (TensorFlow), and gin files name these builders long before any run.
+    from tasks import names
+
+    return names
+
+
+def _cluster_eval(mixture: str) -> str:
+    return f"EVAL_MIXTURES = ['{mixture}']"
 
 
 # --- run builders, one per figure of the paper (gin-configurable) ---------------------------------
@@ -52,23 +60,26 @@ def _cluster_eval(collection: str, cluster: str, suffix: str = "eval") -> str:
 def num_clusters_runs(collection: str = gin.REQUIRED, counts: Sequence[int] = (1, 2, 3, 4, 5, 6, 7),
                       eval_clusters: Sequence[str] = gin.REQUIRED) -> list[Run]:
     """Held-out score vs the number of instruction-tuning clusters (in the collection's order)."""
-    evals = tuple(f"'{collection}_{c}_eval'" for c in eval_clusters)
+    names = _names()
+    evals = tuple(f"'{names.cluster_eval_mixture(collection, c)}'" for c in eval_clusters)
     return [Run(f"{n} clusters", "instruction tuning", n,
-                (f"MIXTURE_OR_TASK_NAME = '{collection}_clusters{n}_train'",),
+                (f"MIXTURE_OR_TASK_NAME = '{names.clusters_mixture(collection, n)}'",),
                 ((f"EVAL_MIXTURES = [{', '.join(evals)}]",
-                  f"TRAIN_MIXTURE = '{collection}_clusters{n}_train'"),)) for n in counts]
+                  f"TRAIN_MIXTURE = '{names.clusters_mixture(collection, n)}'"),)) for n in counts]
 
 
 @gin.configurable
 def num_templates_runs(collection: str = gin.REQUIRED, held_out: str = gin.REQUIRED,
                        counts: Sequence[int] = (1, 2, 4, 7, 10)) -> list[Run]:
     """Held-out score vs the number of templates per dataset used for instruction tuning."""
+    names = _names()
+    own = _cluster_eval(names.cluster_eval_mixture(collection, held_out))
     runs = []
     for n in counts:
-        mixture = f"{collection}_heldout_{held_out}_{n}templates_train"
+        mixture = names.heldout_ntemplates_mixture(collection, held_out, n)
         runs.append(Run(f"{n} templates", "instruction tuning", n,
                         (f"MIXTURE_OR_TASK_NAME = '{mixture}'",),
-                        ((_cluster_eval(collection, held_out), f"TRAIN_MIXTURE = '{mixture}'"),)))
+                        ((own, f"TRAIN_MIXTURE = '{mixture}'"),)))
     return runs
 
 
@@ -76,15 +87,20 @@ def num_templates_runs(collection: str = gin.REQUIRED, held_out: str = gin.REQUI
 def instructions_runs(collection: str = gin.REQUIRED, held_out: str = gin.REQUIRED) -> list[Run]:
     """Finetuning with instructions vs no template vs dataset name only; each evaluated with its
     own format and with instructions (the paper's figure)."""
+    names = _names()
+    instructions = _cluster_eval(names.cluster_eval_mixture(collection, held_out))
     runs = []
-    for name, suffix in (("instructions", ""), ("no template", "_notemplate"),
-                         ("dataset name", "_dsname")):
-        mixture = f"{collection}_heldout_{held_out}{suffix}_train"
-        own = _cluster_eval(collection, held_out, f"{suffix[1:]}_eval" if suffix else "eval")
+    for name, ablation in (("instructions", None), ("no template", "notemplate"),
+                           ("dataset name", "dsname")):
+        if ablation is None:
+            mixture, own = names.heldout_mixture(collection, held_out), instructions
+        else:
+            mixture = names.heldout_ablation_mixture(collection, held_out, ablation)
+            own = _cluster_eval(names.ablation_eval_mixture(collection, held_out, ablation))
         evals = [(own, f"TRAIN_MIXTURE = '{mixture}'")]
         labels = ["own format"]
-        if suffix:
-            evals.append((_cluster_eval(collection, held_out), f"TRAIN_MIXTURE = '{mixture}'"))
+        if ablation is not None:
+            evals.append((instructions, f"TRAIN_MIXTURE = '{mixture}'"))
             labels.append("instructions")
         runs.append(Run(name, None, name, (f"MIXTURE_OR_TASK_NAME = '{mixture}'",),
                         tuple(evals), tuple(labels)))
@@ -95,8 +111,9 @@ def instructions_runs(collection: str = gin.REQUIRED, held_out: str = gin.REQUIR
 def fewshot_runs(collection: str = gin.REQUIRED, held_out: str = gin.REQUIRED,
                  shots: Sequence[int] = (0, 1, 3, 5)) -> list[Run]:
     """Zero-shot vs few-shot evaluation of one instruction-tuned checkpoint."""
-    mixture = f"{collection}_heldout_{held_out}_train"
-    evals = tuple((_cluster_eval(collection, held_out, f"{k}shot_eval" if k else "eval"),
+    names = _names()
+    mixture = names.heldout_mixture(collection, held_out)
+    evals = tuple((_cluster_eval(names.fewshot_eval_mixture(collection, held_out, k)),
                    f"TRAIN_MIXTURE = '{mixture}'") for k in shots)
     return [Run("instruction tuned", "instruction tuned", None, (f"MIXTURE_OR_TASK_NAME = '{mixture}'",),
                 evals, tuple(f"{k}-shot" for k in shots))]
@@ -108,8 +125,10 @@ def scale_runs(collection: str = gin.REQUIRED, held_out: str = gin.REQUIRED,
     """Held-out score vs model size, with and without instruction tuning. `sizes` pairs a name
     with gin bindings for that size; "without" evaluates the base (INIT_CHECKPOINT when given,
     else the untrained initialisation: there is no pretrained model offline)."""
-    mixture = f"{collection}_heldout_{held_out}_train"
-    evals = ((_cluster_eval(collection, held_out), f"TRAIN_MIXTURE = '{mixture}'"),)
+    names = _names()
+    mixture = names.heldout_mixture(collection, held_out)
+    evals = ((_cluster_eval(names.cluster_eval_mixture(collection, held_out)),
+              f"TRAIN_MIXTURE = '{mixture}'"),)
     runs = []
     for i, (name, bindings) in enumerate(sizes):
         size = tuple(bindings) + (f"MIXTURE_OR_TASK_NAME = '{mixture}'",)
@@ -125,8 +144,10 @@ def prompt_tuning_runs(collection: str = gin.REQUIRED, held_out: str = gin.REQUI
                        prompt_bindings: Sequence[str] = ()) -> list[Run]:
     """Prompt tuning (on `prompt_task`, a held-out cluster's training task) of a frozen model
     without instruction tuning vs of the instruction-tuned model."""
-    mixture = f"{collection}_heldout_{held_out}_train"
-    evals = ((_cluster_eval(collection, held_out), f"TRAIN_MIXTURE = '{prompt_task}'"),)
+    names = _names()
+    mixture = names.heldout_mixture(collection, held_out)
+    evals = ((_cluster_eval(names.cluster_eval_mixture(collection, held_out)),
+              f"TRAIN_MIXTURE = '{prompt_task}'"),)
     tuned = Run("instruction tuned", "base", "instruction tuned",
                 (f"MIXTURE_OR_TASK_NAME = '{mixture}'",), evals)
     untuned = Run("untuned", "base", "untuned", ("TRAIN_STEPS = 0",), evals)

@@ -33,11 +33,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _task_rows(collection: str | None, kind: str | None) -> list[dict[str, Any]]:
-    from tasks import registry
+    from tasks import catalogue
 
     rows = []
-    for name in registry.task_names(collection):
-        info = registry.task_info(name)
+    for name in catalogue.task_names(collection):
+        info = catalogue.task_info(name)
         if kind and info.kind != kind:
             continue
         rows.append({
@@ -52,12 +52,12 @@ def _task_rows(collection: str | None, kind: str | None) -> list[dict[str, Any]]
 def _mixture_rows(collection: str | None) -> list[dict[str, Any]]:
     import seqio
 
-    from tasks import registry
+    from tasks import catalogue
 
     return [
-        {"name": m, "clusters": list(registry.mixture_clusters(m)),
+        {"name": m, "clusters": list(catalogue.mixture_clusters(m)),
          "tasks": len(seqio.get_mixture_or_task(m).tasks)}
-        for m in registry.mixture_names(collection)
+        for m in catalogue.mixture_names(collection)
     ]
 
 
@@ -75,11 +75,11 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from tasks import registry
+    from tasks import catalogue
 
-    if args.collection and args.collection not in registry.collection_names():
+    if args.collection and args.collection not in catalogue.collection_names():
         print(f"flan-jax tasks: unknown collection `{args.collection}` "
-              f"(registered: {', '.join(registry.collection_names())}).", file=sys.stderr)
+              f"(registered: {', '.join(catalogue.collection_names())}).", file=sys.stderr)
         return 2
     if args.mixtures:
         rows = _mixture_rows(args.collection)
@@ -96,10 +96,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _default_split(name: str) -> str:
-    from tasks import registry
+    from tasks import catalogue
 
     try:
-        return registry.task_info(name).split
+        return catalogue.task_info(name).split
     except KeyError:
         return "train" if name.endswith("_train") else "validation"
 
@@ -112,11 +112,11 @@ def _text(task: Any, ex: dict[str, Any], key: str) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from tasks import registry
+    from tasks import catalogue
 
     try:
-        task = registry.get_task_or_mixture(args.name)
-    except registry.UnknownTaskError as e:
+        task = catalogue.get_task_or_mixture(args.name)
+    except catalogue.UnknownTaskError as e:
         print(f"flan-jax tasks: {e}", file=sys.stderr)
         return 2
     split = args.split or _default_split(args.name)

@@ -2,14 +2,18 @@
 
 The offline synthetic suite (collection "synthetic") is always registered; FLAN 2021
 (`tasks.flan2021`) is registered when that package is present. Registration builds task objects
-only: no dataset is read or generated until a task's dataset is requested. The machinery lives in
-`tasks.registry` (see its docstring for the API and the naming scheme).
+only: no dataset is read or generated until a task's dataset is requested.
+
+    tasks.names        the naming scheme of every task and mixture (pure strings)
+    tasks.catalogue    what the library reads: task/collection info, lookups, unknown names
+    tasks.registry     registration (register_collection), built on
+    tasks.validation   spec checks, tasks.sources (raw records), tasks.preprocessors (rendering)
 """
 
 import importlib
 import importlib.util
 
-from tasks import registry, synthetic  # noqa: F401
+from tasks import catalogue, names, registry, synthetic  # noqa: F401
 
 synthetic.register()
 

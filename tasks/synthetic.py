@@ -371,10 +371,10 @@ def register(seed: int = 0, replace: bool = False):
     """Registers the suite (collection "synthetic") with the byte vocabulary; idempotent."""
     import seqio
 
-    from tasks import registry
+    from tasks import catalogue, registry
 
-    if COLLECTION in registry.collection_names() and not replace:
-        return registry.collection_info(COLLECTION)
+    if COLLECTION in catalogue.collection_names() and not replace:
+        return catalogue.collection_info(COLLECTION)
     return registry.register_collection(
         SPECS, exclusions=EXCLUSIONS, vocabulary=seqio.ByteVocabulary(),
         cluster_order=CLUSTER_ORDER, seed=seed, replace=replace,

@@ -65,17 +65,17 @@ def test_every_experiment_file_builds_its_runs(name):
     config.parse_gin([f"experiments/{name}.gin"])
     spec = experiments.experiment()
     assert spec["name"] == name and len(spec["runs"]) >= 1
-    from tasks import registry
+    from tasks import catalogue
 
     for run in spec["runs"]:
         for b in run.train:
             if b.startswith("MIXTURE_OR_TASK_NAME"):
-                registry.get_task_or_mixture(b.split("'")[1])
+                catalogue.get_task_or_mixture(b.split("'")[1])
         for ev in run.evals:
             for b in ev:
                 if b.startswith("EVAL_MIXTURES"):
                     for m in b.split("[")[1].rstrip("]").split(","):
-                        registry.get_task_or_mixture(m.strip().strip("'"))
+                        catalogue.get_task_or_mixture(m.strip().strip("'"))
 
 
 def test_run_directories_are_keyed_by_the_whole_config():

@@ -4,7 +4,7 @@ Twelve task clusters, one module each, every module exposing `DATASETS: list[Dat
     nli, commonsense, sentiment, paraphrase, closed_book_qa, struct_to_text,
     translation, reading_comprehension, rc_commonsense, coreference, misc, summarization.
 Importing this package registers the collection "flan2021" with `tasks.registry` (task and
-mixture names are described there), using the vocabulary `flan_vocabulary()` returns: bind
+mixture names are described in `tasks.names`), using the vocabulary `flan_vocabulary()` returns: bind
 `flan2021.flan_vocabulary.spm_path` in gin to T5's SentencePiece model before `import tasks`, or
 call `register(replace=True)` after parsing gin. Nothing is downloaded or read at import; see
 `flan-jax data prepare` (flan_jax/data_cli.py) to prepare a mixture's TFDS datasets.
@@ -103,9 +103,9 @@ def datasets_for_mixture(name: str) -> list[DatasetSpec]:
         return [s for s in SPECS if s.cluster == name]
     if any(s.name == name for s in SPECS):
         return [spec(name)]
-    from tasks import registry  # unknown names raise UnknownTaskError with close matches
+    from tasks import catalogue  # unknown names raise UnknownTaskError with close matches
 
-    return [s for s in registry.dataset_specs(name) if s.collection == COLLECTION]
+    return [s for s in catalogue.dataset_specs(name) if s.collection == COLLECTION]
 
 
 def tfds_sources(specs: Sequence[DatasetSpec]) -> list[TfdsSource]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from t5.evaluation import metrics
 
-from tasks.flan2021.common import (COLLECTION, graph_fields, nth, qa_postprocess, source, t,
+from tasks.flan2021.common import (COLLECTION, graph_fields, nth, qa_answers, source, t,
                                    text_of_matching_label, turned)
 from tasks.spec import DatasetSpec
 
@@ -83,7 +83,7 @@ DATASETS: list[DatasetSpec] = [
         name="natural_questions", collection=COLLECTION, cluster=CLUSTER,
         source=source("natural_questions_open:1.0.0", train="train", validation="validation"),
         templates=OPEN_QA_TEMPLATES, fields_fn=graph_fields(_nq_fields), metric_fns=[metrics.squad],
-        postprocess_fn=qa_postprocess, eval_split="validation",
+        postprocess_fn=qa_answers, eval_split="validation",
         display_name="Natural Questions",
     ),
     # TriviaQA's test answers are hidden: evaluate on validation.
@@ -91,7 +91,7 @@ DATASETS: list[DatasetSpec] = [
         name="trivia_qa", collection=COLLECTION, cluster=CLUSTER,
         source=source("trivia_qa/rc:1.1.0", train="train", validation="validation"),
         templates=TRIVIA_QA_TEMPLATES, fields_fn=graph_fields(_trivia_qa_fields),
-        metric_fns=[metrics.trivia_qa], postprocess_fn=qa_postprocess, eval_split="validation",
+        metric_fns=[metrics.trivia_qa], postprocess_fn=qa_answers, eval_split="validation",
         display_name="TriviaQA",
     ),
 ]

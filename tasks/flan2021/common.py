@@ -1,9 +1,11 @@
-"""Shared building blocks of the first half of the FLAN 2021 declarations.
+"""Building blocks shared by every FLAN 2021 cluster module: templates, sources, TF-op field
+helpers, postprocessors and metrics.
 
-Fields functions run inside tf.data graphs over TFDS records, so everything here is TensorFlow
-ops. They tolerate the shapes `tfds.testing.mock_data` produces (sequences of any length, class
-ids out of range): an answer that cannot be found becomes "", and the registry drops records
-whose template fields are empty. Real records never take that path.
+Fields functions run inside tf.data graphs over TFDS records, so the field helpers are
+TensorFlow ops only. They tolerate the shapes `tfds.testing.mock_data` produces (sequences of any
+length, class ids out of range): an answer that cannot be found becomes "", and the registry
+drops records whose template fields are empty. Real records never take that path. Every cluster
+module wraps its fields functions in `graph_fields` (see there why).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import tensorflow as tf
 from tasks.spec import Template, TfdsSource
 
 COLLECTION = "flan2021"
+
+# Where TFDS looks for manually downloaded files unless --manual_dir says otherwise.
+TFDS_MANUAL_DIR = "~/tensorflow_datasets/downloads/manual/"
 
 
 @gin.configurable(module="flan2021")
@@ -44,16 +49,36 @@ def turned(inputs: str, targets: str) -> Template:
     return Template(inputs=inputs, targets=targets, turned_around=True)
 
 
-def source(name: str, manual_download: str | None = None, **splits: str) -> TfdsSource:
-    """Our split names -> TFDS split expressions, e.g. source("snli", train="train", ...)."""
-    return TfdsSource(name=name, splits=dict(splits), manual_download=manual_download)
+def source(
+    name: str,
+    train: str = "train",
+    validation: str | None = "validation",
+    test: str | None = None,
+    manual_download: str | None = None,
+) -> TfdsSource:
+    """Our split names -> TFDS split expressions; splits given as None are left out."""
+    splits = {"train": train}
+    if validation is not None:
+        splits["validation"] = validation
+    if test is not None:
+        splits["test"] = test
+    return TfdsSource(name=name, splits=splits, manual_download=manual_download)
 
 
-def held_out_source(name: str, count: int = 1000) -> TfdsSource:
-    """A dataset without a labelled validation split: evaluate on the last `count` of train."""
-    return TfdsSource(
-        name=name, splits={"train": f"train[:-{count}]", "validation": f"train[-{count}:]"}
-    )
+def held_out_source(
+    name: str, held_out: int | str = 1000, manual_download: str | None = None
+) -> TfdsSource:
+    """For train-only datasets: evaluate on the tail of train, train on the rest.
+
+    `held_out` is an example count (1000) or a percentage ("10%").
+    """
+    held_out = str(held_out)
+    if held_out.endswith("%"):
+        keep = f"{100 - int(held_out[:-1])}%"
+        splits = {"train": f"train[:{keep}]", "validation": f"train[{keep}:]"}
+    else:
+        splits = {"train": f"train[:-{held_out}]", "validation": f"train[-{held_out}:]"}
+    return TfdsSource(name=name, splits=splits, manual_download=manual_download)
 
 
 # ---- TF-op field helpers --------------------------------------------------------------------
@@ -68,18 +93,17 @@ def graph_fields(fn):
     return tf.autograph.experimental.do_not_convert(fn)
 
 
-
-def nth(values: Any, index: Any) -> tf.Tensor:
-    """values[index] for a 1-D string tensor, or "" when `index` is out of range."""
+def nth(values: Any, index: Any, default: str = "") -> tf.Tensor:
+    """values[index] for a 1-D string tensor, or `default` when `index` is out of range."""
     values = tf.reshape(tf.convert_to_tensor(values), [-1])
-    padded = tf.concat([values, tf.constant([""])], axis=0)
+    padded = tf.concat([values, tf.constant([default])], axis=0)
     index = tf.cast(index, tf.int32)
     ok = tf.logical_and(index >= 0, index < tf.size(values))
     return tf.gather(padded, tf.where(ok, index, tf.size(values)))
 
 
 def label_text(label: Any, names: Sequence[str]) -> tf.Tensor:
-    """A class id -> its name in `names` ("" for an id outside them)."""
+    """A class id -> its name in `names` ("" for an id outside them: mock data only)."""
     return nth(tf.constant(list(names)), label)
 
 
@@ -97,15 +121,76 @@ def text_of_matching_label(texts: Any, labels: Any, key: Any) -> tf.Tensor:
     return nth(texts, index)
 
 
-# ---- postprocessing (python, on decoded strings before metrics) -----------------------------
+def yes_no(flag: Any) -> tf.Tensor:
+    """A bool (or 0/1 label) -> "yes" / "no"."""
+    return tf.where(tf.cast(flag, tf.bool), tf.constant("yes"), tf.constant("no"))
 
 
-def qa_postprocess(answer: str, example: Mapping[str, Any] | None = None,
-                   is_target: bool = False):
-    """Targets become a one-element list of acceptable answers, as squad/trivia_qa expect.
+def with_answer(options: tf.Tensor, answer: tf.Tensor) -> tf.Tensor:
+    """Deduplicated options, with `answer` appended if it is missing (keeps answer in options)."""
+    options = tf.reshape(options, [-1])
+    missing = tf.logical_not(tf.reduce_any(tf.equal(options, answer)))
+    options = tf.cond(
+        missing,
+        lambda: tf.concat([options, tf.reshape(answer, [1])], axis=0),
+        lambda: options,
+    )
+    return tf.unique(options).y
 
-    Rendered examples keep only the rendered target (one answer), so that is the reference.
+
+def numbered(lines: tf.Tensor, separator: str = "\n") -> tf.Tensor:
+    """["a", "b"] -> "1. a\\n2. b" (an empty list gives "")."""
+    lines = tf.reshape(lines, [-1])
+    numbers = tf.strings.as_string(tf.range(1, tf.size(lines) + 1))
+    return tf.strings.reduce_join(
+        tf.strings.join([numbers, tf.fill(tf.shape(lines), ". "), lines]), separator=separator
+    )
+
+
+def squash_spaces(text: tf.Tensor) -> tf.Tensor:
+    return tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
+
+
+def strip_punctuation_lower(text: tf.Tensor) -> tf.Tensor:
+    """"Hello, World!" -> "hello world": what the Fix Punctuation inputs look like."""
+    text = tf.strings.regex_replace(text, r"[[:punct:]]+", "")
+    return squash_spaces(tf.strings.lower(text, encoding="utf-8"))
+
+
+# ---- postprocessors (python, run on decoded strings before metrics) ---------------------
+
+
+def qa_answers(answer: str, example: Mapping[str, Any] | None = None, is_target: bool = False):
+    """Targets become the list of acceptable answers (all of "answers" when the example has
+    that feature, otherwise the single rendered target), as t5.evaluation.metrics.squad and
+    trivia_qa expect; predictions stay strings.
     """
-    del example
-    text = tf.compat.as_text(answer)
-    return [text] if is_target else text
+    if not is_target:
+        return answer
+    if example is not None and "answers" in example:
+        answers = example["answers"]
+        if hasattr(answers, "numpy"):
+            answers = answers.numpy()
+        if isinstance(answers, (bytes, str)):
+            answers = [answers]
+        answers = [tf.compat.as_text(a) for a in answers]
+        if answers:
+            return answers
+    return [tf.compat.as_text(answer)]
+
+
+def yes_no_class(answer: str, example: Mapping[str, Any] | None = None, is_target: bool = False):
+    """"yes" -> {"value": 1}, "no" -> {"value": 0}, anything else -> -1 (counted as wrong).
+
+    The dict form is what t5.evaluation.metrics.multirc_f1_over_all_answers reads.
+    """
+    del example, is_target
+    text = tf.compat.as_text(answer).strip().lower()
+    return {"value": {"no": 0, "yes": 1}.get(text, -1)}
+
+
+def yes_no_accuracy(targets, predictions) -> Mapping[str, float]:
+    """Accuracy over {"value": class} dicts (MultiRC's postprocessed form)."""
+    from t5.evaluation import metrics
+
+    return metrics.accuracy([t["value"] for t in targets], [p["value"] for p in predictions])

@@ -116,7 +116,8 @@ def _piqa_fields(ex):
 
 def _story_cloze_fields(ex):
     endings = tf.reshape(ex["endings"], [-1])
-    return {"context": ex["context"], "answer": nth(endings, ex["label"]), "options": endings}
+    # TFDS's label is AnswerRightEnding, 1 or 2, not an index into the endings.
+    return {"context": ex["context"], "answer": nth(endings, ex["label"] - 1), "options": endings}
 
 
 def _spec(name, display, src, fields_fn, templates, eval_split="validation"):

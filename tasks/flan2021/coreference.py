@@ -14,8 +14,8 @@ from __future__ import annotations
 import tensorflow as tf
 from t5.evaluation import metrics
 
-from tasks.flan2021 import helpers_part2 as h
-from tasks.flan2021.helpers_part2 import COLLECTION, t
+from tasks.flan2021 import common
+from tasks.flan2021.common import COLLECTION, t
 from tasks.spec import DatasetSpec, TfdsSource
 
 CLUSTER = "coreference"
@@ -31,7 +31,7 @@ def dpr_fields(ex):
         "sentence": ex["sentence"],
         "pronoun": ex["pronoun"],
         "options": options,
-        "answer": h.nth(options, ex["label"]),
+        "answer": common.nth(options, ex["label"]),
     }
 
 
@@ -62,7 +62,7 @@ def winogrande_fields(ex):
         "sentence": ex["sentence"],
         "options": options,
         # ClassLabel names are "1" and "2": id 0 is option1.
-        "answer": h.nth(options, ex["label"]),
+        "answer": common.nth(options, ex["label"]),
     }
 
 
@@ -90,7 +90,7 @@ def wsc_fields(ex):
         "text": ex["text"],
         "noun": ex["span1_text"],
         "pronoun": ex["span2_text"],
-        "answer": h.yes_no(ex["label"]),
+        "answer": common.yes_no(ex["label"]),
     }
 
 
@@ -124,7 +124,7 @@ def wsc273_fields(ex):
         "options": options,
         # A plain int32 feature holding 0 (option1) or 1; the floormod only tames the
         # arbitrary ints mock data puts there.
-        "answer": h.nth(options, tf.math.floormod(ex["label"], 2)),
+        "answer": common.nth(options, tf.math.floormod(ex["label"], 2)),
     }
 
 
@@ -145,19 +145,19 @@ WSC273_TEMPLATES = [
 def _spec(name, display_name, source, templates, fields_fn, **kwargs) -> DatasetSpec:
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER, source=source, templates=templates,
-        fields_fn=fields_fn, display_name=display_name, metric_fns=[metrics.accuracy], **kwargs,
+        fields_fn=common.graph_fields(fields_fn), display_name=display_name, metric_fns=[metrics.accuracy], **kwargs,
     )
 
 
 DATASETS: list[DatasetSpec] = [
     # DPR has train and (labeled) test only.
     _spec("definite_pronoun_resolution", "Definite Pronoun Resolution",
-          h.tfds_source("definite_pronoun_resolution:1.1.0", validation=None, test="test"),
+          common.source("definite_pronoun_resolution:1.1.0", validation=None, test="test"),
           DPR_TEMPLATES, dpr_fields, options_field="options", eval_split="test"),
     # Winogrande's test labels are hidden; train on the largest training size.
-    _spec("winogrande", "Winogrande", h.tfds_source("winogrande:1.2.0", train="train_xl"),
+    _spec("winogrande", "Winogrande", common.source("winogrande:1.2.0", train="train_xl"),
           WINOGRANDE_TEMPLATES, winogrande_fields, options_field="options"),
-    _spec("wsc", "WSC", h.tfds_source("super_glue/wsc:1.0.2"), WSC_TEMPLATES, wsc_fields,
+    _spec("wsc", "WSC", common.source("super_glue/wsc:1.0.2"), WSC_TEMPLATES, wsc_fields,
           options=YES_NO),
 ]
 

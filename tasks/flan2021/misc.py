@@ -11,8 +11,8 @@ from __future__ import annotations
 import tensorflow as tf
 from t5.evaluation import metrics
 
-from tasks.flan2021 import helpers_part2 as h
-from tasks.flan2021.helpers_part2 import COLLECTION, t, ta
+from tasks.flan2021 import common
+from tasks.flan2021.common import COLLECTION, t, turned
 from tasks.spec import DatasetSpec
 
 CLUSTER = "misc"
@@ -25,8 +25,8 @@ YES_NO = ["no", "yes"]
 def coqa_fields(ex):
     return {
         "story": ex["story"],
-        "questions": h.numbered(ex["questions"]),
-        "answers": h.numbered(ex["answers"]["input_text"]),
+        "questions": common.numbered(ex["questions"]),
+        "answers": common.numbered(ex["answers"]["input_text"]),
     }
 
 
@@ -46,7 +46,7 @@ COQA_TEMPLATES = [
     t("Use the following text to answer a series of questions.\n{story}\n\n{questions}\n\n"
       "Answers:", "{answers}"),
     t("{story}\n\n{questions}", "{answers}"),
-    ta("{story}\n\nHere are numbered answers from a conversation about this text:\n"
+    turned("{story}\n\nHere are numbered answers from a conversation about this text:\n"
        "{answers}\n\nWrite the numbered questions that were asked.", "{questions}"),
 ]
 
@@ -83,9 +83,9 @@ QUAC_TEMPLATES = [
     t("Context: {background}\n{context}\n\nWhat is the answer to \"{question}\"?", "{answer}"),
     t("Answer the question by quoting the passage.\n\nPassage: {context}\nQuestion: "
       "{question}", "{answer}"),
-    ta("{title}: {section}\n{context}\n\nWhat question about {title} would be answered by "
+    turned("{title}: {section}\n{context}\n\nWhat question about {title} would be answered by "
        "\"{answer}\"?", "{question}"),
-    ta("{context}\n\nAsk something about this passage whose answer is: {answer}",
+    turned("{context}\n\nAsk something about this passage whose answer is: {answer}",
        "{question}"),
 ]
 
@@ -98,7 +98,7 @@ def wic_fields(ex):
         "word": ex["word"],
         "sentence1": ex["sentence1"],
         "sentence2": ex["sentence2"],
-        "answer": h.yes_no(ex["label"]),
+        "answer": common.yes_no(ex["label"]),
     }
 
 
@@ -133,7 +133,7 @@ TREC_OPTIONS = ["description", "entity", "abbreviation", "human", "number", "loc
 
 
 def trec_fields(ex):
-    return {"question": ex["text"], "answer": h.label_to_text(ex["label-coarse"], TREC_OPTIONS)}
+    return {"question": ex["text"], "answer": common.label_text(ex["label-coarse"], TREC_OPTIONS)}
 
 
 TREC_TEMPLATES = [
@@ -147,8 +147,8 @@ TREC_TEMPLATES = [
     t("{question}\nWhich answer type fits this question?", "{answer}"),
     t("Is this question asking about a person, place, number, thing, abbreviation or "
       "description?\n{question}", "{answer}"),
-    ta("Write a question whose answer is a {answer}.", "{question}"),
-    ta("Give me an example of a question asking for a {answer}.", "{question}"),
+    turned("Write a question whose answer is a {answer}.", "{question}"),
+    turned("Give me an example of a question asking for a {answer}.", "{question}"),
 ]
 
 
@@ -158,7 +158,7 @@ COLA_OPTIONS = ["unacceptable", "acceptable"]
 
 
 def cola_fields(ex):
-    return {"sentence": ex["sentence"], "answer": h.label_to_text(ex["label"], COLA_OPTIONS)}
+    return {"sentence": ex["sentence"], "answer": common.label_text(ex["label"], COLA_OPTIONS)}
 
 
 COLA_TEMPLATES = [
@@ -193,7 +193,7 @@ MATH_TEMPLATES = [
     t("Here is an algebra question. {question}", "{answer}"),
     t("Q: {question}\nA:", "{answer}"),
     t("Find the unknown.\n\n{question}", "{answer}"),
-    ta("Write a one-variable linear equation problem whose answer is {answer}.", "{question}"),
+    turned("Write a one-variable linear equation problem whose answer is {answer}.", "{question}"),
 ]
 
 
@@ -201,7 +201,7 @@ MATH_TEMPLATES = [
 
 
 def fix_punct_fields(ex):
-    return {"no_punct": h.strip_punctuation_lower(ex["en"]), "sentence": ex["en"]}
+    return {"no_punct": common.strip_punctuation_lower(ex["en"]), "sentence": ex["en"]}
 
 
 FIX_PUNCT_TEMPLATES = [
@@ -214,9 +214,9 @@ FIX_PUNCT_TEMPLATES = [
     t("Someone typed \"{no_punct}\" without any punctuation. How should it be written?",
       "{sentence}"),
     t("{no_punct}\nCorrect the case and punctuation.", "{sentence}"),
-    ta("Remove all punctuation from this sentence and make it lowercase: {sentence}",
+    turned("Remove all punctuation from this sentence and make it lowercase: {sentence}",
        "{no_punct}"),
-    ta("{sentence}\n\nWrite the sentence above in lowercase with no punctuation.",
+    turned("{sentence}\n\nWrite the sentence above in lowercase with no punctuation.",
        "{no_punct}"),
 ]
 
@@ -224,28 +224,28 @@ FIX_PUNCT_TEMPLATES = [
 def _spec(name, display_name, source, templates, fields_fn, **kwargs) -> DatasetSpec:
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER, source=source, templates=templates,
-        fields_fn=fields_fn, display_name=display_name, **kwargs,
+        fields_fn=common.graph_fields(fields_fn), display_name=display_name, **kwargs,
     )
 
 
 DATASETS: list[DatasetSpec] = [
     # CoQA's "test" split is the public (labeled) dev set.
-    _spec("coqa", "CoQA", h.tfds_source("coqa:1.0.0", validation=None, test="test"),
+    _spec("coqa", "CoQA", common.source("coqa:1.0.0", validation=None, test="test"),
           COQA_TEMPLATES, coqa_fields, metric_fns=[metrics.squad],
-          postprocess_fn=h.qa_answers, eval_split="test"),
-    _spec("quac", "QuAC", h.tfds_source("quac:1.0.0"), QUAC_TEMPLATES, quac_fields,
-          metric_fns=[metrics.squad], postprocess_fn=h.qa_answers),
+          postprocess_fn=common.qa_answers, eval_split="test"),
+    _spec("quac", "QuAC", common.source("quac:1.0.0"), QUAC_TEMPLATES, quac_fields,
+          metric_fns=[metrics.squad], postprocess_fn=common.qa_answers),
     # SuperGLUE / GLUE test labels are hidden: evaluate on validation.
-    _spec("wic", "WiC", h.tfds_source("super_glue/wic:1.0.2"), WIC_TEMPLATES, wic_fields,
+    _spec("wic", "WiC", common.source("super_glue/wic:1.0.2"), WIC_TEMPLATES, wic_fields,
           options=YES_NO, metric_fns=[metrics.accuracy]),
-    _spec("trec", "TREC", h.tfds_source("trec:1.0.0", validation=None, test="test"),
+    _spec("trec", "TREC", common.source("trec:1.0.0", validation=None, test="test"),
           TREC_TEMPLATES, trec_fields, options=TREC_OPTIONS, metric_fns=[metrics.accuracy],
           eval_split="test"),
-    _spec("cola", "CoLA", h.tfds_source("glue/cola:2.0.0"), COLA_TEMPLATES, cola_fields,
+    _spec("cola", "CoLA", common.source("glue/cola:2.0.0"), COLA_TEMPLATES, cola_fields,
           options=COLA_OPTIONS, metric_fns=[metrics.accuracy]),
-    _spec("math_dataset", "Math", h.tfds_source(
+    _spec("math_dataset", "Math", common.source(
               "math_dataset/algebra__linear_1d:1.0.0", validation=None, test="test"),
           MATH_TEMPLATES, math_fields, metric_fns=[metrics.accuracy], eval_split="test"),
-    _spec("fix_punct", "Fix Punctuation", h.held_out_source("para_crawl/enda:1.2.0"),
+    _spec("fix_punct", "Fix Punctuation", common.held_out_source("para_crawl/enda:1.2.0"),
           FIX_PUNCT_TEMPLATES, fix_punct_fields, metric_fns=[metrics.bleu]),
 ]

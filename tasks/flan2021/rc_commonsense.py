@@ -9,8 +9,8 @@ from __future__ import annotations
 import tensorflow as tf
 from t5.evaluation import metrics
 
-from tasks.flan2021 import helpers_part2 as h
-from tasks.flan2021.helpers_part2 import COLLECTION, t, ta
+from tasks.flan2021 import common
+from tasks.flan2021.common import COLLECTION, t, turned
 from tasks.spec import DatasetSpec
 
 CLUSTER = "rc_commonsense"
@@ -22,7 +22,7 @@ def cosmos_qa_fields(ex):
         "context": ex["context"],
         "question": ex["question"],
         "options": options,
-        "answer": h.nth(options, ex["label"]),
+        "answer": common.nth(options, ex["label"]),
     }
 
 
@@ -38,9 +38,9 @@ COSMOS_QA_TEMPLATES = [
       "{answer}"),
     t("Story:\n{context}\n\nAnswer the question about the story. {question}", "{answer}"),
     t("Someone wrote: \"{context}\"\n\n{question}", "{answer}"),
-    ta("{context}\n\nWrite a question about this passage that \"{answer}\" would answer.",
+    turned("{context}\n\nWrite a question about this passage that \"{answer}\" would answer.",
        "{question}"),
-    ta("Given the text below, make up a question whose correct answer is \"{answer}\" and "
+    turned("Given the text below, make up a question whose correct answer is \"{answer}\" and "
        "which needs some common sense.\n\n{context}", "{question}"),
 ]
 
@@ -53,7 +53,7 @@ def _escape_rewrite(text: tf.Tensor) -> tf.Tensor:
 def record_fields(ex):
     # The passage is an article followed by "@highlight"-marked bullet points.
     passage = tf.strings.regex_replace(ex["passage"], r"\s*@highlight\s*", "\n- ")
-    answer = h.nth(ex["answers"], 0)
+    answer = common.nth(ex["answers"], 0)
     return {
         "passage": tf.strings.strip(passage),
         "query": ex["query"],
@@ -62,7 +62,7 @@ def record_fields(ex):
             ex["query"], "@placeholder", _escape_rewrite(answer)
         ),
         # Real answers are always among the entities; the helper only guards mock records.
-        "options": h.with_answer(ex["entities"], answer),
+        "options": common.with_answer(ex["entities"], answer),
         "answer": answer,
     }
 
@@ -82,9 +82,9 @@ RECORD_TEMPLATES = [
     t("Article: {passage}\n\nQuery: {query}\nAnswer with the entity that replaces "
       "@placeholder.", "{answer}"),
     t("{passage}\n\nContinue the story correctly: {query}", "{answer}"),
-    ta("{passage}\n\nWrite one more sentence for this article that mentions {answer}.",
+    turned("{passage}\n\nWrite one more sentence for this article that mentions {answer}.",
        "{filled_query}"),
-    ta("Here is a news story.\n{passage}\n\nAdd a sentence about {answer} that follows "
+    turned("Here is a news story.\n{passage}\n\nAdd a sentence about {answer} that follows "
        "from the story.", "{filled_query}"),
 ]
 
@@ -95,9 +95,9 @@ DATASETS: list[DatasetSpec] = [
         collection=COLLECTION,
         cluster=CLUSTER,
         # CosmosQA's test split has no labels.
-        source=h.tfds_source("cosmos_qa:1.0.0"),
+        source=common.source("cosmos_qa:1.0.0"),
         templates=COSMOS_QA_TEMPLATES,
-        fields_fn=cosmos_qa_fields,
+        fields_fn=common.graph_fields(cosmos_qa_fields),
         options_field="options",
         metric_fns=[metrics.accuracy],
         display_name="CosmosQA",
@@ -107,9 +107,9 @@ DATASETS: list[DatasetSpec] = [
         collection=COLLECTION,
         cluster=CLUSTER,
         # SuperGLUE test labels are hidden: evaluate on validation.
-        source=h.tfds_source("super_glue/record:1.0.2"),
+        source=common.source("super_glue/record:1.0.2"),
         templates=RECORD_TEMPLATES,
-        fields_fn=record_fields,
+        fields_fn=common.graph_fields(record_fields),
         options_field="options",
         metric_fns=[metrics.accuracy],
         display_name="ReCoRD",

@@ -9,8 +9,8 @@ from __future__ import annotations
 import tensorflow as tf
 from t5.evaluation import metrics
 
-from tasks.flan2021 import helpers_part2 as h
-from tasks.flan2021.helpers_part2 import COLLECTION, t, ta
+from tasks.flan2021 import common
+from tasks.flan2021.common import COLLECTION, t, turned
 from tasks.spec import DatasetSpec
 
 CLUSTER = "reading_comprehension"
@@ -26,7 +26,7 @@ def bool_q_fields(ex):
         "passage": ex["passage"],
         # TFDS lowercases the question and drops its question mark.
         "question": tf.strings.join([ex["question"], "?"]),
-        "answer": h.yes_no(ex["answer"]),
+        "answer": common.yes_no(ex["answer"]),
     }
 
 
@@ -42,9 +42,9 @@ BOOL_Q_TEMPLATES = [
     t("{passage}\n\nDoes the text above say that the answer to \"{question}\" is yes?",
       "{answer}"),
     t("I read the following article on {title}.\n\n{passage}\n\nSo, {question}", "{answer}"),
-    ta("{passage}\n\nWrite a yes/no question about this passage whose answer is {answer}.",
+    turned("{passage}\n\nWrite a yes/no question about this passage whose answer is {answer}.",
        "{question}"),
-    ta("Article title: {title}\nArticle: {passage}\n\nAsk a question that can be answered "
+    turned("Article title: {title}\nArticle: {passage}\n\nAsk a question that can be answered "
        "with \"{answer}\" from this article.", "{question}"),
 ]
 
@@ -68,9 +68,9 @@ DROP_TEMPLATES = [
     t("Answer briefly, with a number, date or short span.\n\n{passage}\n\n{question}",
       "{answer}"),
     t("{passage}\n\nBased on the above article, answer a question. {question}", "{answer}"),
-    ta("{passage}\n\nCompose a question about this passage that requires reasoning and "
+    turned("{passage}\n\nCompose a question about this passage that requires reasoning and "
        "whose answer is \"{answer}\".", "{question}"),
-    ta("Read the text and write a question for which \"{answer}\" is the correct "
+    turned("Read the text and write a question for which \"{answer}\" is the correct "
        "answer.\n\n{passage}", "{question}"),
 ]
 
@@ -81,12 +81,12 @@ DROP_TEMPLATES = [
 def multirc_fields(ex):
     # TFDS marks sentence boundaries with HTML tags (<b>Sent 1: </b> ... <br>); drop them.
     paragraph = tf.strings.regex_replace(ex["paragraph"], r"<b>Sent \d+: </b>", "")
-    paragraph = h.squash_spaces(tf.strings.regex_replace(paragraph, r"<br>", " "))
+    paragraph = common.squash_spaces(tf.strings.regex_replace(paragraph, r"<br>", " "))
     return {
         "paragraph": paragraph,
         "question": ex["question"],
         "response": ex["answer"],
-        "answer": h.yes_no(ex["label"]),
+        "answer": common.yes_no(ex["label"]),
     }
 
 
@@ -124,7 +124,7 @@ def openbookqa_fields(ex):
         "question": q["stem"],
         "fact": ex["fact1"],
         "options": options,
-        "answer": h.nth(options, ex["answerKey"]),
+        "answer": common.nth(options, ex["answerKey"]),
     }
 
 
@@ -138,7 +138,7 @@ OPENBOOKQA_TEMPLATES = [
     t("Given the fact \"{fact}\", pick the best answer.\nQuestion: {question}", "{answer}"),
     t("Q: {question}\nHint: {fact}\nA:", "{answer}"),
     t("An open-book exam asks: {question}\nWhat would a student answer?", "{answer}"),
-    ta("Fact: {fact}\n\nWrite a science question about this fact whose answer is "
+    turned("Fact: {fact}\n\nWrite a science question about this fact whose answer is "
        "\"{answer}\".", "{question}"),
 ]
 
@@ -151,7 +151,7 @@ def squad_v1_fields(ex):
         "title": ex["title"],
         "context": ex["context"],
         "question": ex["question"],
-        "answer": h.nth(ex["answers"]["text"], 0),
+        "answer": common.nth(ex["answers"]["text"], 0),
     }
 
 
@@ -174,9 +174,9 @@ SQUAD_V1_TEMPLATES = [
       "{answer}"),
     t("{context}\n\nUsing the paragraph above, {question}", "{answer}"),
     t("Extract the answer to \"{question}\" from the following.\n\n{context}", "{answer}"),
-    ta("{context}\n\nWrite a question about {title} that this paragraph answers with "
+    turned("{context}\n\nWrite a question about {title} that this paragraph answers with "
        "\"{answer}\".", "{question}"),
-    ta("Answer: {answer}\n\nGiven the passage below, what question would have this "
+    turned("Answer: {answer}\n\nGiven the passage below, what question would have this "
        "answer?\n\n{context}", "{question}"),
 ]
 
@@ -194,9 +194,9 @@ SQUAD_V2_TEMPLATES = [
       "unanswerable: {question}", "{answer}"),
     t("{context}\n\nAccording to the passage, {question}", "{answer}"),
     t("Passage:\n{context}\n\nQuestion:\n{question}\n\nAnswer:", "{answer}"),
-    ta("{context}\n\nPose a question about this passage whose answer is \"{answer}\".",
+    turned("{context}\n\nPose a question about this passage whose answer is \"{answer}\".",
        "{question}"),
-    ta("Topic: {title}\nText: {context}\n\nThe answer is \"{answer}\". What was the "
+    turned("Topic: {title}\nText: {context}\n\nThe answer is \"{answer}\". What was the "
        "question?", "{question}"),
 ]
 
@@ -208,27 +208,27 @@ def _spec(name, display_name, source, templates, fields_fn, **kwargs) -> Dataset
         cluster=CLUSTER,
         source=source,
         templates=templates,
-        fields_fn=fields_fn,
+        fields_fn=common.graph_fields(fields_fn),
         display_name=display_name,
         **kwargs,
     )
 
 
 DATASETS: list[DatasetSpec] = [
-    _spec("bool_q", "BoolQ", h.tfds_source("bool_q:1.0.0"), BOOL_Q_TEMPLATES, bool_q_fields,
+    _spec("bool_q", "BoolQ", common.source("bool_q:1.0.0"), BOOL_Q_TEMPLATES, bool_q_fields,
           options=YES_NO, metric_fns=[metrics.accuracy]),
-    _spec("drop", "DROP", h.tfds_source("drop:2.0.0", validation="dev"), DROP_TEMPLATES,
-          drop_fields, metric_fns=[metrics.squad], postprocess_fn=h.qa_answers),
+    _spec("drop", "DROP", common.source("drop:2.0.0", validation="dev"), DROP_TEMPLATES,
+          drop_fields, metric_fns=[metrics.squad], postprocess_fn=common.qa_answers),
     # SuperGLUE's MultiRC test split has no labels: evaluate on validation.
-    _spec("multirc", "MultiRC", h.tfds_source("super_glue/multirc:1.0.2"),
+    _spec("multirc", "MultiRC", common.source("super_glue/multirc:1.0.2"),
           MULTIRC_TEMPLATES, multirc_fields, options=YES_NO,
-          metric_fns=[metrics.multirc_f1_over_all_answers, h.yes_no_accuracy],
-          postprocess_fn=h.yes_no_class),
-    _spec("openbookqa", "OpenBookQA", h.tfds_source("openbookqa:0.1.0", test="test"),
+          metric_fns=[metrics.multirc_f1_over_all_answers, common.yes_no_accuracy],
+          postprocess_fn=common.yes_no_class),
+    _spec("openbookqa", "OpenBookQA", common.source("openbookqa:0.1.0", test="test"),
           OPENBOOKQA_TEMPLATES, openbookqa_fields, options_field="options",
           metric_fns=[metrics.accuracy], eval_split="test"),
-    _spec("squad_v1", "SQuAD v1.1", h.tfds_source("squad/v1.1:3.0.0"), SQUAD_V1_TEMPLATES,
-          squad_v1_fields, metric_fns=[metrics.squad], postprocess_fn=h.qa_answers),
-    _spec("squad_v2", "SQuAD v2.0", h.tfds_source("squad/v2.0:3.0.0"), SQUAD_V2_TEMPLATES,
-          squad_v2_fields, metric_fns=[metrics.squad], postprocess_fn=h.qa_answers),
+    _spec("squad_v1", "SQuAD v1.1", common.source("squad/v1.1:3.0.0"), SQUAD_V1_TEMPLATES,
+          squad_v1_fields, metric_fns=[metrics.squad], postprocess_fn=common.qa_answers),
+    _spec("squad_v2", "SQuAD v2.0", common.source("squad/v2.0:3.0.0"), SQUAD_V2_TEMPLATES,
+          squad_v2_fields, metric_fns=[metrics.squad], postprocess_fn=common.qa_answers),
 ]

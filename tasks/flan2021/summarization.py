@@ -11,8 +11,8 @@ from __future__ import annotations
 import tensorflow as tf
 from t5.evaluation import metrics
 
-from tasks.flan2021 import helpers_part2 as h
-from tasks.flan2021.helpers_part2 import COLLECTION, TFDS_MANUAL_DIR, t, ta
+from tasks.flan2021 import common
+from tasks.flan2021.common import COLLECTION, TFDS_MANUAL_DIR, t, turned
 from tasks.spec import DatasetSpec
 
 CLUSTER = "summarization"
@@ -35,8 +35,8 @@ AESLC_TEMPLATES = [
     t("I'm about to send this:\n\"{email}\"\nSuggest a subject.", "{subject}"),
     t("{email}\n\nWhat is this email about? Answer with a subject line.", "{subject}"),
     t("Generate the subject for this office email: {email}", "{subject}"),
-    ta("Write an email with the subject line \"{subject}\".", "{email}"),
-    ta("Subject: {subject}\n\nCompose the body of this email.", "{email}"),
+    turned("Write an email with the subject line \"{subject}\".", "{email}"),
+    turned("Subject: {subject}\n\nCompose the body of this email.", "{email}"),
 ]
 
 
@@ -57,9 +57,9 @@ CNN_DAILYMAIL_TEMPLATES = [
     t("Read this news piece and condense it.\n{article}", "{highlights}"),
     t("Someone only has a minute. Tell them what this article says.\n\n{article}",
       "{highlights}"),
-    ta("Highlights: {highlights}\n\nWrite a news article that covers these points.",
+    turned("Highlights: {highlights}\n\nWrite a news article that covers these points.",
        "{article}"),
-    ta("Expand these news highlights into a full story:\n{highlights}", "{article}"),
+    turned("Expand these news highlights into a full story:\n{highlights}", "{article}"),
 ]
 
 
@@ -80,8 +80,8 @@ GIGAWORD_TEMPLATES = [
     t("Here is the opening line of a news wire story:\n{text}\nWhat headline ran with it?",
       "{headline}"),
     t("Shorten this to a headline: {text}", "{headline}"),
-    ta("Headline: {headline}\n\nWrite the first sentence of the news story.", "{text}"),
-    ta("Write a one-sentence news lead for the headline \"{headline}\".", "{text}"),
+    turned("Headline: {headline}\n\nWrite the first sentence of the news story.", "{text}"),
+    turned("Write a one-sentence news lead for the headline \"{headline}\".", "{text}"),
 ]
 
 
@@ -108,9 +108,9 @@ MULTI_NEWS_TEMPLATES = [
     t("Give a multi-document summary of the text below.\n\n{articles}", "{summary}"),
     t("Here are a few related news pieces. Sum them up in a paragraph.\n\n{articles}",
       "{summary}"),
-    ta("Summary: {summary}\n\nWrite a news article that this summary could be based on.",
+    turned("Summary: {summary}\n\nWrite a news article that this summary could be based on.",
        "{articles}"),
-    ta("Write the full news report behind this brief: {summary}", "{articles}"),
+    turned("Write the full news report behind this brief: {summary}", "{articles}"),
 ]
 
 
@@ -130,9 +130,9 @@ NEWSROOM_TEMPLATES = [
     t("{title}\n{article}\n\nCondense this into a teaser.", "{summary}"),
     t("How would you describe this article in brief?\n\n{article}", "{summary}"),
     t("Make a short summary of the article \"{title}\".\n{article}", "{summary}"),
-    ta("Write an article titled \"{title}\" that matches this summary: {summary}",
+    turned("Write an article titled \"{title}\" that matches this summary: {summary}",
        "{article}"),
-    ta("Summary: {summary}\n\nWrite the news article it summarizes.", "{article}"),
+    turned("Summary: {summary}\n\nWrite the news article it summarizes.", "{article}"),
 ]
 
 
@@ -153,9 +153,9 @@ SAMSUM_TEMPLATES = [
       "{summary}"),
     t("What is the upshot of this exchange?\n{dialogue}", "{summary}"),
     t("Give me the short version of this chat:\n\n{dialogue}", "{summary}"),
-    ta("Write a short messenger conversation that matches this summary: {summary}",
+    turned("Write a short messenger conversation that matches this summary: {summary}",
        "{dialogue}"),
-    ta("{summary}\n\nWrite the chat that could have led to this summary.", "{dialogue}"),
+    turned("{summary}\n\nWrite the chat that could have led to this summary.", "{dialogue}"),
 ]
 
 
@@ -177,8 +177,8 @@ XSUM_TEMPLATES = [
       "{summary}"),
     t("Here's a news report:\n{article}\n\nWhat's the one-sentence takeaway?", "{summary}"),
     t("Boil this article down to a sentence: {article}", "{summary}"),
-    ta("Write a news article that could be summed up as: {summary}", "{article}"),
-    ta("One-sentence summary: {summary}\n\nNow write the full article.", "{article}"),
+    turned("Write a news article that could be summed up as: {summary}", "{article}"),
+    turned("One-sentence summary: {summary}\n\nNow write the full article.", "{article}"),
 ]
 
 
@@ -192,7 +192,7 @@ def ag_news_fields(ex):
     return {
         "title": ex["title"],
         "description": ex["description"],
-        "answer": h.label_to_text(ex["label"], AG_NEWS_OPTIONS),
+        "answer": common.label_text(ex["label"], AG_NEWS_OPTIONS),
     }
 
 
@@ -207,8 +207,8 @@ AG_NEWS_TEMPLATES = [
     t("Choose the category of the news below.\n{title}\n{description}", "{answer}"),
     t("Here is a news summary: \"{description}\" What is it mainly about?", "{answer}"),
     t("{title}\nWhat kind of news is this?", "{answer}"),
-    ta("Write a short news snippet about {answer}.", "{description}"),
-    ta("Topic: {answer}\n\nWrite a headline for a story in this section.", "{title}"),
+    turned("Write a short news snippet about {answer}.", "{description}"),
+    turned("Topic: {answer}\n\nWrite a headline for a story in this section.", "{title}"),
 ]
 
 
@@ -241,9 +241,9 @@ ROTTEN_TOMATOES_TEMPLATES = [
     t("{reviews}\n\nBased on these reviews, how was {movie} received?", "{consensus}"),
     t("Write a Rotten Tomatoes style consensus for {movie} from these snippets:\n{reviews}",
       "{consensus}"),
-    ta("The critics' consensus on {movie} is: \"{consensus}\"\n\nWrite some review snippets "
+    turned("The critics' consensus on {movie} is: \"{consensus}\"\n\nWrite some review snippets "
        "that led to it.", "{reviews}"),
-    ta("Consensus: {consensus}\n\nWhat might individual critics have written about {movie}?",
+    turned("Consensus: {consensus}\n\nWhat might individual critics have written about {movie}?",
        "{reviews}"),
 ]
 
@@ -268,9 +268,9 @@ IDEBATE_TEMPLATES = [
     t("Read this debate argument and write the thesis it defends.\n\n{arguments}",
       "{claim}"),
     t("{debate}\n{arguments}\n\nSum up the argument.", "{claim}"),
-    ta("In a debate on \"{debate}\", write an argument supporting the claim: {claim}",
+    turned("In a debate on \"{debate}\", write an argument supporting the claim: {claim}",
        "{arguments}"),
-    ta("Claim: {claim}\n\nBack up this claim with a short argument.", "{arguments}"),
+    turned("Claim: {claim}\n\nBack up this claim with a short argument.", "{arguments}"),
 ]
 
 
@@ -291,9 +291,9 @@ WIKI_LINGUA_TEMPLATES = [
       "{summary}"),
     t("Read the guide and list its essential steps in prose.\n{article}", "{summary}"),
     t("TL;DR of the following how-to: {article}", "{summary}"),
-    ta("Summary: {summary}\n\nWrite the detailed how-to article behind this summary.",
+    turned("Summary: {summary}\n\nWrite the detailed how-to article behind this summary.",
        "{article}"),
-    ta("Expand these short instructions into a full guide: {summary}", "{article}"),
+    turned("Expand these short instructions into a full guide: {summary}", "{article}"),
 ]
 
 
@@ -301,44 +301,44 @@ def _spec(name, display_name, source, templates, fields_fn, **kwargs) -> Dataset
     kwargs.setdefault("metric_fns", [metrics.rouge])
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER, source=source, templates=templates,
-        fields_fn=fields_fn, display_name=display_name, **kwargs,
+        fields_fn=common.graph_fields(fields_fn), display_name=display_name, **kwargs,
     )
 
 
 DATASETS: list[DatasetSpec] = [
-    _spec("aeslc", "AESLC", h.tfds_source("aeslc:1.0.0"), AESLC_TEMPLATES, aeslc_fields),
-    _spec("cnn_dailymail", "CNN/DailyMail", h.tfds_source("cnn_dailymail:3.4.0"),
+    _spec("aeslc", "AESLC", common.source("aeslc:1.0.0"), AESLC_TEMPLATES, aeslc_fields),
+    _spec("cnn_dailymail", "CNN/DailyMail", common.source("cnn_dailymail:3.4.0"),
           CNN_DAILYMAIL_TEMPLATES, cnn_dailymail_fields),
-    _spec("gigaword", "Gigaword", h.tfds_source("gigaword:1.2.0"), GIGAWORD_TEMPLATES,
+    _spec("gigaword", "Gigaword", common.source("gigaword:1.2.0"), GIGAWORD_TEMPLATES,
           gigaword_fields),
-    _spec("multi_news", "Multi-News", h.tfds_source("multi_news:2.1.0"),
+    _spec("multi_news", "Multi-News", common.source("multi_news:2.1.0"),
           MULTI_NEWS_TEMPLATES, multi_news_fields),
-    _spec("newsroom", "Newsroom", h.tfds_source("newsroom:1.0.0", manual_download=(
+    _spec("newsroom", "Newsroom", common.source("newsroom:1.0.0", manual_download=(
               "Register at https://summari.es/download/ and download the Newsroom release; "
               f"put train.jsonl, dev.jsonl and test.jsonl (unzipped) in {TFDS_MANUAL_DIR}")),
           NEWSROOM_TEMPLATES, newsroom_fields),
-    _spec("samsum", "SAMSum", h.tfds_source("samsum:1.0.0", manual_download=(
+    _spec("samsum", "SAMSum", common.source("samsum:1.0.0", manual_download=(
               "Download https://arxiv.org/src/1911.12237v2/anc/corpus.7z, extract it and put "
               f"train.json, val.json and test.json in {TFDS_MANUAL_DIR}")),
           SAMSUM_TEMPLATES, samsum_fields),
-    _spec("xsum", "XSum", h.tfds_source("xsum:1.1.0", manual_download=(
+    _spec("xsum", "XSum", common.source("xsum:1.1.0", manual_download=(
               "Build xsum-extracts-from-downloads.tar.gz with the scripts described at "
               "https://github.com/EdinburghNLP/XSum/blob/master/XSum-Dataset/README.md and put "
               f"it in {TFDS_MANUAL_DIR}")),
           XSUM_TEMPLATES, xsum_fields),
     # AG News has train and (labeled) test only.
     _spec("ag_news_subset", "AG News",
-          h.tfds_source("ag_news_subset:1.0.0", validation=None, test="test"),
+          common.source("ag_news_subset:1.0.0", validation=None, test="test"),
           AG_NEWS_TEMPLATES, ag_news_fields, options=AG_NEWS_OPTIONS,
           metric_fns=[metrics.accuracy], eval_split="test"),
     # Opinion Abstracts ship a train split only: hold back 10% for evaluation.
     _spec("opinion_abstracts_rotten_tomatoes", "Opinion Abstracts (Rotten Tomatoes)",
-          h.held_out_source("opinion_abstracts/rotten_tomatoes:1.0.0", held_out="10%"),
+          common.held_out_source("opinion_abstracts/rotten_tomatoes:1.0.0", held_out="10%"),
           ROTTEN_TOMATOES_TEMPLATES, rotten_tomatoes_fields),
     _spec("opinion_abstracts_idebate", "Opinion Abstracts (iDebate)",
-          h.held_out_source("opinion_abstracts/idebate:1.0.0", held_out="10%"),
+          common.held_out_source("opinion_abstracts/idebate:1.0.0", held_out="10%"),
           IDEBATE_TEMPLATES, idebate_fields),
     _spec("wiki_lingua_english_en", "WikiLingua (English)",
-          h.tfds_source("gem/wiki_lingua_english_en:1.1.0"), WIKI_LINGUA_TEMPLATES,
+          common.source("gem/wiki_lingua_english_en:1.1.0"), WIKI_LINGUA_TEMPLATES,
           wiki_lingua_fields),
 ]

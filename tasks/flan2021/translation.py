@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from t5.evaluation import metrics
 
-from tasks.flan2021.helpers_part2 import (
-    COLLECTION, TFDS_MANUAL_DIR, held_out_source, t, tfds_source,
+from tasks.flan2021.common import (
+    COLLECTION, TFDS_MANUAL_DIR, graph_fields, held_out_source, source, t,
 )
 from tasks.spec import DatasetSpec
 
@@ -57,7 +57,7 @@ def _spec(name, display_name, source, foreign_key, language) -> DatasetSpec:
         cluster=CLUSTER,
         source=source,
         templates=_templates(language),
-        fields_fn=_fields(foreign_key),
+        fields_fn=graph_fields(_fields(foreign_key)),
         metric_fns=[metrics.bleu],
         # WMT reports newstest (the TFDS "test" split); ParaCrawl has only train.
         eval_split="test" if "wmt" in name else "validation",
@@ -69,7 +69,7 @@ def _wmt(year: int, code: str, language: str, manual: str | None = None) -> Data
     return _spec(
         name=f"wmt{year}_{code}en",
         display_name=f"WMT-{year} {code.upper()}-EN",
-        source=tfds_source(
+        source=source(
             f"wmt{year}_translate/{code}-en:1.0.0", test="test", manual_download=manual
         ),
         foreign_key=code,

@@ -7,12 +7,12 @@ import pytest
 import seqio
 
 import tasks  # noqa: F401 - registers the synthetic suite
-from tasks import registry, synthetic
+from tasks import catalogue, synthetic
 
 
 def _examples(name, n=5, split=None):
     task = seqio.get_mixture_or_task(name)
-    split = split or registry.task_info(name).split
+    split = split or catalogue.task_info(name).split
     ds = task.get_dataset(None, split=split, shuffle=False)
     return list(ds.take(n).as_numpy_iterator())
 
@@ -22,7 +22,7 @@ def _text(ex, key):
 
 
 def test_suite_shape():
-    info = registry.collection_info("synthetic")
+    info = catalogue.collection_info("synthetic")
     assert len(info.clusters) >= 6
     assert all(len(datasets) >= 2 for datasets in info.datasets.values())
     assert all(len(s.templates) >= 5 for s in synthetic.SPECS)
@@ -66,8 +66,8 @@ def test_every_template_renders_with_options_exactly_where_due():
 
 
 def test_rank_examples_carry_options_containing_the_target():
-    rank_tasks = registry.task_names("synthetic")
-    rank_tasks = [n for n in rank_tasks if registry.task_info(n).kind == "rank"]
+    rank_tasks = catalogue.task_names("synthetic")
+    rank_tasks = [n for n in rank_tasks if catalogue.task_info(n).kind == "rank"]
     assert rank_tasks
     for name in rank_tasks:
         for ex in _examples(name, 5):
@@ -123,4 +123,4 @@ def test_ablation_variants():
                                   "synthetic_nli_2shot_eval", "synthetic_heldout_nli_train",
                                   "synthetic_clusters3_train"])
 def test_mixtures_exist(name):
-    assert isinstance(registry.get_task_or_mixture(name), seqio.Mixture)
+    assert isinstance(catalogue.get_task_or_mixture(name), seqio.Mixture)

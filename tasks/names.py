@@ -1,0 +1,125 @@
+"""The naming scheme of every registered task and mixture, in one place.
+
+Registration (`tasks.registry`) and every caller that spells a name (experiments, CLIs, gin
+files through them) build names with these functions, so the scheme can change here alone.
+Pure string functions: this module imports nothing beyond the standard library.
+
+Tasks of collection `c`, dataset `ds` (i: template index, k: shots, n: template count):
+    train_task                {c}_{ds}_train
+    train_ntemplates_task     {c}_{ds}_train_{n}templates
+    ablation_train_task       {c}_{ds}_{notemplate|dsname}_train
+    ablation_eval_task        {c}_{ds}_{notemplate|dsname}_eval
+    eval_task                 {c}_{ds}_t{i}_eval
+    rank_task                 {c}_{ds}_t{i}_rank
+    fewshot_eval_task         {c}_{ds}_t{i}_{k}shot_eval
+    fewshot_rank_task         {c}_{ds}_t{i}_{k}shot_rank
+Mixtures (cl: cluster):
+    all_train_mixture         {c}_all_train
+    heldout_mixture           {c}_heldout_{cl}_train
+    heldout_ntemplates_mixture  {c}_heldout_{cl}_{n}templates_train
+    heldout_ablation_mixture  {c}_heldout_{cl}_{notemplate|dsname}_train
+    clusters_mixture          {c}_clusters{n}_train
+    cluster_eval_mixture      {c}_{cl}_eval
+    cluster_rank_mixture      {c}_{cl}_rank
+    fewshot_eval_mixture      {c}_{cl}_{k}shot_eval  (k = 0 is the zero-shot cluster_eval_mixture)
+    ablation_eval_mixture     {c}_{cl}_{notemplate|dsname}_eval
+"""
+
+from __future__ import annotations
+
+# The ablations that replace instructions: raw fields only, or the dataset's name then the fields.
+ABLATIONS = ("notemplate", "dsname")
+
+
+def _check_ablation(ablation: str) -> None:
+    if ablation not in ABLATIONS:
+        raise ValueError(f"unknown ablation `{ablation}` (known: {', '.join(ABLATIONS)}).")
+
+
+def collection_prefix(collection: str) -> str:
+    """What every task and mixture name of `collection` starts with."""
+    return f"{collection}_"
+
+
+# ---- tasks ------------------------------------------------------------------------------------
+
+
+def train_task(collection: str, dataset: str) -> str:
+    return f"{collection}_{dataset}_train"
+
+
+def train_ntemplates_task(collection: str, dataset: str, num_templates: int) -> str:
+    return f"{collection}_{dataset}_train_{num_templates}templates"
+
+
+def ablation_train_task(collection: str, dataset: str, ablation: str) -> str:
+    _check_ablation(ablation)
+    return f"{collection}_{dataset}_{ablation}_train"
+
+
+def ablation_eval_task(collection: str, dataset: str, ablation: str) -> str:
+    _check_ablation(ablation)
+    return f"{collection}_{dataset}_{ablation}_eval"
+
+
+def eval_task(collection: str, dataset: str, template: int) -> str:
+    return f"{collection}_{dataset}_t{template}_eval"
+
+
+def rank_task(collection: str, dataset: str, template: int) -> str:
+    return f"{collection}_{dataset}_t{template}_rank"
+
+
+def fewshot_eval_task(collection: str, dataset: str, template: int, shots: int) -> str:
+    return f"{collection}_{dataset}_t{template}_{shots}shot_eval"
+
+
+def fewshot_rank_task(collection: str, dataset: str, template: int, shots: int) -> str:
+    return f"{collection}_{dataset}_t{template}_{shots}shot_rank"
+
+
+# ---- mixtures ---------------------------------------------------------------------------------
+
+
+def all_train_mixture(collection: str) -> str:
+    return f"{collection}_all_train"
+
+
+def heldout_mixture(collection: str, cluster: str) -> str:
+    """Training mixture of every cluster but `cluster` (and those its exclusions drop)."""
+    return f"{collection}_heldout_{cluster}_train"
+
+
+def heldout_ntemplates_mixture(collection: str, cluster: str, num_templates: int) -> str:
+    return f"{collection}_heldout_{cluster}_{num_templates}templates_train"
+
+
+def heldout_ablation_mixture(collection: str, cluster: str, ablation: str) -> str:
+    _check_ablation(ablation)
+    return f"{collection}_heldout_{cluster}_{ablation}_train"
+
+
+def clusters_mixture(collection: str, num_clusters: int) -> str:
+    """Training mixture of the first `num_clusters` clusters of the collection's order."""
+    return f"{collection}_clusters{num_clusters}_train"
+
+
+def cluster_eval_mixture(collection: str, cluster: str) -> str:
+    """Zero-shot evaluation of a cluster: generation and rank-classification tasks."""
+    return f"{collection}_{cluster}_eval"
+
+
+def cluster_rank_mixture(collection: str, cluster: str) -> str:
+    return f"{collection}_{cluster}_rank"
+
+
+def fewshot_eval_mixture(collection: str, cluster: str, shots: int) -> str:
+    """`shots`-shot evaluation of a cluster; 0 shots is `cluster_eval_mixture`."""
+    if shots == 0:
+        return cluster_eval_mixture(collection, cluster)
+    return f"{collection}_{cluster}_{shots}shot_eval"
+
+
+def ablation_eval_mixture(collection: str, cluster: str, ablation: str) -> str:
+    _check_ablation(ablation)
+    return f"{collection}_{cluster}_{ablation}_eval"

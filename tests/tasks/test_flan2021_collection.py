@@ -1,0 +1,40 @@
+"""The FLAN 2021 collection as registered: clusters, held-out exclusions, mixtures."""
+
+import seqio
+
+from tasks import names
+from tests.tasks import flan_checks as fc
+
+CLUSTERS = ("nli", "commonsense", "sentiment", "paraphrase", "closed_book_qa", "struct_to_text",
+            "translation", "reading_comprehension", "rc_commonsense", "coreference", "misc",
+            "summarization")
+
+
+def test_dataset_names_are_unique_across_clusters():
+    all_names = [s.name for c in CLUSTERS for s in fc.cluster_specs(c)]
+    assert len(all_names) == len(set(all_names))
+
+
+def test_collection_clusters_and_exclusions(flan):
+    from tasks import flan2021
+
+    assert set(CLUSTERS) == set(flan.clusters)
+    assert flan.cluster_order == flan2021.CLUSTER_ORDER
+    assert not set(flan.cluster_order) & {"nli", "closed_book_qa", "commonsense"}
+    held_out_nli = flan.training_clusters("nli")
+    assert "paraphrase" not in held_out_nli and "sentiment" in held_out_nli
+    assert "nli" not in flan.training_clusters("paraphrase")
+    datasets = {s.name for s in flan2021.datasets_for_mixture(names.heldout_mixture("flan2021",
+                                                                                    "nli"))}
+    assert not datasets & {"rte", "mrpc", "stsb"} and {"sst2", "copa"} <= datasets
+
+
+def test_heldout_mixtures_hold_only_training_clusters(flan):
+    for cluster in flan.clusters:
+        mixture = seqio.get_mixture_or_task(names.heldout_mixture("flan2021", cluster))
+        trained = {t.name.split("_train")[0] for t in mixture.tasks}
+        allowed = set(flan.training_clusters(cluster))
+        for dataset_task in trained:
+            dataset = dataset_task[len("flan2021_"):]
+            spec = next(s for s in flan.specs if s.name == dataset)
+            assert spec.cluster in allowed, (cluster, dataset)
