@@ -30,8 +30,7 @@ test-slow: install
 
 # Every template of every FLAN 2021 dataset built end to end under TFDS mock data (minutes).
 test-flan-templates: install
-	FLAN_TEST_ALL_TEMPLATES=1 $(BIN)/python -m pytest -q $(PYTEST_ARGS) \
-		tests/tasks/test_flan2021_part1.py tests/tasks/test_flan2021_part2.py
+	FLAN_TEST_ALL_TEMPLATES=1 $(BIN)/python -m pytest -q -m all_templates $(PYTEST_ARGS) tests/tasks
 
 test-all: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
