@@ -22,12 +22,14 @@ import pathlib
 import sys
 import time
 from collections import defaultdict
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import gin
 import numpy as np
 
+from flan_jax import checkpoints, data
 from flan_jax.predict import PredictSettings, predict
+from flan_jax.task_metrics import evaluate_task, predictions_metrics, text
 
 logger = logging.getLogger("flan_jax.evaluate")
 
@@ -41,47 +43,76 @@ class EvalTask:
     method: str  # "rank" (classification by the options' scores) or "generation"
     cluster: str
     dataset: str
-    kind: str
+    kind: str  # the registry's kind of task, or "seqio" for a plain seqio registration
     template: int | None = None
     num_shots: int = 0
+    mixture: str | None = None  # the mixture it was requested through, if any
+
+    @property
+    def builtin(self) -> bool:
+        return self.kind != "seqio"
 
 
-def expand_tasks(names: Sequence[str] | str) -> list[str]:
-    """Task names behind a collection name, mixture names or task names."""
+def _expand(names: Sequence[str] | str) -> list[tuple[str, str | None]]:
+    """(task name, the mixture it came through) behind collection, mixture or task names."""
     import seqio
 
     from tasks import catalogue
 
     names = [names] if isinstance(names, str) else list(names)
-    out: list[str] = []
+    out: list[tuple[str, str | None]] = []
     for name in names:
         if name in catalogue.collection_names():
             info = catalogue.collection_info(name)
-            mixtures = [info.eval_mixtures[c] for c in info.clusters if c in info.eval_mixtures]
-            out += expand_tasks(mixtures)
+            out += _expand([info.eval_mixtures[c] for c in info.clusters
+                            if c in info.eval_mixtures])
             continue
         provider = catalogue.get_task_or_mixture(name)
         if isinstance(provider, seqio.Mixture):
-            out += [t.name for t in provider.tasks]
+            out += [(t.name, name) for t in provider.tasks]
         else:
-            out.append(name)
-    return list(dict.fromkeys(out))
+            out.append((name, None))
+    return list({task: (task, via) for task, via in out}.values())
 
 
-def resolve_tasks(names: Sequence[str] | str) -> list[EvalTask]:
-    """Every task behind `names`, looked up once."""
+def expand_tasks(names: Sequence[str] | str) -> list[str]:
+    """Task names behind a collection name, mixture names or task names."""
+    return [task for task, _ in _expand(names)]
+
+
+def _eval_split(task) -> str:
+    splits = list(getattr(task, "splits", ()) or ())
+    for split in ("validation", "test"):
+        if split in splits:
+            return split
+    return splits[0] if splits else "validation"
+
+
+def resolve_tasks(names: Sequence[str] | str,
+                  clusters: Mapping[str, str] | None = None) -> list[EvalTask]:
+    """Every task behind `names`, looked up once. Tasks of the project's registry carry their
+    cluster, dataset and template; any other seqio task is its own dataset, in the cluster that
+    `clusters` maps its name (or its mixture's) to, else in a cluster of its own name."""
     import seqio
 
     from tasks import catalogue
 
+    clusters = dict(clusters or {})
     resolved = []
-    for name in expand_tasks(names):
-        info = catalogue.task_info(name)
-        resolved.append(EvalTask(
-            name=name, task=seqio.get_mixture_or_task(name), split=info.split,
-            method="rank" if info.kind in ("rank", "fewshot_rank") else "generation",
-            cluster=info.cluster, dataset=info.dataset, kind=info.kind,
-            template=info.template_index, num_shots=info.num_shots))
+    for name, via in _expand(names):
+        task = seqio.get_mixture_or_task(name)
+        if name in catalogue.TASKS:
+            info = catalogue.task_info(name)
+            resolved.append(EvalTask(
+                name=name, task=task, split=info.split,
+                method="rank" if info.kind in ("rank", "fewshot_rank") else "generation",
+                cluster=info.cluster, dataset=info.dataset, kind=info.kind,
+                template=info.template_index, num_shots=info.num_shots, mixture=via))
+        else:
+            cluster = clusters.get(name) or clusters.get(via or "") or name
+            resolved.append(EvalTask(name=name, task=task, split=_eval_split(task),
+                                     method="seqio", cluster=cluster, dataset=name,
+                                     kind="seqio", mixture=via))
     return resolved
 
 
@@ -92,35 +123,16 @@ def _examples(task: EvalTask, limit: int | None) -> list[dict]:
     return list(ds.as_numpy_iterator())
 
 
-def _text(x) -> str:
-    return x.decode("utf-8") if isinstance(x, bytes) else str(x)
-
-
-def task_metrics(task, examples: Sequence[dict], predictions: Sequence[str]) -> dict[str, float]:
-    """The task's own postprocessor and metric functions on text predictions."""
-    post = task.postprocess_fn
-    targets = [_text(ex["targets_pretokenized"]) for ex in examples]
-    if post is not None:
-        targets = [post(t, example=ex, is_target=True) for t, ex in zip(targets, examples)]
-        predictions = [post(p, example=ex, is_target=False)
-                       for p, ex in zip(predictions, examples)]
-    metrics: dict[str, float] = {}
-    for fn in task.metric_fns:
-        metrics.update({k: float(getattr(v, "value", v)) for k, v in
-                        fn(targets, list(predictions)).items()})
-    return metrics
-
-
 def predict_task(task: EvalTask, model, params, vocab, settings: PredictSettings, *,
                  max_examples: int | None, stats: dict) -> tuple[list[dict], list[str]]:
     """The task's eval examples and the model's text prediction for each."""
     examples = _examples(task, max_examples)
-    inputs = [_text(ex["inputs_pretokenized"]) for ex in examples]
+    inputs = [text(ex["inputs_pretokenized"]) for ex in examples]
     options = None
     if task.method == "rank":
         options = []
         for i, ex in enumerate(examples):
-            opts = [_text(o) for o in ex.get("options", [])]
+            opts = [text(o) for o in ex.get("options", [])]
             if not opts:
                 raise ValueError(f"task {task.name}: example {i} has no options to rank.")
             options.append(opts)
@@ -141,7 +153,7 @@ def aggregate(task_results: dict[str, dict], held_out: set[str]) -> tuple[dict, 
         cluster_of[res["dataset"]] = res["cluster"]
     datasets = {}
     for ds, methods in sorted(by_dataset.items()):
-        method = "rank" if methods.get("rank") else "generation"
+        method = next(m for m in ("rank", "generation", "seqio") if methods.get(m))
         scores = methods[method]
         datasets[ds] = {"cluster": cluster_of[ds], "method": method,
                         "score": float(np.mean(scores)), "best_template": float(np.max(scores)),
@@ -202,6 +214,7 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
              max_option_length: int = 64, rank_score: str = "sum",
              decoding_method: str = "greedy", num_beams: int = 4, length_penalty: float = 0.6,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+             clusters: Mapping[str, str] | None = None,
              step: int | None = None, params=None) -> dict:
     """Evaluates a model directory on tasks; returns the report (also written to disk).
 
@@ -211,11 +224,10 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     %MODEL_DIR` (its model.gin and vocab.json are written when training starts); reports go to
     MODEL_DIR/eval/step_N/.
     """
-    from flan_jax import checkpoints, data
     from flan_jax.models import build_model
     from tasks import catalogue
 
-    eval_tasks = resolve_tasks(mixtures)
+    eval_tasks = resolve_tasks(mixtures, clusters)
     if params is None:
         cfg, params, vocab = checkpoints.load_model_dir(checkpoint_path)
     else:  # in-memory parameters (training): only the config and vocabulary come from disk
@@ -233,7 +245,10 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     if held_out_clusters is None:
         held_out = set()
         if train_mixture:
-            trained = set(catalogue.mixture_clusters(train_mixture))
+            trained = ({t.cluster for t in resolve_tasks(train_mixture, clusters)}
+                       if train_mixture not in catalogue.MIXTURES and
+                       train_mixture not in catalogue.TASKS
+                       else set(catalogue.mixture_clusters(train_mixture)))
             held_out = {t.cluster for t in eval_tasks} - trained
     else:
         held_out = set(held_out_clusters)
@@ -246,33 +261,48 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     results: dict[str, dict] = {}
     start = time.time()
     for i, task in enumerate(eval_tasks, 1):
-        examples, predictions = predict_task(task, model, params, vocab, settings,
-                                             max_examples=max_examples_per_task, stats=stats)
-        metrics = task_metrics(task.task, examples, predictions)
+        note = ""
+        if task.builtin:
+            examples, predictions = predict_task(task, model, params, vocab, settings,
+                                                 max_examples=max_examples_per_task,
+                                                 stats=stats)
+            metrics = predictions_metrics(task.task, examples, predictions)
+        else:  # a plain seqio task: whatever its metric functions ask for
+            examples = _examples(task, max_examples_per_task)
+            output = evaluate_task(task.task, examples, model, params, vocab, settings, stats)
+            metrics, predictions, note = output.metrics, output.predictions, output.note
         results[task.name] = {
             "cluster": task.cluster, "dataset": task.dataset, "kind": task.kind,
             "method": task.method, "template": task.template, "num_shots": task.num_shots,
-            "metrics": metrics, "score": primary(metrics), "num_examples": len(examples),
-            "sample": {"input": _text(examples[0]["inputs_pretokenized"]),
-                       "prediction": predictions[0],
-                       "target": _text(examples[0]["targets_pretokenized"])}
+            "mixture": task.mixture, "metrics": metrics, "score": primary(metrics),
+            "num_examples": len(examples),
+            "sample": {"input": text(examples[0]["inputs_pretokenized"]),
+                       "prediction": predictions[0] if predictions else None,
+                       "target": text(examples[0]["targets_pretokenized"])}
             if examples else None}
+        if note:
+            results[task.name]["note"] = note
         elapsed = time.time() - start
         print(f"[{i}/{len(eval_tasks)}] {task.name}: {primary(metrics):.1f} "
               f"({len(examples)} examples, {elapsed:.0f}s, ETA "
               f"{elapsed / i * (len(eval_tasks) - i):.0f}s)", file=sys.stderr, flush=True)
-    datasets, clusters = aggregate(results, held_out)
+    datasets, cluster_scores = aggregate(results, held_out)
     title = f"{pathlib.Path(checkpoint_path).name}" + (f" step {step}" if step else "")
-    table = markdown_report(datasets, clusters, title)
+    table = markdown_report(datasets, cluster_scores, title)
     truncated = sum(v for k, v in stats.items() if "trunc" in k)
+    by_mixture: dict[str, list[float]] = defaultdict(list)
+    for task in eval_tasks:
+        if task.mixture and not task.builtin:
+            by_mixture[task.mixture].append(results[task.name]["score"])
     report = {"checkpoint": str(checkpoint_path), "step": step, "mixtures": mixtures,
-              "held_out_clusters": sorted(held_out), "clusters": clusters,
+              "held_out_clusters": sorted(held_out), "clusters": cluster_scores,
+              "mixture_scores": {m: float(np.mean(v)) for m, v in by_mixture.items()},
               "datasets": datasets, "tasks": results, "truncation_counts": stats,
               "seconds": time.time() - start}
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     (out_dir / "report.md").write_text(table)
-    bar_chart(clusters, out_dir / "clusters.png", title)
-    _tensorboard(out_dir, clusters, datasets, step or 0)
+    bar_chart(cluster_scores, out_dir / "clusters.png", title)
+    _tensorboard(out_dir, cluster_scores, datasets, step or 0)
     print(table)
     if truncated:
         print(f"Note: {truncated} inputs or targets were truncated to the configured lengths "

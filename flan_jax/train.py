@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from flan_jax import accounting, checkpoints, optim, partitioning, prompt_tuning
+from flan_jax import data as data_lib  # no TensorFlow until a dataset is read
 from flan_jax.errors import TrainingError, UserError
 from flan_jax.models import TransformerConfig, build_model, count_params
 from flan_jax.progress import MetricsWriter, print_progress
@@ -50,8 +51,6 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     (a model directory) are loaded and frozen; only the "prompt" parameter is optimised and
     checkpointed, and `model_dir/prompt_base.txt` names the base for `load_model_dir`.
     """
-    from flan_jax import data as data_lib
-
     model_dir_path = pathlib.Path(model_dir)
     data_lib.check_source(data)  # an unknown task or mixture fails before any work
     tuning_prompt = model_config.prompt_length > 0
