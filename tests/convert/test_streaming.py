@@ -175,3 +175,32 @@ def _metadata(model_dir):
 
 def _headers(src):
     return sum(safetensors_io.read_header(f)[1] for f in src.glob("*.safetensors"))
+
+
+def test_bin_shards_are_mapped_one_file_at_a_time(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=50, hidden_size=16, intermediate_size=24, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False))
+    src = tmp_path / "hf"
+    model.config.architectures = ["LlamaForCausalLM"]
+    model.config.save_pretrained(src)
+    state = {k: v.to(torch.bfloat16) for k, v in model.state_dict().items()}
+    names = list(state)
+    # Shard files in the opposite of tree order, so a reader following the tree would
+    # alternate between files.
+    halves = [names[len(names) // 2:], names[:len(names) // 2]]
+    for i, part in enumerate(halves):
+        torch.save({k: state[k] for k in part}, src / f"pytorch_model-0000{i + 1}-of-00002.bin")
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda path, **kw: loads.append(path) or real_load(path, **kw))
+    convert(src, tmp_path / "out")
+    assert len(loads) == 4  # each file once to list its tensors, once to convert them
+    params = checkpoints.load_params(tmp_path / "out")
+    gate = state["model.layers.2.mlp.gate_proj.weight"].float().numpy()
+    assert params["layers_2"]["mlp"]["wi_0"]["kernel"].dtype == BF16
+    np.testing.assert_array_equal(params["layers_2"]["mlp"]["wi_0"]["kernel"].astype(np.float32),
+                                  gate.T)
