@@ -137,32 +137,55 @@ def rss(field):
 from flan_jax.convert import cli, hf, lazy  # the imports are baseline, not conversion
 import jax, orbax.checkpoint, tensorstore
 base = rss("VmRSS:")
-assert cli.main(["hf", "--src", sys.argv[1], "--dst", sys.argv[2]]) == 0
+assert cli.main(sys.argv[1:]) == 0
 print("RSS", base, rss("VmHWM:"))
 """
 
 
+def _peak_rss(*argv):
+    """(baseline, peak) resident bytes of `flan-jax convert ARGV` in a child process."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", _CHILD, *map(str, argv)], env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    base, peak = map(int, out.stdout.split("RSS")[-1].split())
+    return base, peak
+
+
 @pytest.mark.slow
-def test_streaming_conversion_peak_memory(tmp_path):
-    """A 1.5 GB, three-shard bfloat16 Llama (largest tensor 131 MB) converts with a peak
-    resident set well below the checkpoint size above the interpreter's own."""
+def test_streaming_conversion_and_export_peak_memory(tmp_path):
+    """A 1.5 GB, three-shard bfloat16 Llama (largest tensor 131 MB) converts, and exports
+    back, with a peak resident set well below the checkpoint size above the interpreter's."""
     src = tmp_path / "hf"
     src.mkdir()
     _llama_checkpoint(src, hidden=2048, mlp=5632, layers=12, vocab=32000, heads=16, kv_heads=16,
                       shards=3)
     size = sum(f.stat().st_size for f in src.glob("*.safetensors"))
     assert len(list(src.glob("*.safetensors"))) == 3 and size > 1.45e9
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(tmp_path / "out")],
-                         env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    base, peak = map(int, out.stdout.split("RSS")[-1].split())
-    print(f"checkpoint {size / 1e6:.0f} MB, baseline {base / 1e6:.0f} MB, "
+    base, peak = _peak_rss("hf", "--src", src, "--dst", tmp_path / "out")
+    print(f"checkpoint {size / 1e6:.0f} MB; convert hf: baseline {base / 1e6:.0f} MB, "
           f"peak {peak / 1e6:.0f} MB (+{(peak - base) / 1e6:.0f} MB)")
     assert peak - base < 600e6  # measured +273 MB: about two copies of the largest tensor
     meta = jax.tree_util.tree_leaves(_metadata(tmp_path / "out"))
     assert {np.dtype(m.dtype) for m in meta} == {BF16}
     assert sum(int(np.prod(m.shape)) * 2 for m in meta) == size - _headers(src)
+
+    base, peak = _peak_rss("to-hf", "--src", tmp_path / "out", "--dst", tmp_path / "back",
+                           "--max_shard_size", "600MB")
+    print(f"convert to-hf: baseline {base / 1e6:.0f} MB, peak {peak / 1e6:.0f} MB "
+          f"(+{(peak - base) / 1e6:.0f} MB)")
+    # measured +434 MB: orbax's restore buffers and the transposed copy of the largest tensor
+    assert peak - base < 800e6
+    back = sorted((tmp_path / "back").glob("*.safetensors"))
+    assert len(back) == 3 and sum(f.stat().st_size for f in back) - _headers(tmp_path / "back") \
+        == size - _headers(src)
+    ours = safetensors_io.lazy_tensors(back[0])
+    theirs = {}
+    for f in src.glob("*.safetensors"):
+        theirs.update(safetensors_io.lazy_tensors(f))
+    name = "model.layers.0.self_attn.q_proj.weight"
+    assert ours[name].dtype == BF16
+    np.testing.assert_array_equal(ours[name].materialize(), theirs[name].materialize())
 
 
 def _metadata(model_dir):
