@@ -14,8 +14,9 @@ A prompt-tuning run exports its base model plus `prompt.safetensors`: one tensor
 input (T5) or of the sequence (Llama), with attention mask 1 over it.
 
 Tensors keep their stored dtype and stream: each is restored from the orbax checkpoint, reshaped
-and written before the next is read (a training step's optimizer state is never read). The export is written under a temporary sibling name and renamed
-at the end; every path goes through etils.epath.
+and written before the next is read (a training step's optimizer state is never read). The
+export is written under a temporary sibling name and renamed at the end; every path goes
+through etils.epath.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def export(src: str | epath.PathLike, dst: str | epath.PathLike,
         written = safetensors_io.write_sharded(tmp, tensors, max_shard_bytes, {"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
         written.append("config.json")
-        written += _write_tokenizer(tmp, src, cfg, vocab)
+        written += _write_tokenizer(tmp, cfg, vocab)
         if prompt is not None:
             safetensors_io.write_file(tmp / "prompt.safetensors", {"prompt": prompt}, {
                 "format": "pt", "prompt_length": str(prompt.shape[0]),
@@ -254,7 +255,7 @@ def llama_config(cfg: TransformerConfig, vocab) -> dict:
 
 # --- tokenizer ------------------------------------------------------------------------------
 
-def _write_tokenizer(tmp: epath.Path, src: epath.Path, cfg: TransformerConfig, vocab) -> list[str]:
+def _write_tokenizer(tmp: epath.Path, cfg: TransformerConfig, vocab) -> list[str]:
     if vocab is None:  # nothing to export; from_pretrained takes the weights alone
         return []
     t5 = cfg.family == "encoder_decoder"

@@ -219,7 +219,8 @@ def test_bin_shards_are_mapped_one_file_at_a_time(tmp_path, monkeypatch):
         torch.save({k: state[k] for k in part}, src / f"pytorch_model-0000{i + 1}-of-00002.bin")
     loads = []
     real_load = torch.load
-    monkeypatch.setattr(torch, "load", lambda path, **kw: loads.append(path) or real_load(path, **kw))
+    monkeypatch.setattr(torch, "load",
+                        lambda path, **kw: loads.append(path) or real_load(path, **kw))
     convert(src, tmp_path / "out")
     assert len(loads) == 4  # each file once to list its tensors, once to convert them
     params = checkpoints.load_params(tmp_path / "out")
