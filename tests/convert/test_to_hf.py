@@ -110,7 +110,7 @@ def _init(cfg, seed=0):
 
 
 ENC_DEC = plain_config(family="encoder_decoder", vocab_size=259, emb_dim=32, num_heads=4,
-                       head_dim=8, mlp_dim=48, num_encoder_layers=2, num_decoder_layers=2,
+                       head_dim=8, mlp_dim=48, num_encoder_layers=1, num_decoder_layers=1,
                        relative_attention_num_buckets=8, relative_attention_max_distance=16)
 DEC_ONLY = plain_config(family="decoder_only", vocab_size=259, emb_dim=32, num_heads=4,
                         num_kv_heads=2, head_dim=8, mlp_dim=48, num_encoder_layers=0,
