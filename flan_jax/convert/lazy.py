@@ -107,3 +107,53 @@ def save_lazy_params(path: str | epath.PathLike, tree) -> None:
     handler = ocp.PyTreeCheckpointHandler(type_handler_registry=registry)
     with ocp.Checkpointer(handler) as ckptr:
         ckptr.save(epath.Path(path), args=ocp.args.PyTreeSave(tree))
+
+
+def lazy_restore(path: str | epath.PathLike, subtree: tuple[str, ...] = ()):
+    """The arrays of the orbax checkpoint at `path` (below the dict keys `subtree`, e.g.
+    ("params",) of a training step's state) as `LazyTensor`s: each read restores that one
+    array (orbax's partial restore), so exporting holds one tensor at a time, and a training
+    step's optimizer state is never read."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    path = epath.Path(path)
+    with ocp.StandardCheckpointer() as ckptr:
+        meta = ckptr.metadata(path)
+    tree = getattr(meta, "item_metadata", meta)
+    for key in subtree:
+        tree = tree[key]
+
+    def lazy(keypath, m):
+        keys = subtree + tuple(_dict_key(k, path) for k in keypath)
+        return LazyTensor(tuple(m.shape), np.dtype(m.dtype), lambda: _restore_one(path, keys))
+
+    return jax.tree_util.tree_map_with_path(lazy, _as_dicts(tree))
+
+
+def _as_dicts(tree):
+    """Plain nested dicts of the metadata's leaves (orbax's metadata tree is dict-like)."""
+    if hasattr(tree, "keys"):
+        return {k: _as_dicts(tree[k]) for k in tree.keys()}
+    return tree
+
+
+def _dict_key(key, path) -> str:
+    if not hasattr(key, "key"):
+        raise ValueError(f"{path}: parameters are expected to be nested dicts, found {key}.")
+    return key.key
+
+
+def _restore_one(path: epath.Path, keys: tuple[str, ...]) -> np.ndarray:
+    import orbax.checkpoint as ocp
+
+    item: Any = 0
+    args: Any = ocp.RestoreArgs(restore_type=np.ndarray)
+    for key in reversed(keys):
+        item, args = {key: item}, {key: args}
+    with ocp.PyTreeCheckpointer() as ckptr:
+        out = ckptr.restore(path, args=ocp.args.PyTreeRestore(item=item, restore_args=args,
+                                                              partial_restore=True))
+    for key in keys:
+        out = out[key]
+    return np.asarray(out)

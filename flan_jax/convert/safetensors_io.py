@@ -88,8 +88,9 @@ def write_file(path: str | epath.PathLike, tensors: Mapping[str, LazyTensor | np
         f.write(head)
         for t in tensors.values():
             value = t.materialize() if isinstance(t, LazyTensor) else np.asarray(t)
-            f.write(np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<"),
-                                                       copy=False).tobytes())
+            value = np.ascontiguousarray(value.astype(value.dtype.newbyteorder("<"), copy=False))
+            f.write(value.reshape(-1).view(np.uint8).data)  # the array's own buffer, no copy
+            del value
 
 
 def write_sharded(directory: epath.Path, tensors: Mapping[str, LazyTensor | np.ndarray],

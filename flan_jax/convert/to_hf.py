@@ -13,8 +13,10 @@ A prompt-tuning run exports its base model plus `prompt.safetensors`: one tensor
 [prompt_length, d_model] to prepend to the token embeddings (`inputs_embeds`) of the encoder
 input (T5) or of the sequence (Llama), with attention mask 1 over it.
 
-Tensors keep their stored dtype. The export is written under a temporary sibling name and renamed
-at the end; every path goes through etils.epath.
+Tensors keep their stored dtype and stream: each is restored from the orbax checkpoint, reshaped
+and written before the next is read (a training step's optimizer state is never read). The
+export is written under a temporary sibling name and renamed at the end; every path goes
+through etils.epath.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from etils import epath
 from flan_jax import checkpoints
 from flan_jax.convert import safetensors_io
 from flan_jax.convert.hf import ConversionError
+from flan_jax.convert.lazy import LazyTensor, lazy_restore
 from flan_jax.models.config import TransformerConfig
-from flan_jax.vocab import VOCAB_FILE
+from flan_jax.vocab import VOCAB_FILE, load_vocab
 
 DEFAULT_MAX_SHARD_BYTES = 5 * 10**9
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20,
@@ -99,7 +102,7 @@ def export(src: str | epath.PathLike, dst: str | epath.PathLike,
         written = safetensors_io.write_sharded(tmp, tensors, max_shard_bytes, {"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
         written.append("config.json")
-        written += _write_tokenizer(tmp, src, cfg, vocab)
+        written += _write_tokenizer(tmp, cfg, vocab)
         if prompt is not None:
             safetensors_io.write_file(tmp / "prompt.safetensors", {"prompt": prompt}, {
                 "format": "pt", "prompt_length": str(prompt.shape[0]),
@@ -116,28 +119,42 @@ def export(src: str | epath.PathLike, dst: str | epath.PathLike,
 
 
 def _load(src: epath.Path):
-    """(config, numpy params, vocabulary or None) of a converted, trained or prompt-tuned run."""
+    """(config, params as `LazyTensor`s, vocabulary or None) of a converted model, a training
+    run (its latest step's parameters) or a prompt-tuning run (its base's parameters plus the
+    prompt), found as `checkpoints.load_model_dir` finds them but read one tensor at a time."""
+    cfg = checkpoints.read_model_config(src / checkpoints.MODEL_GIN)
+    if (src / checkpoints.PARAMS_DIR).is_dir():
+        params = lazy_restore(src / checkpoints.PARAMS_DIR)
+    else:
+        step = checkpoints.latest_step_dir(src)
+        if step is None:
+            raise ConversionError(f"{src} has neither {checkpoints.PARAMS_DIR}/ nor saved steps "
+                                  f"under {checkpoints.STEPS_DIR}/: train or convert it first.")
+        params = lazy_restore(epath.Path(step) / "state", ("params",))
+    if set(params) == {checkpoints.PROMPT_PARAM}:
+        base = checkpoints.prompt_base_dir(src)
+        if base is None:
+            raise ConversionError(f"{src} holds only a soft prompt and no "
+                                  f"{checkpoints.PROMPT_BASE} naming its base model directory.")
+        _, base_params, _ = _load(epath.Path(base))
+        params = {**base_params, checkpoints.PROMPT_PARAM: params[checkpoints.PROMPT_PARAM]}
     spec = src / VOCAB_FILE
     if spec.exists() and json.loads(spec.read_text()).get("kind") == "missing":
-        # A conversion whose source had no tokenizer file: the weights export without one.
-        import jax
-
-        params = jax.tree_util.tree_map(np.asarray, checkpoints.load_params(src))
-        return checkpoints.read_model_config(src / checkpoints.MODEL_GIN), params, None
+        return cfg, params, None  # a conversion whose source had no tokenizer file
     try:
-        return checkpoints.load_model_dir(src)
+        return cfg, params, load_vocab(src)
     except FileNotFoundError as e:
         raise ConversionError(str(e)) from e
 
 
 # --- T5 v1.1 / Flan-T5 ----------------------------------------------------------------------
 
-def _heads_in(kernel: np.ndarray) -> np.ndarray:
+def _heads_in(kernel: LazyTensor) -> LazyTensor:
     """kernel [emb, heads, d] -> torch Linear weight [heads*d, emb]."""
     return kernel.reshape(kernel.shape[0], -1).T
 
 
-def _heads_out(kernel: np.ndarray) -> np.ndarray:
+def _heads_out(kernel: LazyTensor) -> LazyTensor:
     """kernel [heads, d, emb] -> torch Linear weight [emb, heads*d]."""
     return kernel.reshape(-1, kernel.shape[-1]).T
 
@@ -150,7 +167,7 @@ def _attention(out: dict, prefix: str, p: dict, names=("q", "k", "v", "o")) -> N
     out[f"{prefix}.{o}.weight"] = _heads_out(p["out"]["kernel"])
 
 
-def t5_tensors(cfg: TransformerConfig, params: dict) -> dict[str, np.ndarray]:
+def t5_tensors(cfg: TransformerConfig, params: dict) -> dict[str, LazyTensor]:
     emb = params["token_embed"]["embedding"]
     out = {"shared.weight": emb}
     for side, n_layers in (("encoder", cfg.num_encoder_layers),
@@ -202,7 +219,7 @@ def t5_config(cfg: TransformerConfig) -> dict:
 
 # --- Llama ----------------------------------------------------------------------------------
 
-def llama_tensors(cfg: TransformerConfig, params: dict) -> dict[str, np.ndarray]:
+def llama_tensors(cfg: TransformerConfig, params: dict) -> dict[str, LazyTensor]:
     out = {"model.embed_tokens.weight": params["token_embed"]["embedding"]}
     for i in range(cfg.num_decoder_layers):
         layer, p = params[f"layers_{i}"], f"model.layers.{i}"
@@ -238,7 +255,7 @@ def llama_config(cfg: TransformerConfig, vocab) -> dict:
 
 # --- tokenizer ------------------------------------------------------------------------------
 
-def _write_tokenizer(tmp: epath.Path, src: epath.Path, cfg: TransformerConfig, vocab) -> list[str]:
+def _write_tokenizer(tmp: epath.Path, cfg: TransformerConfig, vocab) -> list[str]:
     if vocab is None:  # nothing to export; from_pretrained takes the weights alone
         return []
     t5 = cfg.family == "encoder_decoder"

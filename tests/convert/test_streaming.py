@@ -137,32 +137,55 @@ def rss(field):
 from flan_jax.convert import cli, hf, lazy  # the imports are baseline, not conversion
 import jax, orbax.checkpoint, tensorstore
 base = rss("VmRSS:")
-assert cli.main(["hf", "--src", sys.argv[1], "--dst", sys.argv[2]]) == 0
+assert cli.main(sys.argv[1:]) == 0
 print("RSS", base, rss("VmHWM:"))
 """
 
 
+def _peak_rss(*argv):
+    """(baseline, peak) resident bytes of `flan-jax convert ARGV` in a child process."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", _CHILD, *map(str, argv)], env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    base, peak = map(int, out.stdout.split("RSS")[-1].split())
+    return base, peak
+
+
 @pytest.mark.slow
-def test_streaming_conversion_peak_memory(tmp_path):
-    """A 1.5 GB, three-shard bfloat16 Llama (largest tensor 131 MB) converts with a peak
-    resident set well below the checkpoint size above the interpreter's own."""
+def test_streaming_conversion_and_export_peak_memory(tmp_path):
+    """A 1.5 GB, three-shard bfloat16 Llama (largest tensor 131 MB) converts, and exports
+    back, with a peak resident set well below the checkpoint size above the interpreter's."""
     src = tmp_path / "hf"
     src.mkdir()
     _llama_checkpoint(src, hidden=2048, mlp=5632, layers=12, vocab=32000, heads=16, kv_heads=16,
                       shards=3)
     size = sum(f.stat().st_size for f in src.glob("*.safetensors"))
     assert len(list(src.glob("*.safetensors"))) == 3 and size > 1.45e9
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(tmp_path / "out")],
-                         env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    base, peak = map(int, out.stdout.split("RSS")[-1].split())
-    print(f"checkpoint {size / 1e6:.0f} MB, baseline {base / 1e6:.0f} MB, "
+    base, peak = _peak_rss("hf", "--src", src, "--dst", tmp_path / "out")
+    print(f"checkpoint {size / 1e6:.0f} MB; convert hf: baseline {base / 1e6:.0f} MB, "
           f"peak {peak / 1e6:.0f} MB (+{(peak - base) / 1e6:.0f} MB)")
     assert peak - base < 600e6  # measured +273 MB: about two copies of the largest tensor
     meta = jax.tree_util.tree_leaves(_metadata(tmp_path / "out"))
     assert {np.dtype(m.dtype) for m in meta} == {BF16}
     assert sum(int(np.prod(m.shape)) * 2 for m in meta) == size - _headers(src)
+
+    base, peak = _peak_rss("to-hf", "--src", tmp_path / "out", "--dst", tmp_path / "back",
+                           "--max_shard_size", "600MB")
+    print(f"convert to-hf: baseline {base / 1e6:.0f} MB, peak {peak / 1e6:.0f} MB "
+          f"(+{(peak - base) / 1e6:.0f} MB)")
+    # measured +434 MB: orbax's restore buffers and the transposed copy of the largest tensor
+    assert peak - base < 800e6
+    back = sorted((tmp_path / "back").glob("*.safetensors"))
+    assert len(back) == 3 and sum(f.stat().st_size for f in back) - _headers(tmp_path / "back") \
+        == size - _headers(src)
+    ours = safetensors_io.lazy_tensors(back[0])
+    theirs = {}
+    for f in src.glob("*.safetensors"):
+        theirs.update(safetensors_io.lazy_tensors(f))
+    name = "model.layers.0.self_attn.q_proj.weight"
+    assert ours[name].dtype == BF16
+    np.testing.assert_array_equal(ours[name].materialize(), theirs[name].materialize())
 
 
 def _metadata(model_dir):
@@ -175,3 +198,33 @@ def _metadata(model_dir):
 
 def _headers(src):
     return sum(safetensors_io.read_header(f)[1] for f in src.glob("*.safetensors"))
+
+
+def test_bin_shards_are_mapped_one_file_at_a_time(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=50, hidden_size=16, intermediate_size=24, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False))
+    src = tmp_path / "hf"
+    model.config.architectures = ["LlamaForCausalLM"]
+    model.config.save_pretrained(src)
+    state = {k: v.to(torch.bfloat16) for k, v in model.state_dict().items()}
+    names = list(state)
+    # Shard files in the opposite of tree order, so a reader following the tree would
+    # alternate between files.
+    halves = [names[len(names) // 2:], names[:len(names) // 2]]
+    for i, part in enumerate(halves):
+        torch.save({k: state[k] for k in part}, src / f"pytorch_model-0000{i + 1}-of-00002.bin")
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load",
+                        lambda path, **kw: loads.append(path) or real_load(path, **kw))
+    convert(src, tmp_path / "out")
+    assert len(loads) == 4  # each file once to list its tensors, once to convert them
+    params = checkpoints.load_params(tmp_path / "out")
+    gate = state["model.layers.2.mlp.gate_proj.weight"].float().numpy()
+    assert params["layers_2"]["mlp"]["wi_0"]["kernel"].dtype == BF16
+    np.testing.assert_array_equal(params["layers_2"]["mlp"]["wi_0"]["kernel"].astype(np.float32),
+                                  gate.T)

@@ -110,7 +110,7 @@ def _init(cfg, seed=0):
 
 
 ENC_DEC = plain_config(family="encoder_decoder", vocab_size=259, emb_dim=32, num_heads=4,
-                       head_dim=8, mlp_dim=48, num_encoder_layers=2, num_decoder_layers=2,
+                       head_dim=8, mlp_dim=48, num_encoder_layers=1, num_decoder_layers=1,
                        relative_attention_num_buckets=8, relative_attention_max_distance=16)
 DEC_ONLY = plain_config(family="decoder_only", vocab_size=259, emb_dim=32, num_heads=4,
                         num_kv_heads=2, head_dim=8, mlp_dim=48, num_encoder_layers=0,
@@ -219,3 +219,59 @@ def test_not_a_model_dir_and_sizes(tmp_path):
     assert parse_size("1234") == 1234
     with pytest.raises(ConversionError, match="5GB"):
         parse_size("lots")
+
+
+def _spm_model(path, family):
+    import sentencepiece as spm
+
+    text = path.parent / "corpus.txt"
+    text.write_text("\n".join([f"the quick brown fox jumps over the lazy dog {i} times"
+                               for i in range(200)] + ["hello world, how are you today?"] * 50))
+    ids = dict(pad_id=0, eos_id=1, unk_id=2, bos_id=-1) if family == "encoder_decoder" else \
+        dict(unk_id=0, bos_id=1, eos_id=2, pad_id=-1)
+    spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(path), vocab_size=48,
+                                   model_type="unigram", minloglevel=2, **ids)
+    return path.with_suffix(".model")
+
+
+@pytest.mark.parametrize("cfg", [ENC_DEC, DEC_ONLY], ids=["t5", "llama"])
+def test_sentencepiece_tokenizer_encodes_like_flan_jax(tmp_path, cfg):
+    from flan_jax.vocab import SentencePieceVocab
+
+    model_file = _spm_model(tmp_path / "sp", cfg.family)
+    t5 = cfg.family == "encoder_decoder"
+    name = "spiece.model" if t5 else "tokenizer.model"
+    src = _model_dir(tmp_path / "run", cfg, _init(cfg))
+    (src / name).write_bytes(model_file.read_bytes())
+    (src / "vocab.json").write_text(json.dumps({"kind": "sentencepiece", "file": name,
+                                                "add_bos": not t5}))
+    assert name in export(src, tmp_path / "hf")
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    vocab = SentencePieceVocab(src / name, add_bos=not t5)
+    for text in ("the lazy fox", "hello world today", " 4, of course"):
+        ids = scoring.input_ids(vocab, text, cfg.family, None)
+        assert tok(text).input_ids == ids
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    if not t5:
+        assert (config["bos_token_id"], config["eos_token_id"]) == (1, 2)
+
+
+@pytest.mark.slow
+def test_trained_run_scores_a_jsonl_file_like_infer(tmp_path):
+    """A run trained here (its latest checkpoints/STEP) exports, and transformers' summed
+    log-likelihoods of a JSONL file equal `flan-jax infer --mode score` on it."""
+    from flan_jax import infer
+    from tests.test_train import _train
+
+    run = tmp_path / "run"
+    _train(run, "TRAIN_STEPS = 3", "train.checkpoint_every = 3")
+    assert (run / "checkpoints" / "3").is_dir() and not (run / "params").exists()
+    records = [{"inputs": x, "targets": y} for x, y in PAIRS]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert infer.main(["--mode", "score", "--checkpoint", str(run), "--input_file",
+                       str(tmp_path / "in.jsonl"), "--output_file",
+                       str(tmp_path / "out.jsonl")]) == 0
+    scored = [json.loads(line)["score"] for line in (tmp_path / "out.jsonl").open()]
+    export(run, tmp_path / "hf")
+    theirs = _hf_scores(tmp_path / "hf", "encoder_decoder", PAIRS)
+    np.testing.assert_allclose(theirs, scored, atol=1e-4, rtol=0)
