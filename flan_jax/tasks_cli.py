@@ -1,10 +1,12 @@
 """`flan-jax tasks list|show`: what is registered, and what its examples look like.
 
-    flan-jax tasks list [--json] [--collection C] [--kind K] [--mixtures]
-    flan-jax tasks show NAME [-n 3] [--split S] [--mock]
+    flan-jax tasks list [--json] [--collection C] [--kind K] [--mixtures] [--module M]
+    flan-jax tasks show NAME [-n 3] [--split S] [--mock] [--module M]
 
 `show` prints rendered examples (inputs, targets, options) of a task or mixture; `--mock` serves
-TFDS-backed tasks from `tfds.testing.mock_data` so they render without any download.
+TFDS-backed tasks from `tfds.testing.mock_data` so they render without any download. Tasks
+registered the plain seqio way are listed with collection `-` and a kind inferred from their
+metric functions; `--module my_tasks` imports the module that registers them.
 """
 
 from __future__ import annotations
@@ -29,7 +31,39 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("-n", "--num", type=int, default=3, help="examples to print")
     show.add_argument("--split", help="split to read (default: the task's own)")
     show.add_argument("--mock", action="store_true", help="mock TFDS data (no download)")
+    for sp in (ls, show):
+        sp.add_argument("--module", action="append", default=[],
+                        help="import this module first (it registers seqio tasks); repeatable")
     return p
+
+
+def plain_kind(task: Any) -> str:
+    """What a plain seqio task is evaluated by, from its metric functions."""
+    if any(getattr(fn, "__name__", "") == "rank_classification" for fn in task.score_metric_fns):
+        return "rank"
+    if task.score_metric_fns:
+        return "score"
+    if task.predict_metric_fns or task.predict_with_aux_metric_fns:
+        return "generation"
+    return "loss"
+
+
+def _plain_rows(kind: str | None) -> list[dict[str, Any]]:
+    import seqio
+
+    from tasks import catalogue
+
+    rows = []
+    for name in sorted(seqio.TaskRegistry.names()):
+        if name in catalogue.TASKS:
+            continue
+        task = seqio.get_mixture_or_task(name)
+        row = {"name": name, "collection": "-", "cluster": name, "dataset": name,
+               "templates": None, "kind": plain_kind(task), "template_index": None,
+               "shots": 0, "metrics": [getattr(f, "__name__", str(f)) for f in task.metric_fns]}
+        if not kind or row["kind"] == kind:
+            rows.append(row)
+    return rows
 
 
 def _task_rows(collection: str | None, kind: str | None) -> list[dict[str, Any]]:
@@ -77,7 +111,7 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
 def _list(args: argparse.Namespace) -> int:
     from tasks import catalogue
 
-    if args.collection and args.collection not in catalogue.collection_names():
+    if args.collection and args.collection not in [*catalogue.collection_names(), "-"]:
         print(f"flan-jax tasks: unknown collection `{args.collection}` "
               f"(registered: {', '.join(catalogue.collection_names())}).", file=sys.stderr)
         return 2
@@ -86,6 +120,8 @@ def _list(args: argparse.Namespace) -> int:
         columns = ["name", "clusters", "tasks"]
     else:
         rows = _task_rows(args.collection, args.kind)
+        if args.collection in (None, "-"):
+            rows += _plain_rows(args.kind)
         columns = ["name", "collection", "cluster", "dataset", "templates", "kind", "metrics"]
     if args.json:
         for r in rows:
@@ -101,6 +137,12 @@ def _default_split(name: str) -> str:
     try:
         return catalogue.task_info(name).split
     except KeyError:
+        import seqio
+
+        splits = list(getattr(seqio.get_mixture_or_task(name), "splits", ()) or ())
+        for split in ("validation", "test", "train"):
+            if split in splits:
+                return split
         return "train" if name.endswith("_train") else "validation"
 
 
@@ -141,8 +183,16 @@ def _show(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    import importlib
+
     import tasks  # noqa: F401 - registers the built-in collections
 
+    for module in args.module:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            print(f"flan-jax tasks: cannot import --module {module}: {e}", file=sys.stderr)
+            return 2
     return _list(args) if args.command == "list" else _show(args)
 
 

@@ -200,3 +200,20 @@ def test_a_plain_task_trains(tmp_path):
         "train.checkpoint_every = 3", "train.log_every = 1"])
     last = train()
     assert last["step"] == 3 and np.isfinite(last["loss"])
+
+
+def test_tasks_list_and_show_include_plain_registrations(capsys):
+    import json as json_lib
+
+    from flan_jax import tasks_cli
+
+    assert tasks_cli.main(["list", "--json", "--collection", "-"]) == 0
+    rows = {r["name"]: r for r in map(json_lib.loads, capsys.readouterr().out.splitlines())}
+    assert rows["plain_copy"]["collection"] == "-"
+    assert rows["plain_copy"]["kind"] == "generation"
+    assert rows["plain_choice"]["kind"] == "rank"
+    assert rows["plain_copy_scored"]["kind"] == "score"
+    assert rows["plain_nometric"]["kind"] == "loss"
+    assert tasks_cli.main(["show", "plain_copy", "-n", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "=== plain_copy [validation] example 0" in out and "copy: light" in out
