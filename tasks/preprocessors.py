@@ -75,6 +75,8 @@ def prepare_fields(
         )
 
     ds = ds.map(to_fields, num_parallel_calls=tf.data.AUTOTUNE)
+    if spec.filter_fn is not None:
+        ds = ds.filter(spec.filter_fn)
     if isinstance(spec.source, TfdsSource):  # generator records were checked in python
         ds = ds.filter(keep)
     return ds

@@ -78,6 +78,9 @@ class DatasetSpec:
     postprocess_fn: Callable[..., Any] | None = None
     # Evaluate on this split (the one with labels).
     eval_split: str = "validation"
+    # Keeps a record when true (a scalar tf.bool from the fields): the release's dataset filters
+    # (ARC's 4-option questions, AESLC's empty emails). Applied after `fields_fn`.
+    filter_fn: Callable[[Mapping[str, Any]], Any] | None = None
     # Human-readable name used by the "dataset name only" ablation ("RTE", "SST-2").
     display_name: str | None = None
 

@@ -7,6 +7,7 @@ rendered target (the first listed answer for NQ, the canonical value for TriviaQ
 
 from __future__ import annotations
 
+import tensorflow as tf
 from t5.evaluation import metrics
 
 from tasks.flan2021.common import (COLLECTION, graph_fields, nth, qa_answers, source, t,
@@ -59,6 +60,10 @@ def _arc_fields(ex):
     }
 
 
+def _has_four_options(fields):
+    return tf.equal(tf.size(fields["options"]), 4)
+
+
 def _nq_fields(ex):
     return {"question": ex["question"], "answer": nth(ex["answer"], 0)}
 
@@ -74,7 +79,8 @@ DATASETS: list[DatasetSpec] = [
             source=source(f"ai2_arc/ARC-{level}:1.0.0", train="train", validation="validation",
                           test="test"),
             templates=ARC_TEMPLATES, fields_fn=graph_fields(_arc_fields), options_field="options",
-            metric_fns=[metrics.accuracy], eval_split="validation",
+            # The release evaluates on test and keeps only 4-option questions (a few have 3 or 5).
+            metric_fns=[metrics.accuracy], eval_split="test", filter_fn=_has_four_options,
             display_name=f"ARC ({level})",
         )
         for level in ("Easy", "Challenge")

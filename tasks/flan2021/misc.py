@@ -13,7 +13,7 @@ from t5.evaluation import metrics
 
 from tasks.flan2021 import common
 from tasks.flan2021.common import COLLECTION, t, turned
-from tasks.spec import DatasetSpec
+from tasks.spec import DatasetSpec, TfdsSource
 
 CLUSTER = "misc"
 YES_NO = ["no", "yes"]
@@ -221,6 +221,23 @@ FIX_PUNCT_TEMPLATES = [
 ]
 
 
+# The release's three text-formatting tasks read disjoint 30,000-example slices of ParaCrawl
+# EN-DA's train split (each followed by 200 validation examples) and share one test set: the
+# last 3,000 train examples.
+def _para_crawl_enda_sources() -> dict[str, TfdsSource]:
+    sources, start = {}, 0
+    for task in ("true_case", "fix_punct", "word_segment"):
+        sources[task] = TfdsSource(name="para_crawl/enda:1.2.0", splits={
+            "train": f"train[{start}:{start + 30000}]",
+            "validation": f"train[{start + 30000}:{start + 30200}]",
+            "test": "train[-3000:]"})
+        start += 30200
+    return sources
+
+
+PARA_CRAWL_ENDA_SOURCES = _para_crawl_enda_sources()
+
+
 def _spec(name, display_name, source, templates, fields_fn, **kwargs) -> DatasetSpec:
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER, source=source, templates=templates,
@@ -246,6 +263,6 @@ DATASETS: list[DatasetSpec] = [
     _spec("math_dataset", "Math", common.source(
               "math_dataset/algebra__linear_1d:1.0.0", validation=None, test="test"),
           MATH_TEMPLATES, math_fields, metric_fns=[metrics.accuracy], eval_split="test"),
-    _spec("fix_punct", "Fix Punctuation", common.held_out_source("para_crawl/enda:1.2.0"),
-          FIX_PUNCT_TEMPLATES, fix_punct_fields, metric_fns=[metrics.bleu]),
+    _spec("fix_punct", "Fix Punctuation", PARA_CRAWL_ENDA_SOURCES["fix_punct"],
+          FIX_PUNCT_TEMPLATES, fix_punct_fields, metric_fns=[metrics.bleu], eval_split="test"),
 ]

@@ -116,7 +116,7 @@ DATASETS: list[DatasetSpec] = [
         _nli(f"anli_r{r}", f"ANLI R{r}",
              source(f"anli/r{r}:0.1.0", train="train", validation="validation", test="test"),
              _pair_fields("context", "hypothesis", ENTAIL_NEUTRAL_CONTRA), THREE_WAY_TEMPLATES,
-             THREE_WAY)
+             THREE_WAY, eval_split="test")  # the release evaluates on the labelled test set
         for r in (1, 2, 3)
     ],
     _nli("cb", "CB", source("super_glue/cb:1.0.2", train="train", validation="validation"),
@@ -139,7 +139,7 @@ DATASETS: list[DatasetSpec] = [
     _nli("snli", "SNLI",
          source("snli:1.1.0", train="train", validation="validation", test="test"),
          _pair_fields("premise", "hypothesis", ENTAIL_NEUTRAL_CONTRA), THREE_WAY_TEMPLATES,
-         THREE_WAY),
+         THREE_WAY, eval_split="test"),
     # glue/wnli: 0 not_entailment, 1 entailment.
     _nli("wnli", "WNLI", source("glue/wnli:2.0.0", train="train", validation="validation"),
          _pair_fields("sentence1", "sentence2", (NO, YES)), TWO_WAY_TEMPLATES, TWO_WAY),

@@ -101,11 +101,11 @@ def _stsb_fields(ex):
 
 
 def _spec(name, display, src, fields_fn, templates, options=YES_NO,
-          metric_fns=(metrics.accuracy,), postprocess_fn=None):
+          metric_fns=(metrics.accuracy,), postprocess_fn=None, eval_split="validation"):
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER, source=src, templates=templates,
         fields_fn=graph_fields(fields_fn), options=options, metric_fns=list(metric_fns),
-        postprocess_fn=postprocess_fn, eval_split="validation", display_name=display,
+        postprocess_fn=postprocess_fn, eval_split=eval_split, display_name=display,
     )
 
 
@@ -118,7 +118,7 @@ DATASETS: list[DatasetSpec] = [
           QQP_TEMPLATES),
     _spec("paws_wiki", "PAWS",
           source("paws_wiki:1.1.0", train="train", validation="validation", test="test"),
-          _pair_fields("sentence1", "sentence2"), SENTENCE_TEMPLATES),
+          _pair_fields("sentence1", "sentence2"), SENTENCE_TEMPLATES, eval_split="test"),
     _spec("stsb", "STS-B", source("glue/stsb:2.0.0", train="train", validation="validation"),
           _stsb_fields, STSB_TEMPLATES, options=STSB_OPTIONS,
           metric_fns=(metrics.pearson_corrcoef, metrics.spearman_corrcoef),

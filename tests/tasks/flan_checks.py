@@ -46,6 +46,28 @@ def mock(num_examples: int = NUM_EXAMPLES):
     )
 
 
+def _arc_records() -> dict[str, Any]:
+    """Mocked ARC questions have any number of choices, and ARC keeps only 4-choice ones."""
+    return {"id": ["q1", "q2"], "question": ["Which is a gas?", "Which is a metal?"],
+            "answerKey": [1, 3],
+            "choices": {"text": [["ice", "steam", "rock", "wood"],
+                                 ["salt", "glass", "paper", "iron"]],
+                        "label": [[0, 1, 2, 3], [0, 1, 2, 3]]}}
+
+
+# Datasets whose filters drop random mock records: served these records instead.
+HAND_MADE_MOCKS = {"arc_easy": _arc_records, "arc_challenge": _arc_records}
+
+
+def mock_for(spec: DatasetSpec):
+    """Mock data that `spec`'s records survive (hand-made records where filters need them)."""
+    if spec.name in HAND_MADE_MOCKS:
+        records = HAND_MADE_MOCKS[spec.name]()
+        return tfds.testing.mock_data(
+            as_dataset_fn=lambda *args, **kwargs: tf.data.Dataset.from_tensor_slices(records))
+    return mock(MORE_EXAMPLES.get(spec.name, NUM_EXAMPLES))
+
+
 def fields_of(spec: DatasetSpec, record: Mapping[str, Any]) -> dict[str, Any]:
     """Runs a spec's fields function eagerly on one hand-made raw record (python values)."""
 
@@ -105,7 +127,7 @@ def check_fields_dataset(name: str, spec, ds: tf.data.Dataset) -> set[str]:
 def check_fields_under_mock_data(spec: DatasetSpec) -> None:
     """Fields of the train and eval splits: produced, typed, answers among the options, and
     every template renders non-empty text."""
-    with mock(MORE_EXAMPLES.get(spec.name, NUM_EXAMPLES)):
+    with mock_for(spec):
         for split in sorted({"train", spec.eval_split} & set(spec.source.splits)):
             ds = tfds.load(spec.source.name, split=spec.source.splits[split])
             ds = ds.take(NUM_EXAMPLES).map(spec.fields_fn)
@@ -153,7 +175,7 @@ def check_task(task_name: str, spec: DatasetSpec) -> None:
 
     info = catalogue.task_info(task_name)
     task = seqio.get_mixture_or_task(task_name)
-    with mock(MORE_EXAMPLES.get(spec.name, NUM_EXAMPLES)):
+    with mock_for(spec):
         ds = task.get_dataset(sequence_length=None, split=info.split, shuffle=False,
                               use_cached=False)
         examples = list(ds.take(NUM_EXAMPLES).as_numpy_iterator())
