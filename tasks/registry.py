@@ -17,7 +17,8 @@ templates have no metrics and are left out of eval mixtures.
 
 Examples carry "inputs", "targets" (tokenized, EOS appended) and "inputs_pretokenized",
 "targets_pretokenized". Every example of a classification dataset also carries "options" (1-D
-tf.string); rank tasks' "targets" is the correct option (`spec.answer_field`).
+tf.string); rank tasks' "targets" is the correct option (`spec.answer_field`). Evaluation
+examples of a multi-reference dataset carry every gold answer as "answers" (1-D tf.string).
 """
 
 from __future__ import annotations

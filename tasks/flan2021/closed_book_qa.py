@@ -65,11 +65,15 @@ def _has_four_options(fields):
 
 
 def _nq_fields(ex):
-    return {"question": ex["question"], "answer": nth(ex["answer"], 0)}
+    # Trains on the first answer; scored against all of them.
+    answers = tf.reshape(ex["answer"], [-1])
+    return {"question": ex["question"], "answer": nth(answers, 0), "answers": answers}
 
 
 def _trivia_qa_fields(ex):
-    return {"question": ex["question"], "answer": ex["answer"]["value"]}
+    # As the release: the target is the normalised answer, and any normalised alias scores.
+    return {"question": ex["question"], "answer": ex["answer"]["normalized_value"],
+            "answers": tf.reshape(ex["answer"]["normalized_aliases"], [-1])}
 
 
 DATASETS: list[DatasetSpec] = [
@@ -88,8 +92,9 @@ DATASETS: list[DatasetSpec] = [
     DatasetSpec(
         name="natural_questions", collection=COLLECTION, cluster=CLUSTER,
         source=source("natural_questions_open:1.0.0", train="train", validation="validation"),
-        templates=OPEN_QA_TEMPLATES, fields_fn=graph_fields(_nq_fields), metric_fns=[metrics.squad],
-        postprocess_fn=qa_answers, eval_split="validation",
+        templates=OPEN_QA_TEMPLATES, fields_fn=graph_fields(_nq_fields),
+        metric_fns=[metrics.trivia_qa], postprocess_fn=qa_answers, answers_field="answers",
+        eval_split="validation",
         display_name="Natural Questions",
     ),
     # TriviaQA's test answers are hidden: evaluate on validation.
@@ -97,7 +102,8 @@ DATASETS: list[DatasetSpec] = [
         name="trivia_qa", collection=COLLECTION, cluster=CLUSTER,
         source=source("trivia_qa/rc:1.1.0", train="train", validation="validation"),
         templates=TRIVIA_QA_TEMPLATES, fields_fn=graph_fields(_trivia_qa_fields),
-        metric_fns=[metrics.trivia_qa], postprocess_fn=qa_answers, eval_split="validation",
+        metric_fns=[metrics.trivia_qa], postprocess_fn=qa_answers, answers_field="answers",
+        eval_split="validation",
         display_name="TriviaQA",
     ),
 ]

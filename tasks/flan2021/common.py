@@ -179,6 +179,30 @@ def qa_answers(answer: str, example: Mapping[str, Any] | None = None, is_target:
     return [tf.compat.as_text(answer)]
 
 
+def multi_reference_rouge(targets: Sequence[Sequence[str]],
+                          predictions: Sequence[str]) -> Mapping[str, float]:
+    """ROUGE-1/2/Lsum F-measure (x100) against every reference, the best one per example.
+
+    Targets are lists of references (as `qa_answers` makes them); t5's `rouge` takes one.
+    """
+    import numpy as np
+    from rouge_score import rouge_scorer
+
+    types = ("rouge1", "rouge2", "rougeLsum")
+    scorer = rouge_scorer.RougeScorer(types)
+    # rougeLsum splits summaries into sentences at newlines, as t5's rouge prepares them.
+    def prepare(text: str) -> str:
+        return text.replace(" . ", " .\n")
+
+    scores = {t: [] for t in types}
+    for refs, prediction in zip(targets, predictions):
+        refs = [refs] if isinstance(refs, str) else list(refs)
+        best = scorer.score_multi([prepare(r) for r in refs], prepare(prediction))
+        for t in types:
+            scores[t].append(best[t].fmeasure)
+    return {t: 100 * float(np.mean(v)) if v else 0.0 for t, v in scores.items()}
+
+
 def yes_no_class(answer: str, example: Mapping[str, Any] | None = None, is_target: bool = False):
     """"yes" -> {"value": 1}, "no" -> {"value": 0}, anything else -> -1 (counted as wrong).
 

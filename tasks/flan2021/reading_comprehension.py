@@ -151,15 +151,17 @@ def squad_v1_fields(ex):
         "title": ex["title"],
         "context": ex["context"],
         "question": ex["question"],
-        "answer": common.nth(ex["answers"]["text"], 0),
+        "answer": common.nth(ex["answers"]["text"], 0),  # trains on the first answer
+        "answers": tf.reshape(ex["answers"]["text"], [-1]),  # scores against all of them
     }
 
 
 def squad_v2_fields(ex):
     fields = squad_v1_fields(ex)
-    fields["answer"] = tf.where(
-        tf.cast(ex["is_impossible"], tf.bool), tf.constant("unanswerable"), fields["answer"]
-    )
+    impossible = tf.cast(ex["is_impossible"], tf.bool)
+    fields["answer"] = tf.where(impossible, tf.constant("unanswerable"), fields["answer"])
+    fields["answers"] = tf.cond(impossible, lambda: tf.constant(["unanswerable"]),
+                                lambda: fields["answers"])
     return fields
 
 
@@ -228,7 +230,9 @@ DATASETS: list[DatasetSpec] = [
           OPENBOOKQA_TEMPLATES, openbookqa_fields, options_field="options",
           metric_fns=[metrics.accuracy], eval_split="test"),
     _spec("squad_v1", "SQuAD v1.1", common.source("squad/v1.1:3.0.0"), SQUAD_V1_TEMPLATES,
-          squad_v1_fields, metric_fns=[metrics.squad], postprocess_fn=common.qa_answers),
+          squad_v1_fields, metric_fns=[metrics.squad], postprocess_fn=common.qa_answers,
+          answers_field="answers"),
     _spec("squad_v2", "SQuAD v2.0", common.source("squad/v2.0:3.0.0"), SQUAD_V2_TEMPLATES,
-          squad_v2_fields, metric_fns=[metrics.squad], postprocess_fn=common.qa_answers),
+          squad_v2_fields, metric_fns=[metrics.squad], postprocess_fn=common.qa_answers,
+          answers_field="answers"),
 ]

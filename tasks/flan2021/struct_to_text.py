@@ -7,9 +7,11 @@ ask for the structure given the text.
 
 from __future__ import annotations
 
-from t5.evaluation import metrics
+import tensorflow as tf
 
-from tasks.flan2021.common import COLLECTION, graph_fields, joined, source, t, turned
+from tasks.flan2021.common import (
+    COLLECTION, graph_fields, joined, multi_reference_rouge, qa_answers, source, t, turned,
+)
 from tasks.spec import DatasetSpec
 
 CLUSTER = "struct_to_text"
@@ -68,6 +70,9 @@ def _gem(target_of):
     def fields_fn(ex):
         out = dict(target_of(ex))
         out["target"] = ex["target"]
+        # Scored against every reference (GEM's `references` and the target), as the release.
+        out["references"] = tf.concat(
+            [tf.reshape(ex["references"], [-1]), tf.reshape(ex["target"], [1])], axis=0)
         return out
 
     return fields_fn
@@ -77,8 +82,9 @@ def _spec(name, display, tfds_name, fields_fn, templates):
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER,
         source=source(tfds_name, train="train", validation="validation", test="test"),
-        templates=templates, fields_fn=graph_fields(fields_fn), metric_fns=[metrics.rouge],
-        eval_split="validation", display_name=display,
+        templates=templates, fields_fn=graph_fields(fields_fn),
+        metric_fns=[multi_reference_rouge], postprocess_fn=qa_answers,
+        answers_field="references", eval_split="validation", display_name=display,
     )
 
 

@@ -119,7 +119,7 @@ def check_fields_dataset(name: str, spec, ds: tf.data.Dataset) -> set[str]:
         assert used <= produced, f"{name} template {i}: missing {used - produced}"
     for field, field_spec in ds.element_spec.items():
         assert field_spec.dtype == tf.string, (name, field)
-        expected_rank = 1 if field == spec.options_field else 0
+        expected_rank = 1 if field in (spec.options_field, spec.answers_field) else 0
         assert field_spec.shape.rank == expected_rank, (name, field, field_spec.shape)
     return produced
 
@@ -188,6 +188,8 @@ def check_task(task_name: str, spec: DatasetSpec) -> None:
             turned = spec.templates[info.template_index].turned_around
             wants_options = spec.is_classification and not turned
             assert text.count("OPTIONS:") == (1 if wants_options else 0), (task_name, text)
+        if spec.answers_field is not None and info.kind in ("eval", "fewshot_eval"):
+            assert ex["answers"].ndim == 1, task_name  # every gold answer travels along
         if info.kind == "rank":
             options = [o.decode() for o in ex["options"]]
             assert ex["targets_pretokenized"].decode() in options, task_name
