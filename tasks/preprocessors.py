@@ -142,6 +142,8 @@ def render(
         out = {"inputs": inputs, "targets": targets}
         if spec.is_classification:
             out["options"] = fields[OPTIONS_KEY]
+        if spec.group_field is not None:
+            out["group"] = tpl._as_string(fields[spec.group_field])
         if spec.answers_field is not None and mode not in ("mixed", "rank"):
             out["answers"] = tf.reshape(fields[spec.answers_field], [-1])
         return out

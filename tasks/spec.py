@@ -82,6 +82,9 @@ class DatasetSpec:
     # answers, TriviaQA's aliases, GEM's references). Evaluation examples carry it as "answers",
     # and the dataset's postprocessor hands all of them to the metric (max over references).
     answers_field: str | None = None
+    # Per-group metrics (MultiRC's exact match per question): the scalar field naming the group;
+    # evaluation examples carry it as "group".
+    group_field: str | None = None
     # Keeps a record when true (a scalar tf.bool from the fields): the release's dataset filters
     # (ARC's 4-option questions, AESLC's empty emails). Applied after `fields_fn`.
     filter_fn: Callable[[Mapping[str, Any]], Any] | None = None

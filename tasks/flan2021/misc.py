@@ -201,23 +201,23 @@ MATH_TEMPLATES = [
 
 
 def fix_punct_fields(ex):
-    return {"no_punct": common.strip_punctuation_lower(ex["en"]), "sentence": ex["en"]}
+    # As the release: punctuation removed, case kept (the task restores punctuation only).
+    return {"no_punct": tf.strings.regex_replace(ex["en"], r"[^\w\s]", ""),
+            "sentence": ex["en"]}
 
 
 FIX_PUNCT_TEMPLATES = [
-    t("Add punctuation and capital letters: {no_punct}", "{sentence}"),
-    t("{no_punct}\n\nRewrite this with correct punctuation and capitalization.", "{sentence}"),
+    t("Add punctuation: {no_punct}", "{sentence}"),
+    t("{no_punct}\n\nRewrite this with correct punctuation.", "{sentence}"),
     t("This text is missing its punctuation: {no_punct}\nPlease fix it.", "{sentence}"),
     t("Restore the punctuation in the following sentence.\n\n{no_punct}", "{sentence}"),
-    t("Make this properly punctuated and capitalized:\n{no_punct}", "{sentence}"),
+    t("Make this properly punctuated:\n{no_punct}", "{sentence}"),
     t("Unpunctuated: {no_punct}\nPunctuated:", "{sentence}"),
     t("Someone typed \"{no_punct}\" without any punctuation. How should it be written?",
       "{sentence}"),
-    t("{no_punct}\nCorrect the case and punctuation.", "{sentence}"),
-    turned("Remove all punctuation from this sentence and make it lowercase: {sentence}",
-       "{no_punct}"),
-    turned("{sentence}\n\nWrite the sentence above in lowercase with no punctuation.",
-       "{no_punct}"),
+    t("{no_punct}\nCorrect the punctuation.", "{sentence}"),
+    turned("Remove all punctuation from this sentence: {sentence}", "{no_punct}"),
+    turned("{sentence}\n\nWrite the sentence above with no punctuation.", "{no_punct}"),
 ]
 
 
@@ -251,7 +251,8 @@ DATASETS: list[DatasetSpec] = [
           COQA_TEMPLATES, coqa_fields, metric_fns=[metrics.squad],
           postprocess_fn=common.qa_answers, eval_split="test"),
     _spec("quac", "QuAC", common.source("quac:1.0.0"), QUAC_TEMPLATES, quac_fields,
-          metric_fns=[metrics.squad], postprocess_fn=common.qa_answers),
+          # The release scores QuAC with the TriviaQA metric (normalised EM/F1).
+          metric_fns=[metrics.trivia_qa], postprocess_fn=common.qa_answers),
     # SuperGLUE / GLUE test labels are hidden: evaluate on validation.
     _spec("wic", "WiC", common.source("super_glue/wic:1.0.2"), WIC_TEMPLATES, wic_fields,
           options=YES_NO, metric_fns=[metrics.accuracy]),
@@ -264,5 +265,6 @@ DATASETS: list[DatasetSpec] = [
               "math_dataset/algebra__linear_1d:1.0.0", validation=None, test="test"),
           MATH_TEMPLATES, math_fields, metric_fns=[metrics.accuracy], eval_split="test"),
     _spec("fix_punct", "Fix Punctuation", PARA_CRAWL_ENDA_SOURCES["fix_punct"],
-          FIX_PUNCT_TEMPLATES, fix_punct_fields, metric_fns=[metrics.bleu], eval_split="test"),
+          FIX_PUNCT_TEMPLATES, fix_punct_fields, metric_fns=[common.cased_edit_distance],
+          eval_split="test"),
 ]

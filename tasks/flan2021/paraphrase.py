@@ -11,7 +11,9 @@ import tensorflow as tf
 from t5.data import postprocessors
 from t5.evaluation import metrics
 
-from tasks.flan2021.common import COLLECTION, graph_fields, label_text, source, t, turned
+from tasks.flan2021.common import (
+    COLLECTION, accuracy_and_f1, class_id, graph_fields, label_text, source, t, turned,
+)
 from tasks.spec import DatasetSpec
 
 CLUSTER = "paraphrase"
@@ -110,12 +112,14 @@ def _spec(name, display, src, fields_fn, templates, options=YES_NO,
 
 
 DATASETS: list[DatasetSpec] = [
+    # GLUE reports accuracy and F1 of "yes" for MRPC and QQP.
     _spec("mrpc", "MRPC", source("glue/mrpc:2.0.0", train="train", validation="validation"),
-          _pair_fields("sentence1", "sentence2"), SENTENCE_TEMPLATES),
+          _pair_fields("sentence1", "sentence2"), SENTENCE_TEMPLATES,
+          metric_fns=(accuracy_and_f1,), postprocess_fn=class_id(YES_NO)),
     _spec("qqp", "QQP", source("glue/qqp:2.0.0", train="train", validation="validation"),
           _pair_fields("question1", "question2", "question1", "question2",
                        relation=("is not", "is")),
-          QQP_TEMPLATES),
+          QQP_TEMPLATES, metric_fns=(accuracy_and_f1,), postprocess_fn=class_id(YES_NO)),
     _spec("paws_wiki", "PAWS",
           source("paws_wiki:1.1.0", train="train", validation="validation", test="test"),
           _pair_fields("sentence1", "sentence2"), SENTENCE_TEMPLATES, eval_split="test"),

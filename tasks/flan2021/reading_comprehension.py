@@ -87,6 +87,9 @@ def multirc_fields(ex):
         "question": ex["question"],
         "response": ex["answer"],
         "answer": common.yes_no(ex["label"]),
+        # Groups the answer candidates of one question (exact match per question).
+        "question_id": tf.strings.join([tf.strings.as_string(ex["idx"]["paragraph"]),
+                                        tf.strings.as_string(ex["idx"]["question"])], "-"),
     }
 
 
@@ -224,7 +227,8 @@ DATASETS: list[DatasetSpec] = [
     # SuperGLUE's MultiRC test split has no labels: evaluate on validation.
     _spec("multirc", "MultiRC", common.source("super_glue/multirc:1.0.2"),
           MULTIRC_TEMPLATES, multirc_fields, options=YES_NO,
-          metric_fns=[metrics.multirc_f1_over_all_answers, common.yes_no_accuracy],
+          metric_fns=[metrics.multirc_f1_over_all_answers, common.multirc_exact_match],
+          group_field="question_id",
           postprocess_fn=common.yes_no_class),
     _spec("openbookqa", "OpenBookQA", common.source("openbookqa:0.1.0", test="test"),
           OPENBOOKQA_TEMPLATES, openbookqa_fields, options_field="options",
