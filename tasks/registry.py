@@ -154,22 +154,28 @@ def _register_dataset(r: _Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
             is_classification=spec.is_classification, split=split_, turned_around=turned,
         )
 
-    name = names.train_task(c, ds)
-    r.task(info(name, "train", n=n_templates, split_="train"),
-           _source(spec, seed, "mixed", None, n_templates, cap_train=True), spec,
-           spec.metric_fns, True)
-    out["train"].append(name)
-    for n in NUM_TEMPLATES_ABLATION:
-        k = min(n, n_templates)
-        name = names.train_ntemplates_task(c, ds, n)
-        r.task(info(name, "train_ntemplates", n=k, split_="train"),
-               _source(spec, seed, "mixed", None, k, cap_train=True), spec, spec.metric_fns, True)
-        out[f"train_{n}templates"].append(name)
+    # Evaluation-only datasets get no train task (and no train split for few-shot exemplars).
+    trainable = not spec.eval_only and "train" in spec.source.splits
+    if trainable:
+        name = names.train_task(c, ds)
+        r.task(info(name, "train", n=n_templates, split_="train"),
+               _source(spec, seed, "mixed", None, n_templates, cap_train=True), spec,
+               spec.metric_fns, True)
+        out["train"].append(name)
+        for n in NUM_TEMPLATES_ABLATION:
+            k = min(n, n_templates)
+            name = names.train_ntemplates_task(c, ds, n)
+            r.task(info(name, "train_ntemplates", n=k, split_="train"),
+                   _source(spec, seed, "mixed", None, k, cap_train=True), spec,
+                   spec.metric_fns, True)
+            out[f"train_{n}templates"].append(name)
     for ablation in names.ABLATIONS:
-        name = names.ablation_train_task(c, ds, ablation)
-        r.task(info(name, f"{ablation}_train", split_="train"),
-               _source(spec, seed, ablation, None, 0, cap_train=True), spec, spec.metric_fns, True)
-        out[f"{ablation}_train"].append(name)
+        if trainable:
+            name = names.ablation_train_task(c, ds, ablation)
+            r.task(info(name, f"{ablation}_train", split_="train"),
+                   _source(spec, seed, ablation, None, 0, cap_train=True), spec,
+                   spec.metric_fns, True)
+            out[f"{ablation}_train"].append(name)
         name = names.ablation_eval_task(c, ds, ablation)
         r.task(info(name, f"{ablation}_eval"), _source(spec, seed, ablation, None, 0), spec,
                spec.metric_fns, True)
@@ -190,7 +196,7 @@ def _register_dataset(r: _Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
             r.task(info(name, "rank", i, 1, metric_names=("accuracy",)),
                    _source(spec, seed, "rank", i, 1), spec, rank_metrics, False)
             out["rank"].append(name)
-        for k in FEWSHOT_SHOTS:
+        for k in FEWSHOT_SHOTS if trainable else ():
             fmt = functools.partial(preprocessors.fewshot_format, vocabulary=r.vocabulary,
                                     num_shots=k)
             name = names.fewshot_eval_task(c, ds, i, k)

@@ -85,6 +85,10 @@ class DatasetSpec:
     # Per-group metrics (MultiRC's exact match per question): the scalar field naming the group;
     # evaluation examples carry it as "group".
     group_field: str | None = None
+    # Evaluation-only (WSC273): registered for evaluation (eval, rank, ablation eval tasks, in
+    # the cluster's eval mixtures) but given no train or few-shot task, so no training mixture
+    # can ever hold it.
+    eval_only: bool = False
     # Keeps a record when true (a scalar tf.bool from the fields): the release's dataset filters
     # (ARC's 4-option questions, AESLC's empty emails). Applied after `fields_fn`.
     filter_fn: Callable[[Mapping[str, Any]], Any] | None = None

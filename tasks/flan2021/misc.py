@@ -1,4 +1,5 @@
-"""FLAN 2021 miscellaneous cluster: CoQA, QuAC, WiC, TREC, CoLA, Math, Fix Punctuation.
+"""FLAN 2021 miscellaneous cluster: CoQA, QuAC, WiC, TREC, CoLA, Math, Fix Punctuation, and
+the release's extra text-formatting tasks True Case and Word Segment.
 
 CoQA: a TFDS record is a whole conversation (a story with parallel lists of questions and
 answers), and a fields function maps one record to one example, so the conversation stays
@@ -221,6 +222,52 @@ FIX_PUNCT_TEMPLATES = [
 ]
 
 
+# ---- True Case and Word Segment (the release's extra text-formatting tasks) --------------
+
+
+def true_case_fields(ex):
+    return {"lower": tf.strings.lower(ex["en"], encoding="utf-8"), "sentence": ex["en"]}
+
+
+def _has_case(fields):
+    # As the release: sentences that lowercasing leaves unchanged teach nothing.
+    return tf.not_equal(fields["lower"], fields["sentence"])
+
+
+TRUE_CASE_TEMPLATES = [
+    t("Restore the capital letters in this text: {lower}", "{sentence}"),
+    t("{lower}\n\nWrite the sentence above with correct capitalization.", "{sentence}"),
+    t("This was typed in lowercase: {lower}\nHow should it be capitalized?", "{sentence}"),
+    t("Fix the letter case.\n\n{lower}", "{sentence}"),
+    t("Lowercase: {lower}\nProperly cased:", "{sentence}"),
+    t("Capitalize names, sentence starts and other words that need it:\n{lower}",
+      "{sentence}"),
+    t("Someone forgot the shift key: \"{lower}\". Rewrite it correctly.", "{sentence}"),
+    t("{lower}\nMake the capitalization right.", "{sentence}"),
+    turned("Write this sentence in all lowercase: {sentence}", "{lower}"),
+    turned("{sentence}\n\nThe same text with no capital letters:", "{lower}"),
+]
+
+
+def word_segment_fields(ex):
+    return {"no_space": tf.strings.regex_replace(ex["en"], " ", ""), "sentence": ex["en"]}
+
+
+WORD_SEGMENT_TEMPLATES = [
+    t("Add spaces between the words: {no_space}", "{sentence}"),
+    t("{no_space}\n\nThe spaces were removed from this text. Put them back.", "{sentence}"),
+    t("Segment this string into words: {no_space}", "{sentence}"),
+    t("Text without spaces: {no_space}\nText with spaces:", "{sentence}"),
+    t("Insert the missing spaces.\n\n{no_space}", "{sentence}"),
+    t("Please split the following into separate words: {no_space}", "{sentence}"),
+    t("Someone typed \"{no_space}\" without the space bar. What did they mean?", "{sentence}"),
+    t("{no_space}\nWhat does this say, written with spaces?", "{sentence}"),
+    turned("Remove every space from this sentence: {sentence}", "{no_space}"),
+    turned("{sentence}\n\nWrite the sentence above as one run of characters, no spaces.",
+           "{no_space}"),
+]
+
+
 # The release's three text-formatting tasks read disjoint 30,000-example slices of ParaCrawl
 # EN-DA's train split (each followed by 200 validation examples) and share one test set: the
 # last 3,000 train examples.
@@ -266,5 +313,12 @@ DATASETS: list[DatasetSpec] = [
           MATH_TEMPLATES, math_fields, metric_fns=[metrics.accuracy], eval_split="test"),
     _spec("fix_punct", "Fix Punctuation", PARA_CRAWL_ENDA_SOURCES["fix_punct"],
           FIX_PUNCT_TEMPLATES, fix_punct_fields, metric_fns=[common.cased_edit_distance],
+          eval_split="test"),
+    # The release's extra text-formatting tasks (not among the paper's 62 datasets).
+    _spec("true_case", "True Case", PARA_CRAWL_ENDA_SOURCES["true_case"], TRUE_CASE_TEMPLATES,
+          true_case_fields, metric_fns=[common.cased_edit_distance], eval_split="test",
+          filter_fn=_has_case),
+    _spec("word_segment", "Word Segment", PARA_CRAWL_ENDA_SOURCES["word_segment"],
+          WORD_SEGMENT_TEMPLATES, word_segment_fields, metric_fns=[common.cased_edit_distance],
           eval_split="test"),
 ]

@@ -73,6 +73,8 @@ EVAL = {
     "cola": ("glue/cola:2.0.0", "validation", ("accuracy",)),
     "math_dataset": ("math_dataset/algebra__linear_1d:1.0.0", "test", ("accuracy",)),
     "fix_punct": ("para_crawl/enda:1.2.0", "train[-3000:]", ("cased_edit_distance",)),
+    "true_case": ("para_crawl/enda:1.2.0", "train[-3000:]", ("cased_edit_distance",)),
+    "word_segment": ("para_crawl/enda:1.2.0", "train[-3000:]", ("cased_edit_distance",)),
     "aeslc": ("aeslc:1.0.0", "test", ("rouge",)),
     "cnn_dailymail": ("cnn_dailymail:3.4.0", "test", ("rouge",)),
     "gigaword": ("gigaword:1.2.0", "test", ("rouge",)),
