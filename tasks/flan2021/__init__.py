@@ -11,7 +11,7 @@ call `register(replace=True)` after parsing gin. Nothing is downloaded or read a
 
 Held-out clusters follow the paper: holding out NLI also drops paraphrase (and vice versa), and
 holding out reading comprehension or commonsense drops the reading-comprehension-with-
-commonsense cluster. The number-of-clusters ablation adds clusters in `CLUSTER_ORDER`, with NLI,
+commonsense cluster, and holding that one out drops both. The number-of-clusters ablation adds clusters in `CLUSTER_ORDER`, with NLI,
 closed-book QA and commonsense held out for evaluation.
 """
 
@@ -43,6 +43,10 @@ FULL_EXCLUSIONS = (
     ClusterExclusion(held_out="paraphrase", also_drop=("nli",)),
     ClusterExclusion(held_out="reading_comprehension", also_drop=("rc_commonsense",)),
     ClusterExclusion(held_out="commonsense", also_drop=("rc_commonsense",)),
+    # And the reverse: a model evaluated on reading comprehension with commonsense has seen
+    # neither of the clusters it combines.
+    ClusterExclusion(held_out="rc_commonsense",
+                     also_drop=("reading_comprehension", "commonsense")),
 )
 
 

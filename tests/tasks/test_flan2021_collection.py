@@ -1,5 +1,6 @@
 """The FLAN 2021 collection as registered: clusters, held-out exclusions, mixtures."""
 
+import pytest
 import seqio
 
 from tasks import names
@@ -70,3 +71,23 @@ def test_registered_datasets_per_cluster(flan):
                       "reading_comprehension": 6, "rc_commonsense": 2, "coreference": 4,
                       "misc": 9, "summarization": 11}
     assert {"true_case", "word_segment", "fix_punct"} <= set(flan.datasets["misc"])
+
+
+# Held-out cluster -> the clusters that leave training with it (the paper's rules).
+ALSO_DROPPED = {
+    "nli": {"paraphrase"},
+    "paraphrase": {"nli"},
+    "reading_comprehension": {"rc_commonsense"},
+    "commonsense": {"rc_commonsense"},
+    "rc_commonsense": {"reading_comprehension", "commonsense"},
+}
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_heldout_exclusions_of_every_cluster(flan, cluster):
+    dropped = {cluster} | ALSO_DROPPED.get(cluster, set())
+    assert set(flan.training_clusters(cluster)) == set(CLUSTERS) - dropped
+    trained = {s.cluster for s in (
+        next(x for x in flan.specs if x.name == d)
+        for d in _datasets_of(names.heldout_mixture("flan2021", cluster)))}
+    assert trained == set(CLUSTERS) - dropped
