@@ -91,3 +91,14 @@ def test_heldout_exclusions_of_every_cluster(flan, cluster):
         next(x for x in flan.specs if x.name == d)
         for d in _datasets_of(names.heldout_mixture("flan2021", cluster)))}
     assert trained == set(CLUSTERS) - dropped
+
+
+def test_num_clusters_ablation_adds_conversational_qa_seventh(flan):
+    six = _datasets_of(names.clusters_mixture("flan2021", 6))
+    seven = _datasets_of(names.clusters_mixture("flan2021", 7))
+    assert seven - six == {"coqa", "quac"}
+    assert not seven & {s.name for s in flan.specs
+                        if s.cluster in ("nli", "closed_book_qa", "commonsense")}
+    from tasks import catalogue
+
+    assert "misc" in catalogue.mixture_clusters(names.clusters_mixture("flan2021", 7))
