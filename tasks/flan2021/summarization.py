@@ -22,7 +22,15 @@ CLUSTER = "summarization"
 
 
 def aeslc_fields(ex):
-    return {"email": ex["email_body"], "subject": ex["subject_line"]}
+    # As the release: the body on one line, the subject without line breaks.
+    return {"email": tf.strings.regex_replace(ex["email_body"], "\n", " "),
+            "subject": tf.strings.regex_replace(ex["subject_line"], "\n", "")}
+
+
+def _aeslc_not_empty(fields):
+    # The release drops records whose body and subject are both empty.
+    return tf.strings.length(tf.strings.strip(
+        tf.strings.join([fields["email"], fields["subject"]]))) > 0
 
 
 AESLC_TEMPLATES = [
@@ -44,7 +52,12 @@ AESLC_TEMPLATES = [
 
 
 def cnn_dailymail_fields(ex):
-    return {"article": ex["article"], "highlights": ex["highlights"]}
+    # The release strips the dateline ("LONDON, England (CNN) -- ", "... 2013 . "): the text
+    # after the last of these separators is the article.
+    article = ex["article"]
+    for separator in ("2013 . ", "2014 . ", "2012 . ", ") -- "):
+        article = tf.strings.split(tf.reshape(article, [1]), sep=separator)[0][-1]
+    return {"article": article, "highlights": ex["highlights"]}
 
 
 CNN_DAILYMAIL_TEMPLATES = [
@@ -140,7 +153,10 @@ NEWSROOM_TEMPLATES = [
 
 
 def samsum_fields(ex):
-    return {"dialogue": ex["dialogue"], "summary": ex["summary"]}
+    # Windows line ends and <file_photo>-style markup go, as in the release.
+    dialogue = tf.strings.regex_replace(ex["dialogue"], "\r\n", "\n")
+    dialogue = tf.strings.regex_replace(dialogue, "<.*>", " ")
+    return {"dialogue": dialogue, "summary": ex["summary"]}
 
 
 SAMSUM_TEMPLATES = [
@@ -215,15 +231,11 @@ AG_NEWS_TEMPLATES = [
 # ---- Opinion Abstracts (Rotten Tomatoes, iDebate) ---------------------------------------
 
 
-def _joined_values(pairs, separator: str = "\n") -> tf.Tensor:
-    """The "value" strings of a Sequence({key, value}) feature, one per line."""
-    return tf.strings.reduce_join(pairs["value"], separator=separator)
-
-
 def rotten_tomatoes_fields(ex):
     return {
         "movie": ex["_movie_name"],
-        "reviews": _joined_values(ex["_critics"]),
+        # The release shows the first ten reviews, numbered.
+        "reviews": common.numbered(ex["_critics"]["value"][:10]),
         "consensus": ex["_critic_consensus"],
     }
 
@@ -251,7 +263,7 @@ ROTTEN_TOMATOES_TEMPLATES = [
 def idebate_fields(ex):
     return {
         "debate": ex["_debate_name"],
-        "arguments": _joined_values(ex["_argument_sentences"], separator=" "),
+        "arguments": common.numbered(ex["_argument_sentences"]["value"][:10]),
         "claim": ex["_claim"],
     }
 
@@ -313,7 +325,8 @@ def _spec(name, display_name, source, templates, fields_fn, **kwargs) -> Dataset
 
 
 DATASETS: list[DatasetSpec] = [
-    _spec("aeslc", "AESLC", common.source("aeslc:1.0.0", test="test"), AESLC_TEMPLATES, aeslc_fields),
+    _spec("aeslc", "AESLC", common.source("aeslc:1.0.0", test="test"), AESLC_TEMPLATES,
+          aeslc_fields, filter_fn=_aeslc_not_empty),
     _spec("cnn_dailymail", "CNN/DailyMail", common.source("cnn_dailymail:3.4.0", test="test"),
           CNN_DAILYMAIL_TEMPLATES, cnn_dailymail_fields),
     _spec("gigaword", "Gigaword", common.source("gigaword:1.2.0", test="test"), GIGAWORD_TEMPLATES,

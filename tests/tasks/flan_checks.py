@@ -24,9 +24,8 @@ from tasks.spec import DatasetSpec, TfdsSource
 from tasks.templates import render, template_fields
 
 NUM_EXAMPLES = 2
-# Mocked Sentiment140 polarities are 0 or 1, and 1 (not a FLAN label) is dropped; mocked
-# StoryCloze labels 0 (labels are 1 or 2) resolve to nothing: mock more of both.
-MORE_EXAMPLES = {"sentiment140": 16, "story_cloze": 16}
+# Mocked StoryCloze labels 0 (labels are 1 or 2) resolve to nothing: mock more.
+MORE_EXAMPLES = {"story_cloze": 16}
 ALL_TEMPLATES = bool(os.environ.get("FLAN_TEST_ALL_TEMPLATES"))
 
 
