@@ -175,9 +175,10 @@ def _show(args: argparse.Namespace) -> int:
             print(f"=== {args.name} [{split}] example {i}")
             for key in ("inputs", "targets"):
                 print(f"--- {key}\n" + _text(task, ex, key))
-            if "options" in ex:
-                options = [o.decode("utf-8", "replace") for o in ex["options"]]
-                print("--- options\n" + "\n".join(f"- {o}" for o in options))
+            for key in ("options", "answers"):  # answers: every gold answer (multi-reference)
+                if key in ex:
+                    values = [v.decode("utf-8", "replace") for v in ex[key]]
+                    print(f"--- {key}\n" + "\n".join(f"- {v}" for v in values))
     return 0
 
 

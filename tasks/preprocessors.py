@@ -75,6 +75,8 @@ def prepare_fields(
         )
 
     ds = ds.map(to_fields, num_parallel_calls=tf.data.AUTOTUNE)
+    if spec.filter_fn is not None:
+        ds = ds.filter(spec.filter_fn)
     if isinstance(spec.source, TfdsSource):  # generator records were checked in python
         ds = ds.filter(keep)
     return ds
@@ -140,6 +142,10 @@ def render(
         out = {"inputs": inputs, "targets": targets}
         if spec.is_classification:
             out["options"] = fields[OPTIONS_KEY]
+        if spec.group_field is not None:
+            out["group"] = tpl._as_string(fields[spec.group_field])
+        if spec.answers_field is not None and mode not in ("mixed", "rank"):
+            out["answers"] = tf.reshape(fields[spec.answers_field], [-1])
         return out
 
     return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)

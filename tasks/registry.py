@@ -1,7 +1,7 @@
 """Turns a collection of `DatasetSpec`s into seqio tasks and mixtures, written once for all.
 
-register_collection(specs, *, exclusions=(), vocabulary=None, cluster_order=None, seed=0,
-                    validate_tfds=False, replace=False) -> CollectionInfo
+register_collection(specs, *, exclusions=(), vocabulary=None, cluster_order=None,
+                    dataset_groups=None, seed=0, validate_tfds=False, replace=False)
     Registers every task and mixture of one collection (the synthetic suite, FLAN 2021, a
     user's), after checking each spec (`tasks.validation`). Names follow `tasks.names`; what was
     registered is read through `tasks.catalogue`.
@@ -17,7 +17,8 @@ templates have no metrics and are left out of eval mixtures.
 
 Examples carry "inputs", "targets" (tokenized, EOS appended) and "inputs_pretokenized",
 "targets_pretokenized". Every example of a classification dataset also carries "options" (1-D
-tf.string); rank tasks' "targets" is the correct option (`spec.answer_field`).
+tf.string); rank tasks' "targets" is the correct option (`spec.answer_field`). Evaluation
+examples of a multi-reference dataset carry every gold answer as "answers" (1-D tf.string).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import seqio
 import tensorflow as tf
@@ -153,22 +154,28 @@ def _register_dataset(r: _Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
             is_classification=spec.is_classification, split=split_, turned_around=turned,
         )
 
-    name = names.train_task(c, ds)
-    r.task(info(name, "train", n=n_templates, split_="train"),
-           _source(spec, seed, "mixed", None, n_templates, cap_train=True), spec,
-           spec.metric_fns, True)
-    out["train"].append(name)
-    for n in NUM_TEMPLATES_ABLATION:
-        k = min(n, n_templates)
-        name = names.train_ntemplates_task(c, ds, n)
-        r.task(info(name, "train_ntemplates", n=k, split_="train"),
-               _source(spec, seed, "mixed", None, k, cap_train=True), spec, spec.metric_fns, True)
-        out[f"train_{n}templates"].append(name)
+    # Evaluation-only datasets get no train task (and no train split for few-shot exemplars).
+    trainable = not spec.eval_only and "train" in spec.source.splits
+    if trainable:
+        name = names.train_task(c, ds)
+        r.task(info(name, "train", n=n_templates, split_="train"),
+               _source(spec, seed, "mixed", None, n_templates, cap_train=True), spec,
+               spec.metric_fns, True)
+        out["train"].append(name)
+        for n in NUM_TEMPLATES_ABLATION:
+            k = min(n, n_templates)
+            name = names.train_ntemplates_task(c, ds, n)
+            r.task(info(name, "train_ntemplates", n=k, split_="train"),
+                   _source(spec, seed, "mixed", None, k, cap_train=True), spec,
+                   spec.metric_fns, True)
+            out[f"train_{n}templates"].append(name)
     for ablation in names.ABLATIONS:
-        name = names.ablation_train_task(c, ds, ablation)
-        r.task(info(name, f"{ablation}_train", split_="train"),
-               _source(spec, seed, ablation, None, 0, cap_train=True), spec, spec.metric_fns, True)
-        out[f"{ablation}_train"].append(name)
+        if trainable:
+            name = names.ablation_train_task(c, ds, ablation)
+            r.task(info(name, f"{ablation}_train", split_="train"),
+                   _source(spec, seed, ablation, None, 0, cap_train=True), spec,
+                   spec.metric_fns, True)
+            out[f"{ablation}_train"].append(name)
         name = names.ablation_eval_task(c, ds, ablation)
         r.task(info(name, f"{ablation}_eval"), _source(spec, seed, ablation, None, 0), spec,
                spec.metric_fns, True)
@@ -189,7 +196,7 @@ def _register_dataset(r: _Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
             r.task(info(name, "rank", i, 1, metric_names=("accuracy",)),
                    _source(spec, seed, "rank", i, 1), spec, rank_metrics, False)
             out["rank"].append(name)
-        for k in FEWSHOT_SHOTS:
+        for k in FEWSHOT_SHOTS if trainable else ():
             fmt = functools.partial(preprocessors.fewshot_format, vocabulary=r.vocabulary,
                                     num_shots=k)
             name = names.fewshot_eval_task(c, ds, i, k)
@@ -209,7 +216,8 @@ def _register_dataset(r: _Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
 
 def _check_collection(specs: Sequence[DatasetSpec], exclusions: Sequence[ClusterExclusion],
                       cluster_order: Sequence[str] | None, validate_tfds: bool,
-                      replace: bool) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+                      replace: bool, groups: Mapping[str, Sequence[str]],
+                      ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """Validates a collection; returns its name, clusters and cluster order."""
     if not specs:
         raise ValueError("register_collection: no dataset specs given.")
@@ -234,7 +242,11 @@ def _check_collection(specs: Sequence[DatasetSpec], exclusions: Sequence[Cluster
             "cluster or mixture names; rename them."
         )
     order = tuple(cluster_order) if cluster_order is not None else clusters
-    for cl in list(order) + [e.held_out for e in exclusions] + [
+    for group, members in groups.items():
+        if group in clusters or set(members) - seen:
+            raise ValueError(f"collection `{c}`: dataset group `{group}` clashes with a cluster "
+                             f"or names unknown datasets {sorted(set(members) - seen)}.")
+    for cl in [o for o in order if o not in groups] + [e.held_out for e in exclusions] + [
         d for e in exclusions for d in e.also_drop
     ]:
         if cl not in clusters:
@@ -251,6 +263,7 @@ def register_collection(
     exclusions: Sequence[ClusterExclusion] = (),
     vocabulary: seqio.Vocabulary | None = None,
     cluster_order: Sequence[str] | None = None,
+    dataset_groups: Mapping[str, Sequence[str]] | None = None,
     seed: int = 0,
     validate_tfds: bool = False,
     replace: bool = False,
@@ -258,12 +271,15 @@ def register_collection(
     """Registers every task and mixture of one collection; see the module docstring.
 
     `cluster_order` orders training clusters for the `names.clusters_mixture` ablation (default:
-    clusters in order of first appearance). `seed` seeds generators and template choice.
+    clusters in order of first appearance); an entry may also name one of `dataset_groups`
+    (group -> dataset names), a part of a cluster that the ablation adds on its own (FLAN's
+    conversational QA within misc). `seed` seeds generators and template choice.
     `replace=True` re-registers a collection already registered (tests, notebooks).
     """
     specs = list(specs)
+    groups = {g: tuple(m) for g, m in (dataset_groups or {}).items()}
     c, clusters, order = _check_collection(specs, exclusions, cluster_order, validate_tfds,
-                                           replace)
+                                           replace, groups)
     if replace:
         forget_collection(c)
 
@@ -303,8 +319,20 @@ def register_collection(
         for ablation in names.ABLATIONS:
             r.mixture(names.heldout_ablation_mixture(c, cl, ablation),
                       tasks_of(f"{ablation}_train", train_cls), train_cls)
+    def ordered_train_tasks(entries):
+        picked = tasks_of("train", [e for e in entries if e not in groups])
+        members = {d for e in entries if e in groups for d in groups[e]}
+        for spec, kinds in by_dataset.values():
+            if spec.name in members and spec.cluster not in entries:
+                picked += [(n, functools.partial(sources.examples_rate, spec))
+                           for n in kinds.get("train", [])]
+        # Record clusters, not group names: a group's datasets belong to their cluster.
+        return picked, [by_dataset[d][0].cluster if e in groups else e
+                        for e in entries for d in (groups.get(e) or (None,))]
+
     for n in range(1, len(order) + 1):
-        r.mixture(names.clusters_mixture(c, n), tasks_of("train", order[:n]), order[:n])
+        tasks_n, clusters_n = ordered_train_tasks(order[:n])
+        r.mixture(names.clusters_mixture(c, n), tasks_n, clusters_n)
     for cl in clusters:
         eval_tasks = tasks_of("eval", [cl], 1.0) + tasks_of("rank", [cl], 1.0)
         info.eval_mixtures[cl] = r.mixture(names.cluster_eval_mixture(c, cl), eval_tasks, [cl])

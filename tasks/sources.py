@@ -82,7 +82,9 @@ def generated_columns(spec: DatasetSpec, split: str, seed: int) -> dict[str, Any
 def raw_dataset(spec: DatasetSpec, split: str, seed: int, shuffle_files: bool,
                 cap_train: bool = False) -> tf.data.Dataset:
     """The raw records of `split`; with `cap_train`, the train split's first
-    `mixing_caps()[1]` records."""
+    `mixing_caps()[1]` records: a fixed subset (the release's `train[:30000]`), read in file
+    order so every epoch and every run trains on the same examples (seqio shuffles them)."""
+    capped = cap_train and split == "train"
     if split not in spec.source.splits:
         raise ValueError(
             f"{spec.collection}/{spec.name}: no split `{split}` (has {list(spec.source.splits)})."
@@ -93,9 +95,10 @@ def raw_dataset(spec: DatasetSpec, split: str, seed: int, shuffle_files: bool,
         import tensorflow_datasets as tfds
 
         ds = tfds.load(
-            spec.source.name, split=spec.source.splits[split], shuffle_files=shuffle_files
+            spec.source.name, split=spec.source.splits[split],
+            shuffle_files=shuffle_files and not capped,
         )
-    if cap_train and split == "train":
+    if capped:
         ds = ds.take(mixing_caps()[1])
     return ds
 

@@ -78,6 +78,20 @@ class DatasetSpec:
     postprocess_fn: Callable[..., Any] | None = None
     # Evaluate on this split (the one with labels).
     eval_split: str = "validation"
+    # Multi-reference datasets: the 1-D tf.string field holding every gold answer (SQuAD's
+    # answers, TriviaQA's aliases, GEM's references). Evaluation examples carry it as "answers",
+    # and the dataset's postprocessor hands all of them to the metric (max over references).
+    answers_field: str | None = None
+    # Per-group metrics (MultiRC's exact match per question): the scalar field naming the group;
+    # evaluation examples carry it as "group".
+    group_field: str | None = None
+    # Evaluation-only (WSC273): registered for evaluation (eval, rank, ablation eval tasks, in
+    # the cluster's eval mixtures) but given no train or few-shot task, so no training mixture
+    # can ever hold it.
+    eval_only: bool = False
+    # Keeps a record when true (a scalar tf.bool from the fields): the release's dataset filters
+    # (ARC's 4-option questions, AESLC's empty emails). Applied after `fields_fn`.
+    filter_fn: Callable[[Mapping[str, Any]], Any] | None = None
     # Human-readable name used by the "dataset name only" ablation ("RTE", "SST-2").
     display_name: str | None = None
 

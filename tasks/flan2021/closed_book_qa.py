@@ -7,6 +7,7 @@ rendered target (the first listed answer for NQ, the canonical value for TriviaQ
 
 from __future__ import annotations
 
+import tensorflow as tf
 from t5.evaluation import metrics
 
 from tasks.flan2021.common import (COLLECTION, graph_fields, nth, qa_answers, source, t,
@@ -59,12 +60,20 @@ def _arc_fields(ex):
     }
 
 
+def _has_four_options(fields):
+    return tf.equal(tf.size(fields["options"]), 4)
+
+
 def _nq_fields(ex):
-    return {"question": ex["question"], "answer": nth(ex["answer"], 0)}
+    # Trains on the first answer; scored against all of them.
+    answers = tf.reshape(ex["answer"], [-1])
+    return {"question": ex["question"], "answer": nth(answers, 0), "answers": answers}
 
 
 def _trivia_qa_fields(ex):
-    return {"question": ex["question"], "answer": ex["answer"]["value"]}
+    # As the release: the target is the normalised answer, and any normalised alias scores.
+    return {"question": ex["question"], "answer": ex["answer"]["normalized_value"],
+            "answers": tf.reshape(ex["answer"]["normalized_aliases"], [-1])}
 
 
 DATASETS: list[DatasetSpec] = [
@@ -74,7 +83,8 @@ DATASETS: list[DatasetSpec] = [
             source=source(f"ai2_arc/ARC-{level}:1.0.0", train="train", validation="validation",
                           test="test"),
             templates=ARC_TEMPLATES, fields_fn=graph_fields(_arc_fields), options_field="options",
-            metric_fns=[metrics.accuracy], eval_split="validation",
+            # The release evaluates on test and keeps only 4-option questions (a few have 3 or 5).
+            metric_fns=[metrics.accuracy], eval_split="test", filter_fn=_has_four_options,
             display_name=f"ARC ({level})",
         )
         for level in ("Easy", "Challenge")
@@ -82,8 +92,9 @@ DATASETS: list[DatasetSpec] = [
     DatasetSpec(
         name="natural_questions", collection=COLLECTION, cluster=CLUSTER,
         source=source("natural_questions_open:1.0.0", train="train", validation="validation"),
-        templates=OPEN_QA_TEMPLATES, fields_fn=graph_fields(_nq_fields), metric_fns=[metrics.squad],
-        postprocess_fn=qa_answers, eval_split="validation",
+        templates=OPEN_QA_TEMPLATES, fields_fn=graph_fields(_nq_fields),
+        metric_fns=[metrics.trivia_qa], postprocess_fn=qa_answers, answers_field="answers",
+        eval_split="validation",
         display_name="Natural Questions",
     ),
     # TriviaQA's test answers are hidden: evaluate on validation.
@@ -91,7 +102,8 @@ DATASETS: list[DatasetSpec] = [
         name="trivia_qa", collection=COLLECTION, cluster=CLUSTER,
         source=source("trivia_qa/rc:1.1.0", train="train", validation="validation"),
         templates=TRIVIA_QA_TEMPLATES, fields_fn=graph_fields(_trivia_qa_fields),
-        metric_fns=[metrics.trivia_qa], postprocess_fn=qa_answers, eval_split="validation",
+        metric_fns=[metrics.trivia_qa], postprocess_fn=qa_answers, answers_field="answers",
+        eval_split="validation",
         display_name="TriviaQA",
     ),
 ]

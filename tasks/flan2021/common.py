@@ -151,12 +151,6 @@ def squash_spaces(text: tf.Tensor) -> tf.Tensor:
     return tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
 
 
-def strip_punctuation_lower(text: tf.Tensor) -> tf.Tensor:
-    """"Hello, World!" -> "hello world": what the Fix Punctuation inputs look like."""
-    text = tf.strings.regex_replace(text, r"[[:punct:]]+", "")
-    return squash_spaces(tf.strings.lower(text, encoding="utf-8"))
-
-
 # ---- postprocessors (python, run on decoded strings before metrics) ---------------------
 
 
@@ -179,18 +173,81 @@ def qa_answers(answer: str, example: Mapping[str, Any] | None = None, is_target:
     return [tf.compat.as_text(answer)]
 
 
+def multi_reference_rouge(targets: Sequence[Sequence[str]],
+                          predictions: Sequence[str]) -> Mapping[str, float]:
+    """ROUGE-1/2/Lsum F-measure (x100) against every reference, the best one per example.
+
+    Targets are lists of references (as `qa_answers` makes them); t5's `rouge` takes one.
+    """
+    import numpy as np
+    from rouge_score import rouge_scorer
+
+    types = ("rouge1", "rouge2", "rougeLsum")
+    scorer = rouge_scorer.RougeScorer(types)
+    # rougeLsum splits summaries into sentences at newlines, as t5's rouge prepares them.
+    def prepare(text: str) -> str:
+        return text.replace(" . ", " .\n")
+
+    scores = {t: [] for t in types}
+    for refs, prediction in zip(targets, predictions):
+        refs = [refs] if isinstance(refs, str) else list(refs)
+        best = scorer.score_multi([prepare(r) for r in refs], prepare(prediction))
+        for t in types:
+            scores[t].append(best[t].fmeasure)
+    return {t: 100 * float(np.mean(v)) if v else 0.0 for t, v in scores.items()}
+
+
 def yes_no_class(answer: str, example: Mapping[str, Any] | None = None, is_target: bool = False):
     """"yes" -> {"value": 1}, "no" -> {"value": 0}, anything else -> -1 (counted as wrong).
 
-    The dict form is what t5.evaluation.metrics.multirc_f1_over_all_answers reads.
+    The dict form is what t5.evaluation.metrics.multirc_f1_over_all_answers reads; targets also
+    carry the example's "group" (MultiRC's question) for per-question exact match.
     """
-    del example, is_target
     text = tf.compat.as_text(answer).strip().lower()
-    return {"value": {"no": 0, "yes": 1}.get(text, -1)}
+    out: dict[str, Any] = {"value": {"no": 0, "yes": 1}.get(text, -1)}
+    if is_target and example is not None and "group" in example:
+        out["group"] = tf.compat.as_text(example["group"])
+    return out
 
 
-def yes_no_accuracy(targets, predictions) -> Mapping[str, float]:
-    """Accuracy over {"value": class} dicts (MultiRC's postprocessed form)."""
+def multirc_exact_match(targets, predictions) -> Mapping[str, float]:
+    """MultiRC's EM: the share of questions whose every answer candidate is judged right."""
     from t5.evaluation import metrics
 
-    return metrics.accuracy([t["value"] for t in targets], [p["value"] for p in predictions])
+    return metrics.mean_group_metric(metrics.all_match)(targets, predictions)
+
+
+def class_id(labels: Sequence[str]):
+    """A postprocessor: answer text -> its index in `labels` (-1 when it is none of them)."""
+    index = {label: i for i, label in enumerate(labels)}
+
+    def postprocess(answer: str, example: Mapping[str, Any] | None = None,
+                    is_target: bool = False) -> int:
+        del example, is_target
+        return index.get(tf.compat.as_text(answer).strip(), -1)
+
+    postprocess.__name__ = "class_id"
+    return postprocess
+
+
+def accuracy_and_f1(targets, predictions) -> Mapping[str, float]:
+    """Accuracy and F1 of class 1 over class ids (MRPC, QQP); -1 counts as wrong."""
+    from t5.evaluation import metrics
+
+    return {**metrics.accuracy(targets, predictions),
+            **metrics.f1_score_with_invalid(targets, predictions)}
+
+
+def accuracy_and_mean_3class_f1(targets, predictions) -> Mapping[str, float]:
+    """Accuracy and the mean F1 of three classes (CB, as SuperGLUE reports it)."""
+    from t5.evaluation import metrics
+
+    return {**metrics.accuracy(targets, predictions),
+            **metrics.mean_multiclass_f1(num_classes=3)(targets, predictions)}
+
+
+def cased_edit_distance(targets, predictions) -> Mapping[str, float]:
+    """Character edit distance without lowercasing: case is what Fix Punctuation restores."""
+    from t5.evaluation import metrics
+
+    return metrics.edit_distance(targets, predictions, lower=False)

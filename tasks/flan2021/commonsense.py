@@ -98,8 +98,12 @@ def _copa_fields(ex):
 
 
 def _hellaswag_fields(ex):
-    endings = tf.reshape(ex["endings"], [-1])
-    return {"context": ex["context"], "activity": ex["activity_label"],
+    # As the release: WikiHow contexts' "[header]"/"[step]" markers become line breaks and the
+    # endings lose theirs (a model would rarely write brackets).
+    context = tf.strings.regex_replace(ex["context"], r"\[header\]\s", "")
+    context = tf.strings.regex_replace(context, r"\[.*?\]\s", "\n")
+    endings = tf.strings.regex_replace(tf.reshape(ex["endings"], [-1]), r"\[.*?\]\s", "")
+    return {"context": context, "activity": ex["activity_label"],
             "answer": nth(endings, ex["label"]), "options": endings}
 
 

@@ -1,12 +1,9 @@
-"""FLAN 2021 coreference cluster: DPR, Winogrande, WSC.
+"""FLAN 2021 coreference cluster: DPR, Winogrande, WSC, and WSC273 for evaluation.
 
 WSC: the paper evaluates on WSC273, which TFDS ships (`wsc273`) as a single, test-only split
-with another record layout (two candidates, no training data). A DatasetSpec has one source,
-and the registry gives every dataset a train task, so WSC273 cannot be the eval side of the
-`wsc` dataset. `wsc` therefore trains on SuperGLUE WSC and evaluates on its validation split
-(its test labels are hidden), and WSC273 is declared separately in `EVAL_ONLY_DATASETS`: a
-collection that wants it must register eval tasks for it without a train task (the registry as
-written gives every spec one, hence it is not in `DATASETS`).
+with another record layout (two candidates, no training data). `wsc` trains on SuperGLUE WSC
+(evaluated on its validation split, as the release does), and `wsc273` is an evaluation-only
+dataset: it has eval and rank tasks in the cluster's eval mixtures and never a train task.
 """
 
 from __future__ import annotations
@@ -159,10 +156,8 @@ DATASETS: list[DatasetSpec] = [
           WINOGRANDE_TEMPLATES, winogrande_fields, options_field="options"),
     _spec("wsc", "WSC", common.source("super_glue/wsc:1.0.2"), WSC_TEMPLATES, wsc_fields,
           options=YES_NO),
+    _spec("wsc273", "WSC273", TfdsSource(name="wsc273:1.0.0", splits={"test": "test"}),
+          WSC273_TEMPLATES, wsc273_fields, options_field="options", eval_split="test",
+          eval_only=True),
 ]
 
-# Evaluation-only: no train split (see the module docstring).
-EVAL_ONLY_DATASETS: list[DatasetSpec] = [
-    _spec("wsc273", "WSC273", TfdsSource(name="wsc273:1.0.0", splits={"test": "test"}),
-          WSC273_TEMPLATES, wsc273_fields, options_field="options", eval_split="test"),
-]

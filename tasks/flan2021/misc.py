@@ -1,4 +1,5 @@
-"""FLAN 2021 miscellaneous cluster: CoQA, QuAC, WiC, TREC, CoLA, Math, Fix Punctuation.
+"""FLAN 2021 miscellaneous cluster: CoQA, QuAC, WiC, TREC, CoLA, Math, Fix Punctuation, and
+the release's extra text-formatting tasks True Case and Word Segment.
 
 CoQA: a TFDS record is a whole conversation (a story with parallel lists of questions and
 answers), and a fields function maps one record to one example, so the conversation stays
@@ -13,7 +14,7 @@ from t5.evaluation import metrics
 
 from tasks.flan2021 import common
 from tasks.flan2021.common import COLLECTION, t, turned
-from tasks.spec import DatasetSpec
+from tasks.spec import DatasetSpec, TfdsSource
 
 CLUSTER = "misc"
 YES_NO = ["no", "yes"]
@@ -201,24 +202,87 @@ MATH_TEMPLATES = [
 
 
 def fix_punct_fields(ex):
-    return {"no_punct": common.strip_punctuation_lower(ex["en"]), "sentence": ex["en"]}
+    # As the release: punctuation removed, case kept (the task restores punctuation only).
+    return {"no_punct": tf.strings.regex_replace(ex["en"], r"[^\w\s]", ""),
+            "sentence": ex["en"]}
 
 
 FIX_PUNCT_TEMPLATES = [
-    t("Add punctuation and capital letters: {no_punct}", "{sentence}"),
-    t("{no_punct}\n\nRewrite this with correct punctuation and capitalization.", "{sentence}"),
+    t("Add punctuation: {no_punct}", "{sentence}"),
+    t("{no_punct}\n\nRewrite this with correct punctuation.", "{sentence}"),
     t("This text is missing its punctuation: {no_punct}\nPlease fix it.", "{sentence}"),
     t("Restore the punctuation in the following sentence.\n\n{no_punct}", "{sentence}"),
-    t("Make this properly punctuated and capitalized:\n{no_punct}", "{sentence}"),
+    t("Make this properly punctuated:\n{no_punct}", "{sentence}"),
     t("Unpunctuated: {no_punct}\nPunctuated:", "{sentence}"),
     t("Someone typed \"{no_punct}\" without any punctuation. How should it be written?",
       "{sentence}"),
-    t("{no_punct}\nCorrect the case and punctuation.", "{sentence}"),
-    turned("Remove all punctuation from this sentence and make it lowercase: {sentence}",
-       "{no_punct}"),
-    turned("{sentence}\n\nWrite the sentence above in lowercase with no punctuation.",
-       "{no_punct}"),
+    t("{no_punct}\nCorrect the punctuation.", "{sentence}"),
+    turned("Remove all punctuation from this sentence: {sentence}", "{no_punct}"),
+    turned("{sentence}\n\nWrite the sentence above with no punctuation.", "{no_punct}"),
 ]
+
+
+# ---- True Case and Word Segment (the release's extra text-formatting tasks) --------------
+
+
+def true_case_fields(ex):
+    return {"lower": tf.strings.lower(ex["en"], encoding="utf-8"), "sentence": ex["en"]}
+
+
+def _has_case(fields):
+    # As the release: sentences that lowercasing leaves unchanged teach nothing.
+    return tf.not_equal(fields["lower"], fields["sentence"])
+
+
+TRUE_CASE_TEMPLATES = [
+    t("Restore the capital letters in this text: {lower}", "{sentence}"),
+    t("{lower}\n\nWrite the sentence above with correct capitalization.", "{sentence}"),
+    t("This was typed in lowercase: {lower}\nHow should it be capitalized?", "{sentence}"),
+    t("Fix the letter case.\n\n{lower}", "{sentence}"),
+    t("Lowercase: {lower}\nProperly cased:", "{sentence}"),
+    t("Capitalize names, sentence starts and other words that need it:\n{lower}",
+      "{sentence}"),
+    t("Someone forgot the shift key: \"{lower}\". Rewrite it correctly.", "{sentence}"),
+    t("{lower}\nMake the capitalization right.", "{sentence}"),
+    turned("Write this sentence in all lowercase: {sentence}", "{lower}"),
+    turned("{sentence}\n\nThe same text with no capital letters:", "{lower}"),
+]
+
+
+def word_segment_fields(ex):
+    return {"no_space": tf.strings.regex_replace(ex["en"], " ", ""), "sentence": ex["en"]}
+
+
+WORD_SEGMENT_TEMPLATES = [
+    t("Add spaces between the words: {no_space}", "{sentence}"),
+    t("{no_space}\n\nThe spaces were removed from this text. Put them back.", "{sentence}"),
+    t("Segment this string into words: {no_space}", "{sentence}"),
+    t("Text without spaces: {no_space}\nText with spaces:", "{sentence}"),
+    t("Insert the missing spaces.\n\n{no_space}", "{sentence}"),
+    t("Please split the following into separate words: {no_space}", "{sentence}"),
+    t("Someone typed \"{no_space}\" without the space bar. What did they mean?", "{sentence}"),
+    t("{no_space}\nWhat does this say, written with spaces?", "{sentence}"),
+    turned("Remove every space from this sentence: {sentence}", "{no_space}"),
+    turned("{sentence}\n\nWrite the sentence above as one run of characters, no spaces.",
+           "{no_space}"),
+]
+
+
+# The release's three text-formatting tasks read disjoint 30,000-example slices of ParaCrawl
+# EN-DA's train split (each followed by 200 validation examples) and share one test set: the
+# last 3,000 train examples.
+def _para_crawl_enda_sources() -> dict[str, TfdsSource]:
+    sources, start = {}, 0
+    for task in ("true_case", "fix_punct", "word_segment"):
+        sources[task] = TfdsSource(name="para_crawl/enda:1.2.0", splits={
+            "train": f"train[{start}:{start + 30000}]",
+            "validation": f"train[{start + 30000}:{start + 30200}]",
+            "test": "train[-3000:]"})
+        start += 30200
+    return sources
+
+
+PARA_CRAWL_ENDA_SOURCES = _para_crawl_enda_sources()
 
 
 def _spec(name, display_name, source, templates, fields_fn, **kwargs) -> DatasetSpec:
@@ -234,7 +298,8 @@ DATASETS: list[DatasetSpec] = [
           COQA_TEMPLATES, coqa_fields, metric_fns=[metrics.squad],
           postprocess_fn=common.qa_answers, eval_split="test"),
     _spec("quac", "QuAC", common.source("quac:1.0.0"), QUAC_TEMPLATES, quac_fields,
-          metric_fns=[metrics.squad], postprocess_fn=common.qa_answers),
+          # The release scores QuAC with the TriviaQA metric (normalised EM/F1).
+          metric_fns=[metrics.trivia_qa], postprocess_fn=common.qa_answers),
     # SuperGLUE / GLUE test labels are hidden: evaluate on validation.
     _spec("wic", "WiC", common.source("super_glue/wic:1.0.2"), WIC_TEMPLATES, wic_fields,
           options=YES_NO, metric_fns=[metrics.accuracy]),
@@ -246,6 +311,14 @@ DATASETS: list[DatasetSpec] = [
     _spec("math_dataset", "Math", common.source(
               "math_dataset/algebra__linear_1d:1.0.0", validation=None, test="test"),
           MATH_TEMPLATES, math_fields, metric_fns=[metrics.accuracy], eval_split="test"),
-    _spec("fix_punct", "Fix Punctuation", common.held_out_source("para_crawl/enda:1.2.0"),
-          FIX_PUNCT_TEMPLATES, fix_punct_fields, metric_fns=[metrics.bleu]),
+    _spec("fix_punct", "Fix Punctuation", PARA_CRAWL_ENDA_SOURCES["fix_punct"],
+          FIX_PUNCT_TEMPLATES, fix_punct_fields, metric_fns=[common.cased_edit_distance],
+          eval_split="test"),
+    # The release's extra text-formatting tasks (not among the paper's 62 datasets).
+    _spec("true_case", "True Case", PARA_CRAWL_ENDA_SOURCES["true_case"], TRUE_CASE_TEMPLATES,
+          true_case_fields, metric_fns=[common.cased_edit_distance], eval_split="test",
+          filter_fn=_has_case),
+    _spec("word_segment", "Word Segment", PARA_CRAWL_ENDA_SOURCES["word_segment"],
+          WORD_SEGMENT_TEMPLATES, word_segment_fields, metric_fns=[common.cased_edit_distance],
+          eval_split="test"),
 ]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from t5.evaluation import metrics
 
-from tasks.flan2021.common import COLLECTION, graph_fields, label_text, source, t, turned
+from tasks.flan2021.common import (
+    COLLECTION, accuracy_and_mean_3class_f1, class_id, graph_fields, label_text, source, t,
+    turned,
+)
 from tasks.spec import DatasetSpec
 
 CLUSTER = "nli"
@@ -99,11 +102,12 @@ def _qnli_fields(ex):
             "relation": label_text(ex["label"], ("answers", "does not answer"))}
 
 
-def _nli(name, display, src, fields_fn, templates, options, eval_split="validation"):
+def _nli(name, display, src, fields_fn, templates, options, eval_split="validation",
+         metric_fns=(metrics.accuracy,), postprocess_fn=None):
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER, source=src, templates=templates,
-        fields_fn=graph_fields(fields_fn), options=options, metric_fns=[metrics.accuracy],
-        eval_split=eval_split, display_name=display,
+        fields_fn=graph_fields(fields_fn), options=options, metric_fns=list(metric_fns),
+        postprocess_fn=postprocess_fn, eval_split=eval_split, display_name=display,
     )
 
 
@@ -116,12 +120,13 @@ DATASETS: list[DatasetSpec] = [
         _nli(f"anli_r{r}", f"ANLI R{r}",
              source(f"anli/r{r}:0.1.0", train="train", validation="validation", test="test"),
              _pair_fields("context", "hypothesis", ENTAIL_NEUTRAL_CONTRA), THREE_WAY_TEMPLATES,
-             THREE_WAY)
+             THREE_WAY, eval_split="test")  # the release evaluates on the labelled test set
         for r in (1, 2, 3)
     ],
     _nli("cb", "CB", source("super_glue/cb:1.0.2", train="train", validation="validation"),
          _pair_fields("premise", "hypothesis", ENTAIL_CONTRA_NEUTRAL), THREE_WAY_TEMPLATES,
-         THREE_WAY),
+         THREE_WAY, metric_fns=[accuracy_and_mean_3class_f1],
+         postprocess_fn=class_id(THREE_WAY)),  # SuperGLUE reports accuracy and mean F1
     _nli("mnli_matched", "MNLI (matched)",
          source("glue/mnli:2.0.0", train="train", validation="validation_matched"),
          _pair_fields("premise", "hypothesis", ENTAIL_NEUTRAL_CONTRA), THREE_WAY_TEMPLATES,
@@ -139,7 +144,7 @@ DATASETS: list[DatasetSpec] = [
     _nli("snli", "SNLI",
          source("snli:1.1.0", train="train", validation="validation", test="test"),
          _pair_fields("premise", "hypothesis", ENTAIL_NEUTRAL_CONTRA), THREE_WAY_TEMPLATES,
-         THREE_WAY),
+         THREE_WAY, eval_split="test"),
     # glue/wnli: 0 not_entailment, 1 entailment.
     _nli("wnli", "WNLI", source("glue/wnli:2.0.0", train="train", validation="validation"),
          _pair_fields("sentence1", "sentence2", (NO, YES)), TWO_WAY_TEMPLATES, TWO_WAY),

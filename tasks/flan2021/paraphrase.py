@@ -11,7 +11,9 @@ import tensorflow as tf
 from t5.data import postprocessors
 from t5.evaluation import metrics
 
-from tasks.flan2021.common import COLLECTION, graph_fields, label_text, source, t, turned
+from tasks.flan2021.common import (
+    COLLECTION, accuracy_and_f1, class_id, graph_fields, label_text, source, t, turned,
+)
 from tasks.spec import DatasetSpec
 
 CLUSTER = "paraphrase"
@@ -101,24 +103,26 @@ def _stsb_fields(ex):
 
 
 def _spec(name, display, src, fields_fn, templates, options=YES_NO,
-          metric_fns=(metrics.accuracy,), postprocess_fn=None):
+          metric_fns=(metrics.accuracy,), postprocess_fn=None, eval_split="validation"):
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER, source=src, templates=templates,
         fields_fn=graph_fields(fields_fn), options=options, metric_fns=list(metric_fns),
-        postprocess_fn=postprocess_fn, eval_split="validation", display_name=display,
+        postprocess_fn=postprocess_fn, eval_split=eval_split, display_name=display,
     )
 
 
 DATASETS: list[DatasetSpec] = [
+    # GLUE reports accuracy and F1 of "yes" for MRPC and QQP.
     _spec("mrpc", "MRPC", source("glue/mrpc:2.0.0", train="train", validation="validation"),
-          _pair_fields("sentence1", "sentence2"), SENTENCE_TEMPLATES),
+          _pair_fields("sentence1", "sentence2"), SENTENCE_TEMPLATES,
+          metric_fns=(accuracy_and_f1,), postprocess_fn=class_id(YES_NO)),
     _spec("qqp", "QQP", source("glue/qqp:2.0.0", train="train", validation="validation"),
           _pair_fields("question1", "question2", "question1", "question2",
                        relation=("is not", "is")),
-          QQP_TEMPLATES),
+          QQP_TEMPLATES, metric_fns=(accuracy_and_f1,), postprocess_fn=class_id(YES_NO)),
     _spec("paws_wiki", "PAWS",
           source("paws_wiki:1.1.0", train="train", validation="validation", test="test"),
-          _pair_fields("sentence1", "sentence2"), SENTENCE_TEMPLATES),
+          _pair_fields("sentence1", "sentence2"), SENTENCE_TEMPLATES, eval_split="test"),
     _spec("stsb", "STS-B", source("glue/stsb:2.0.0", train="train", validation="validation"),
           _stsb_fields, STSB_TEMPLATES, options=STSB_OPTIONS,
           metric_fns=(metrics.pearson_corrcoef, metrics.spearman_corrcoef),

@@ -64,6 +64,7 @@ def record_fields(ex):
         # Real answers are always among the entities; the helper only guards mock records.
         "options": common.with_answer(ex["entities"], answer),
         "answer": answer,
+        "answers": tf.reshape(ex["answers"], [-1]),  # every accepted entity scores (EM/F1)
     }
 
 
@@ -111,7 +112,11 @@ DATASETS: list[DatasetSpec] = [
         templates=RECORD_TEMPLATES,
         fields_fn=common.graph_fields(record_fields),
         options_field="options",
-        metric_fns=[metrics.accuracy],
+        # ReCoRD is scored by EM/F1 against every accepted answer (generation; rank tasks
+        # still report accuracy).
+        metric_fns=[metrics.squad],
+        postprocess_fn=common.qa_answers,
+        answers_field="answers",
         display_name="ReCoRD",
     ),
 ]

@@ -87,6 +87,9 @@ def multirc_fields(ex):
         "question": ex["question"],
         "response": ex["answer"],
         "answer": common.yes_no(ex["label"]),
+        # Groups the answer candidates of one question (exact match per question).
+        "question_id": tf.strings.join([tf.strings.as_string(ex["idx"]["paragraph"]),
+                                        tf.strings.as_string(ex["idx"]["question"])], "-"),
     }
 
 
@@ -151,15 +154,17 @@ def squad_v1_fields(ex):
         "title": ex["title"],
         "context": ex["context"],
         "question": ex["question"],
-        "answer": common.nth(ex["answers"]["text"], 0),
+        "answer": common.nth(ex["answers"]["text"], 0),  # trains on the first answer
+        "answers": tf.reshape(ex["answers"]["text"], [-1]),  # scores against all of them
     }
 
 
 def squad_v2_fields(ex):
     fields = squad_v1_fields(ex)
-    fields["answer"] = tf.where(
-        tf.cast(ex["is_impossible"], tf.bool), tf.constant("unanswerable"), fields["answer"]
-    )
+    impossible = tf.cast(ex["is_impossible"], tf.bool)
+    fields["answer"] = tf.where(impossible, tf.constant("unanswerable"), fields["answer"])
+    fields["answers"] = tf.cond(impossible, lambda: tf.constant(["unanswerable"]),
+                                lambda: fields["answers"])
     return fields
 
 
@@ -222,13 +227,16 @@ DATASETS: list[DatasetSpec] = [
     # SuperGLUE's MultiRC test split has no labels: evaluate on validation.
     _spec("multirc", "MultiRC", common.source("super_glue/multirc:1.0.2"),
           MULTIRC_TEMPLATES, multirc_fields, options=YES_NO,
-          metric_fns=[metrics.multirc_f1_over_all_answers, common.yes_no_accuracy],
+          metric_fns=[metrics.multirc_f1_over_all_answers, common.multirc_exact_match],
+          group_field="question_id",
           postprocess_fn=common.yes_no_class),
     _spec("openbookqa", "OpenBookQA", common.source("openbookqa:0.1.0", test="test"),
           OPENBOOKQA_TEMPLATES, openbookqa_fields, options_field="options",
           metric_fns=[metrics.accuracy], eval_split="test"),
     _spec("squad_v1", "SQuAD v1.1", common.source("squad/v1.1:3.0.0"), SQUAD_V1_TEMPLATES,
-          squad_v1_fields, metric_fns=[metrics.squad], postprocess_fn=common.qa_answers),
+          squad_v1_fields, metric_fns=[metrics.squad], postprocess_fn=common.qa_answers,
+          answers_field="answers"),
     _spec("squad_v2", "SQuAD v2.0", common.source("squad/v2.0:3.0.0"), SQUAD_V2_TEMPLATES,
-          squad_v2_fields, metric_fns=[metrics.squad], postprocess_fn=common.qa_answers),
+          squad_v2_fields, metric_fns=[metrics.squad], postprocess_fn=common.qa_answers,
+          answers_field="answers"),
 ]

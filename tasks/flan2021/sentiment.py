@@ -42,14 +42,25 @@ def _fields(text_key: str, names: tuple[str, ...]):
 
 
 def _sentiment140_fields(ex):
-    # polarity 0 = negative, 4 = positive; the test split's neutral tweets (2) map to "" and
-    # the registry drops them, keeping the task binary as in FLAN.
+    # As the release: polarity 3 or 4 is positive, anything else negative, so the test split's
+    # neutral tweets (2) count as negative and the task stays binary.
     polarity = ex["polarity"]
-    answer = tf.where(
-        tf.equal(polarity, 0), tf.constant("negative"),
-        tf.where(tf.equal(polarity, 4), tf.constant("positive"), tf.constant("")),
-    )
-    return {"text": ex["text"], "answer": answer}
+    positive = tf.logical_or(tf.equal(polarity, 3), tf.equal(polarity, 4))
+    return {"text": ex["text"],
+            "answer": tf.where(positive, tf.constant("positive"), tf.constant("negative"))}
+
+
+def _imdb_fields(ex):
+    # The release turns IMDB's HTML line breaks into newlines.
+    return {"text": tf.strings.regex_replace(ex["text"], "<br />", "\n"),
+            "answer": label_text(ex["label"], OPTIONS)}
+
+
+def _yelp_fields(ex):
+    # Yelp's texts carry escaped quotes and literal "\n"; the release unescapes them.
+    text = tf.strings.regex_replace(ex["text"], r'\\""', '"')
+    text = tf.strings.regex_replace(text, r"\\n", " ")
+    return {"text": text, "answer": label_text(ex["label"], OPTIONS)}
 
 
 def _spec(name, display, src, fields_fn, templates, eval_split="validation"):
@@ -64,7 +75,7 @@ DATASETS: list[DatasetSpec] = [
     # IMDB and Yelp have train and (labelled) test splits only: evaluate on test.
     _spec("imdb_reviews", "IMDB",
           source("imdb_reviews/plain_text:1.0.0", train="train", validation="test"),
-          _fields("text", OPTIONS), _templates("movie review")),
+          _imdb_fields, _templates("movie review")),
     _spec("sentiment140", "Sentiment140",
           source("sentiment140:1.0.0", train="train", validation="test"),
           _sentiment140_fields, _templates("tweet")),
@@ -72,5 +83,5 @@ DATASETS: list[DatasetSpec] = [
           _fields("sentence", OPTIONS), _templates("movie review excerpt")),
     _spec("yelp_polarity_reviews", "Yelp",
           source("yelp_polarity_reviews:0.2.0", train="train", validation="test"),
-          _fields("text", OPTIONS), _templates("Yelp review")),
+          _yelp_fields, _templates("Yelp review")),
 ]

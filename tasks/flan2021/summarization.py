@@ -13,7 +13,7 @@ from t5.evaluation import metrics
 
 from tasks.flan2021 import common
 from tasks.flan2021.common import COLLECTION, TFDS_MANUAL_DIR, t, turned
-from tasks.spec import DatasetSpec
+from tasks.spec import DatasetSpec, TfdsSource
 
 CLUSTER = "summarization"
 
@@ -22,7 +22,15 @@ CLUSTER = "summarization"
 
 
 def aeslc_fields(ex):
-    return {"email": ex["email_body"], "subject": ex["subject_line"]}
+    # As the release: the body on one line, the subject without line breaks.
+    return {"email": tf.strings.regex_replace(ex["email_body"], "\n", " "),
+            "subject": tf.strings.regex_replace(ex["subject_line"], "\n", "")}
+
+
+def _aeslc_not_empty(fields):
+    # The release drops records whose body and subject are both empty.
+    return tf.strings.length(tf.strings.strip(
+        tf.strings.join([fields["email"], fields["subject"]]))) > 0
 
 
 AESLC_TEMPLATES = [
@@ -44,7 +52,12 @@ AESLC_TEMPLATES = [
 
 
 def cnn_dailymail_fields(ex):
-    return {"article": ex["article"], "highlights": ex["highlights"]}
+    # The release strips the dateline ("LONDON, England (CNN) -- ", "... 2013 . "): the text
+    # after the last of these separators is the article.
+    article = ex["article"]
+    for separator in ("2013 . ", "2014 . ", "2012 . ", ") -- "):
+        article = tf.strings.split(tf.reshape(article, [1]), sep=separator)[0][-1]
+    return {"article": article, "highlights": ex["highlights"]}
 
 
 CNN_DAILYMAIL_TEMPLATES = [
@@ -140,7 +153,10 @@ NEWSROOM_TEMPLATES = [
 
 
 def samsum_fields(ex):
-    return {"dialogue": ex["dialogue"], "summary": ex["summary"]}
+    # Windows line ends and <file_photo>-style markup go, as in the release.
+    dialogue = tf.strings.regex_replace(ex["dialogue"], "\r\n", "\n")
+    dialogue = tf.strings.regex_replace(dialogue, "<.*>", " ")
+    return {"dialogue": dialogue, "summary": ex["summary"]}
 
 
 SAMSUM_TEMPLATES = [
@@ -215,15 +231,11 @@ AG_NEWS_TEMPLATES = [
 # ---- Opinion Abstracts (Rotten Tomatoes, iDebate) ---------------------------------------
 
 
-def _joined_values(pairs, separator: str = "\n") -> tf.Tensor:
-    """The "value" strings of a Sequence({key, value}) feature, one per line."""
-    return tf.strings.reduce_join(pairs["value"], separator=separator)
-
-
 def rotten_tomatoes_fields(ex):
     return {
         "movie": ex["_movie_name"],
-        "reviews": _joined_values(ex["_critics"]),
+        # The release shows the first ten reviews, numbered.
+        "reviews": common.numbered(ex["_critics"]["value"][:10]),
         "consensus": ex["_critic_consensus"],
     }
 
@@ -251,7 +263,7 @@ ROTTEN_TOMATOES_TEMPLATES = [
 def idebate_fields(ex):
     return {
         "debate": ex["_debate_name"],
-        "arguments": _joined_values(ex["_argument_sentences"], separator=" "),
+        "arguments": common.numbered(ex["_argument_sentences"]["value"][:10]),
         "claim": ex["_claim"],
     }
 
@@ -297,8 +309,15 @@ WIKI_LINGUA_TEMPLATES = [
 ]
 
 
+def _opinion_source(name: str) -> TfdsSource:
+    return TfdsSource(name=name, splits={
+        "train": "train[:-600]", "validation": "train[-600:-500]", "test": "train[-500:]"})
+
+
 def _spec(name, display_name, source, templates, fields_fn, **kwargs) -> DatasetSpec:
     kwargs.setdefault("metric_fns", [metrics.rouge])
+    # The release evaluates on the labelled test split; every source here has one.
+    kwargs.setdefault("eval_split", "test")
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER, source=source, templates=templates,
         fields_fn=common.graph_fields(fields_fn), display_name=display_name, **kwargs,
@@ -306,22 +325,23 @@ def _spec(name, display_name, source, templates, fields_fn, **kwargs) -> Dataset
 
 
 DATASETS: list[DatasetSpec] = [
-    _spec("aeslc", "AESLC", common.source("aeslc:1.0.0"), AESLC_TEMPLATES, aeslc_fields),
-    _spec("cnn_dailymail", "CNN/DailyMail", common.source("cnn_dailymail:3.4.0"),
+    _spec("aeslc", "AESLC", common.source("aeslc:1.0.0", test="test"), AESLC_TEMPLATES,
+          aeslc_fields, filter_fn=_aeslc_not_empty),
+    _spec("cnn_dailymail", "CNN/DailyMail", common.source("cnn_dailymail:3.4.0", test="test"),
           CNN_DAILYMAIL_TEMPLATES, cnn_dailymail_fields),
-    _spec("gigaword", "Gigaword", common.source("gigaword:1.2.0"), GIGAWORD_TEMPLATES,
+    _spec("gigaword", "Gigaword", common.source("gigaword:1.2.0", test="test"), GIGAWORD_TEMPLATES,
           gigaword_fields),
-    _spec("multi_news", "Multi-News", common.source("multi_news:2.1.0"),
+    _spec("multi_news", "Multi-News", common.source("multi_news:2.1.0", test="test"),
           MULTI_NEWS_TEMPLATES, multi_news_fields),
-    _spec("newsroom", "Newsroom", common.source("newsroom:1.0.0", manual_download=(
+    _spec("newsroom", "Newsroom", common.source("newsroom:1.0.0", test="test", manual_download=(
               "Register at https://summari.es/download/ and download the Newsroom release; "
               f"put train.jsonl, dev.jsonl and test.jsonl (unzipped) in {TFDS_MANUAL_DIR}")),
           NEWSROOM_TEMPLATES, newsroom_fields),
-    _spec("samsum", "SAMSum", common.source("samsum:1.0.0", manual_download=(
+    _spec("samsum", "SAMSum", common.source("samsum:1.0.0", test="test", manual_download=(
               "Download https://arxiv.org/src/1911.12237v2/anc/corpus.7z, extract it and put "
               f"train.json, val.json and test.json in {TFDS_MANUAL_DIR}")),
           SAMSUM_TEMPLATES, samsum_fields),
-    _spec("xsum", "XSum", common.source("xsum:1.1.0", manual_download=(
+    _spec("xsum", "XSum", common.source("xsum:1.1.0", test="test", manual_download=(
               "Build xsum-extracts-from-downloads.tar.gz with the scripts described at "
               "https://github.com/EdinburghNLP/XSum/blob/master/XSum-Dataset/README.md and put "
               f"it in {TFDS_MANUAL_DIR}")),
@@ -331,14 +351,15 @@ DATASETS: list[DatasetSpec] = [
           common.source("ag_news_subset:1.0.0", validation=None, test="test"),
           AG_NEWS_TEMPLATES, ag_news_fields, options=AG_NEWS_OPTIONS,
           metric_fns=[metrics.accuracy], eval_split="test"),
-    # Opinion Abstracts ship a train split only: hold back 10% for evaluation.
+    # Opinion Abstracts ship a train split only: as in the release, the last 500 train
+    # examples are the test set and the 100 before them validation.
     _spec("opinion_abstracts_rotten_tomatoes", "Opinion Abstracts (Rotten Tomatoes)",
-          common.held_out_source("opinion_abstracts/rotten_tomatoes:1.0.0", held_out="10%"),
+          _opinion_source("opinion_abstracts/rotten_tomatoes:1.0.0"),
           ROTTEN_TOMATOES_TEMPLATES, rotten_tomatoes_fields),
     _spec("opinion_abstracts_idebate", "Opinion Abstracts (iDebate)",
-          common.held_out_source("opinion_abstracts/idebate:1.0.0", held_out="10%"),
+          _opinion_source("opinion_abstracts/idebate:1.0.0"),
           IDEBATE_TEMPLATES, idebate_fields),
     _spec("wiki_lingua_english_en", "WikiLingua (English)",
-          common.source("gem/wiki_lingua_english_en:1.1.0"), WIKI_LINGUA_TEMPLATES,
+          common.source("gem/wiki_lingua_english_en:1.1.0", test="test"), WIKI_LINGUA_TEMPLATES,
           wiki_lingua_fields),
 ]

@@ -1,5 +1,6 @@
 """The FLAN 2021 collection as registered: clusters, held-out exclusions, mixtures."""
 
+import pytest
 import seqio
 
 from tasks import names
@@ -38,3 +39,66 @@ def test_heldout_mixtures_hold_only_training_clusters(flan):
             dataset = dataset_task[len("flan2021_"):]
             spec = next(s for s in flan.specs if s.name == dataset)
             assert spec.cluster in allowed, (cluster, dataset)
+
+
+def _datasets_of(mixture_name):
+    from tasks import catalogue
+
+    return {s.name for s in catalogue.dataset_specs(mixture_name)}
+
+
+def test_evaluation_only_datasets_never_train(flan):
+    from tasks import catalogue
+
+    eval_only = {s.name for s in flan.specs if s.eval_only}
+    assert eval_only == {"wsc273"}
+    train_mixtures = [m for m in catalogue.mixture_names("flan2021") if m.endswith("_train")]
+    assert len(train_mixtures) > 50
+    for mixture in train_mixtures:
+        assert not _datasets_of(mixture) & eval_only, mixture
+    coreference = _datasets_of(names.cluster_eval_mixture("flan2021", "coreference"))
+    assert "wsc273" in coreference
+    assert names.rank_task("flan2021", "wsc273", 0) in catalogue.task_names("flan2021")
+    assert names.train_task("flan2021", "wsc273") not in catalogue.task_names("flan2021")
+
+
+def test_registered_datasets_per_cluster(flan):
+    """The paper's datasets plus the release's extra tasks (True Case, Word Segment), each in
+    its cluster."""
+    counts = {cluster: len(datasets) for cluster, datasets in flan.datasets.items()}
+    assert counts == {"nli": 10, "commonsense": 4, "sentiment": 4, "paraphrase": 4,
+                      "closed_book_qa": 4, "struct_to_text": 4, "translation": 8,
+                      "reading_comprehension": 6, "rc_commonsense": 2, "coreference": 4,
+                      "misc": 9, "summarization": 11}
+    assert {"true_case", "word_segment", "fix_punct"} <= set(flan.datasets["misc"])
+
+
+# Held-out cluster -> the clusters that leave training with it (the paper's rules).
+ALSO_DROPPED = {
+    "nli": {"paraphrase"},
+    "paraphrase": {"nli"},
+    "reading_comprehension": {"rc_commonsense"},
+    "commonsense": {"rc_commonsense"},
+    "rc_commonsense": {"reading_comprehension", "commonsense"},
+}
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_heldout_exclusions_of_every_cluster(flan, cluster):
+    dropped = {cluster} | ALSO_DROPPED.get(cluster, set())
+    assert set(flan.training_clusters(cluster)) == set(CLUSTERS) - dropped
+    trained = {s.cluster for s in (
+        next(x for x in flan.specs if x.name == d)
+        for d in _datasets_of(names.heldout_mixture("flan2021", cluster)))}
+    assert trained == set(CLUSTERS) - dropped
+
+
+def test_num_clusters_ablation_adds_conversational_qa_seventh(flan):
+    six = _datasets_of(names.clusters_mixture("flan2021", 6))
+    seven = _datasets_of(names.clusters_mixture("flan2021", 7))
+    assert seven - six == {"coqa", "quac"}
+    assert not seven & {s.name for s in flan.specs
+                        if s.cluster in ("nli", "closed_book_qa", "commonsense")}
+    from tasks import catalogue
+
+    assert "misc" in catalogue.mixture_clusters(names.clusters_mixture("flan2021", 7))

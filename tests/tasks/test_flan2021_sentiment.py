@@ -29,7 +29,3 @@ def test_answers_of_hand_made_records(name):
     if spec.is_classification:
         assert expected in fc.options_of(spec, fields)
 
-
-def test_sentiment140_neutral_is_dropped():
-    spec = {s.name: s for s in fc.cluster_specs("sentiment")}["sentiment140"]
-    assert fc.fields_of(spec, {"text": "t", "polarity": 2})["answer"] == b""

@@ -78,3 +78,20 @@ def test_packed_batches_through_feature_converters():
                 "decoder_causal_attention"):
         assert ex[key].shape == (4, 320), key
     assert np.max(ex["decoder_segment_ids"]) >= 2
+
+
+def test_evaluation_only_datasets_get_eval_tasks_only():
+    import dataclasses
+
+    only_eval = dataclasses.replace(spec("e1", "alpha", collection="evalonlytest"),
+                                    eval_only=True)
+    registry.register_collection([only_eval, spec("t1", "alpha", collection="evalonlytest")],
+                                 replace=True)
+    kinds = {catalogue.task_info(n).kind for n in catalogue.task_names("evalonlytest")
+             if catalogue.task_info(n).dataset == "e1"}
+    assert kinds == {"eval", "rank", "notemplate_eval", "dsname_eval"}
+    assert _mixture_tasks(names.all_train_mixture("evalonlytest")) == [
+        names.train_task("evalonlytest", "t1")]
+    assert names.rank_task("evalonlytest", "e1", 0) in _mixture_tasks(
+        names.cluster_eval_mixture("evalonlytest", "alpha"))
+    registry.forget_collection("evalonlytest")

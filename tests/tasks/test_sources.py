@@ -66,3 +66,31 @@ def test_unknown_split_names_the_splits():
     assert s.source.num_examples == generator(50).num_examples
     with pytest.raises(ValueError, match="no split `test`"):
         sources.raw_dataset(s, "test", seed=0, shuffle_files=False)
+
+
+def test_capped_train_split_is_a_fixed_subset(monkeypatch):
+    """The cap takes the first N records in file order, never after shuffled file reads."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from tasks.spec import DatasetSpec, Template, TfdsSource
+
+    calls = []
+
+    def load(name, split, shuffle_files):
+        calls.append((split, shuffle_files))
+        return tf.data.Dataset.range(10)
+
+    monkeypatch.setattr(tfds, "load", load)
+    s = DatasetSpec(name="capped", collection="captest", cluster="a",
+                    source=TfdsSource("x:1.0.0", {"train": "train", "validation": "validation"}),
+                    templates=(Template("{x}", "{y}"),))
+    try:
+        gin.parse_config(["tasks.mixing_caps.max_train_examples = 4"])
+        ds = sources.raw_dataset(s, "train", seed=0, shuffle_files=True, cap_train=True)
+        assert list(ds.as_numpy_iterator()) == [0, 1, 2, 3]
+        assert calls[-1] == ("train", False)
+        sources.raw_dataset(s, "validation", seed=0, shuffle_files=True, cap_train=True)
+        assert calls[-1] == ("validation", True)  # evaluation splits are read whole
+    finally:
+        gin.clear_config()
