@@ -109,11 +109,18 @@ def restore_params_from_step(step_dir: pathlib.Path, config: TransformerConfig |
     return params if config is None else layout.convert_params(params, config, str(step_dir))
 
 
-def _saved_tree(path: pathlib.Path):
-    """The saved tree's structure (orbax metadata; no array is read)."""
+def _saved_tree(path: pathlib.Path) -> dict:
+    """The saved tree's keys as nested dicts (from orbax metadata; no array is read)."""
     with ocp.StandardCheckpointer() as ckptr:
         meta = ckptr.metadata(path)
-    return getattr(meta, "item_metadata", meta)
+    tree: dict = {}
+    for keys, leaf in jax.tree_util.tree_flatten_with_path(getattr(meta, "item_metadata", meta))[0]:
+        node = tree
+        names = [str(getattr(k, "key", getattr(k, "name", k))) for k in keys]
+        for name in names[:-1]:
+            node = node.setdefault(name, {})
+        node[names[-1]] = leaf
+    return tree
 
 
 def _restore(path: pathlib.Path, target=None):
