@@ -23,6 +23,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from flan_jax.models import layout
 from flan_jax.models.config import TransformerConfig, plain_config
 
 MODEL_GIN = "model.gin"
@@ -71,15 +72,57 @@ def save_params(directory: str | os.PathLike, params) -> None:
         ckptr.wait_until_finished()
 
 
-def load_params(directory: str | os.PathLike, target=None):
+def load_params(directory: str | os.PathLike, target=None,
+                config: TransformerConfig | None = None):
     """Restores `directory/params`; `target` (arrays or ShapeDtypeStructs with shardings)
-    places the result, otherwise it lands on the default device."""
-    return _restore(pathlib.Path(directory).resolve() / PARAMS_DIR, target)
+    places the result, otherwise it lands on the default device.
+
+    Saved in the other layer layout than `target` (or else `config`) has, the parameters are
+    converted (`flan_jax.models.layout`), each restored straight into its sharding."""
+    path = pathlib.Path(directory).resolve() / PARAMS_DIR
+    want = (layout.params_layout(target) if target is not None and layout.has_layers(target)
+            else layout.config_layout(config) if config is not None else None)
+    if want is None:
+        return _restore(path, target)
+    saved = _saved_tree(path)
+    have = layout.params_layout(saved) if layout.has_layers(saved) else want
+    if have == want:
+        return _restore(path, target)
+    if target is None:
+        return layout.convert_params(_restore(path), config, source=str(path))
+    try:  # the target in the saved layout, so every array lands in its final sharding at once
+        saved_target = layout.to_layout(target, have, config)
+    except layout.LayoutError as e:
+        raise layout.LayoutError(f"{path} has {have} layers and the model wants {want} layers, "
+                                 f"but they do not convert: {e}") from e
+    restored = _restore(path, saved_target)
+    shardings = [getattr(t, "sharding", None) for t in jax.tree_util.tree_leaves(target)]
+    convert = lambda p: layout.to_layout(p, want, config)  # noqa: E731
+    if any(s is None for s in shardings):
+        return convert(restored)
+    return jax.jit(convert, out_shardings=jax.tree_util.tree_map(lambda t: t.sharding, target)
+                   )(restored)
 
 
-def restore_params_from_step(step_dir: pathlib.Path):
-    """The parameters of a training run's saved step (the optimizer state is not kept)."""
-    return _restore(pathlib.Path(step_dir).resolve() / "state")["params"]
+def restore_params_from_step(step_dir: pathlib.Path, config: TransformerConfig | None = None):
+    """The parameters of a training run's saved step (the optimizer state is not kept), in
+    `config`'s layer layout when given."""
+    params = _restore(pathlib.Path(step_dir).resolve() / "state")["params"]
+    return params if config is None else layout.convert_params(params, config, str(step_dir))
+
+
+def _saved_tree(path: pathlib.Path) -> dict:
+    """The saved tree's keys as nested dicts (from orbax metadata; no array is read)."""
+    with ocp.StandardCheckpointer() as ckptr:
+        meta = ckptr.metadata(path)
+    tree: dict = {}
+    for keys, leaf in jax.tree_util.tree_flatten_with_path(getattr(meta, "item_metadata", meta))[0]:
+        node = tree
+        names = [str(getattr(k, "key", getattr(k, "name", k))) for k in keys]
+        for name in names[:-1]:
+            node = node.setdefault(name, {})
+        node[names[-1]] = leaf
+    return tree
 
 
 def _restore(path: pathlib.Path, target=None):
@@ -131,6 +174,8 @@ def load_model_dir(directory: str | os.PathLike):
                 "directory it was tuned on; write that directory's path into it.")
         _, base_params, _ = load_model_dir(base)
         params = {**base_params, PROMPT_PARAM: params[PROMPT_PARAM]}
+    # model.gin's scan_layers decides the layout; the arrays may have been saved in the other.
+    params = layout.convert_params(params, cfg, source=str(directory))
     return cfg, params, load_vocab(directory)
 
 

@@ -32,6 +32,7 @@ DEFAULT_RULES: Rules = (
     ("kv", None),
     ("length", None),
     ("relpos_buckets", None),
+    ("layers", None),  # the stacked axis of scanned layers: every device holds every layer
 )
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from flan_jax.batching import (bucket_batch, bucket_length, check_prompt, decoder_only_batch,
                                encdec_batch, input_ids, next_pow2, pad_rows, row_lengths,
                                target_ids)
-from flan_jax.models import build_model, init_cache
+from flan_jax.models import build_model, init_cache, layout
 
 SCORES = ("sum", "mean", "per_char")
 
@@ -34,8 +34,8 @@ def _token_logprobs(logits, tokens):
 
 
 def gather_cache(cache, index):
-    """The KV cache with its batch rows taken at `index` (the scalar cache index is shared)."""
-    return jax.tree_util.tree_map(lambda x: x[index] if x.ndim else x, cache)
+    """The KV cache with its batch rows taken at `index` (either layer layout)."""
+    return layout.gather_cache(cache, index)
 
 
 @functools.lru_cache(maxsize=None)

@@ -8,6 +8,7 @@ from typing import Any
 import gin
 import jax.numpy as jnp
 
+ATTENTION_IMPLS = ("xla", "dot_product_attention")
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -56,6 +57,14 @@ class TransformerConfig:
     # Rematerialisation: "none", "full" (recompute each layer), "dots" (save matmul outputs),
     # "dots_no_batch" (save matmuls without a batch dimension).
     remat_policy: str = "none"
+    # Stack each family's layers with `nn.scan` over a leading "layers" axis of the parameters
+    # (and of the KV cache), so compile time stays flat as depth grows. Checkpoints of either
+    # layout load into either (`flan_jax.models.layout`).
+    scan_layers: bool = False
+    # "xla" (einsums written out here) or "dot_product_attention" (`jax.nn.dot_product_attention`,
+    # cuDNN flash attention on GPUs where shapes allow). The fused path skips dropout on the
+    # attention probabilities (as flash kernels do); residual dropout is unchanged.
+    attention_impl: str = "xla"
     # Prompt tuning: a trainable soft prompt of this many vectors is prepended to the encoder
     # inputs (encoder-decoder) or to the sequence (decoder-only); 0 = no prompt.
     prompt_length: int = 0
@@ -88,6 +97,9 @@ class TransformerConfig:
             raise ValueError(f"prompt_length={self.prompt_length} must be >= 0 (0 = no prompt).")
         if self.prompt_init not in ("vocab", "random"):
             raise ValueError(f"prompt_init={self.prompt_init!r}: use 'vocab' or 'random'.")
+        if self.attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention_impl={self.attention_impl!r}: use one of "
+                             f"{', '.join(repr(a) for a in ATTENTION_IMPLS)}.")
         if self.mlp_activation not in ("gelu", "relu", "silu", "gelu_exact"):
             raise ValueError(
                 f"mlp_activation={self.mlp_activation!r}: use gelu, gelu_exact, relu or silu."

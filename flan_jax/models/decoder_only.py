@@ -12,8 +12,9 @@ import jax
 import jax.numpy as jnp
 
 from flan_jax.models.config import TransformerConfig
-from flan_jax.models.layers import (Attention, DenseGeneral, Embed, Mlp, RMSNorm, constrain,
-                                    maybe_remat, prepend_prompt, soft_prompt)
+from flan_jax.models.layers import (SCANNED_LAYERS, Attention, DenseGeneral, Embed, Mlp, RMSNorm,
+                                    constrain, layer_stack, maybe_remat, prepend_prompt,
+                                    soft_prompt)
 
 Array = jax.Array
 
@@ -22,6 +23,7 @@ class DecoderOnlyLayer(nn.Module):
     config: TransformerConfig
     deterministic: bool = True
     decode: bool = False
+    scanned: bool = False  # under `nn.scan`: return (carry, None)
 
     @nn.compact
     def __call__(self, x, seg, pos, prefix):
@@ -35,7 +37,8 @@ class DecoderOnlyLayer(nn.Module):
         x = x + drop(y)
         y = Mlp(cfg, self.deterministic, name="mlp")(norm("pre_mlp_norm")(x))
         x = x + drop(y)
-        return constrain(x, ("batch", "length", "embed"))
+        x = constrain(x, ("batch", "length", "embed"))
+        return (x, None) if self.scanned else x
 
 
 class DecoderOnly(nn.Module):
@@ -98,10 +101,16 @@ class DecoderOnly(nn.Module):
             raise ValueError("prompt_only=True needs a model with prompt_length > 0.")
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         x = constrain(x, ("batch", "length", "embed"))
-        layer_cls = maybe_remat(DecoderOnlyLayer, cfg.remat_policy)
-        for i in range(cfg.num_decoder_layers):
-            x = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(
+        if cfg.scan_layers:
+            stack = layer_stack(DecoderOnlyLayer, cfg, cfg.num_decoder_layers,
+                                in_axes=(nn.broadcast,) * 3)
+            x, _ = stack(cfg, deterministic, decode, scanned=True, name=SCANNED_LAYERS)(
                 x, seg, decoder_positions, prefix)
+        else:
+            layer_cls = maybe_remat(DecoderOnlyLayer, cfg.remat_policy)
+            for i in range(cfg.num_decoder_layers):
+                x = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(
+                    x, seg, decoder_positions, prefix)
         if prompt_only:
             return None
         if n_prompt and not decode:

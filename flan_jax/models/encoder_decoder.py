@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 
 from flan_jax.models.config import TransformerConfig
-from flan_jax.models.layers import (Attention, DenseGeneral, Embed, Mlp, RMSNorm, _param,
-                                    constrain, maybe_remat, prepend_prompt, prompt_segments,
-                                    soft_prompt)
+from flan_jax.models.layers import (SCANNED_LAYERS, Attention, DenseGeneral, Embed, Mlp, RMSNorm,
+                                    _param, constrain, layer_stack, maybe_remat, prepend_prompt,
+                                    prompt_segments, soft_prompt)
 
 Array = jax.Array
 
@@ -32,6 +32,7 @@ def _relpos_table(module: nn.Module, cfg: TransformerConfig) -> Array:
 class EncoderLayer(nn.Module):
     config: TransformerConfig
     deterministic: bool = True
+    scanned: bool = False  # under `nn.scan`: return (carry, None)
 
     @nn.compact
     def __call__(self, x, seg, pos, rel_table):
@@ -43,13 +44,15 @@ class EncoderLayer(nn.Module):
         x = x + drop(y)
         y = Mlp(cfg, self.deterministic, name="mlp")(_norm(cfg, "pre_mlp_norm")(x))
         x = x + drop(y)
-        return constrain(x, ("batch", "length", "embed"))
+        x = constrain(x, ("batch", "length", "embed"))
+        return (x, None) if self.scanned else x
 
 
 class DecoderLayer(nn.Module):
     config: TransformerConfig
     deterministic: bool = True
     decode: bool = False
+    scanned: bool = False  # under `nn.scan`: return (carry, None)
 
     @nn.compact
     def __call__(self, x, seg, pos, encoded, enc_seg, enc_pos, rel_table, cross_kv=None):
@@ -66,7 +69,8 @@ class DecoderLayer(nn.Module):
         x = x + drop(y)
         y = Mlp(cfg, self.deterministic, name="mlp")(_norm(cfg, "pre_mlp_norm")(x))
         x = x + drop(y)
-        return constrain(x, ("batch", "length", "embed"))
+        x = constrain(x, ("batch", "length", "embed"))
+        return (x, None) if self.scanned else x
 
 
 class Encoder(nn.Module):
@@ -82,9 +86,15 @@ class Encoder(nn.Module):
             x, seg, pos = prepend_prompt(prompt, x, seg, pos)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         x = constrain(x, ("batch", "length", "embed"))
-        layer_cls = maybe_remat(EncoderLayer, cfg.remat_policy)
-        for i in range(cfg.num_encoder_layers):
-            x = layer_cls(cfg, deterministic, name=f"layers_{i}")(x, seg, pos, rel_table)
+        if cfg.scan_layers:
+            stack = layer_stack(EncoderLayer, cfg, cfg.num_encoder_layers,
+                                in_axes=(nn.broadcast,) * 3)
+            x, _ = stack(cfg, deterministic, scanned=True, name=SCANNED_LAYERS)(
+                x, seg, pos, rel_table)
+        else:
+            layer_cls = maybe_remat(EncoderLayer, cfg.remat_policy)
+            for i in range(cfg.num_encoder_layers):
+                x = layer_cls(cfg, deterministic, name=f"layers_{i}")(x, seg, pos, rel_table)
         x = _norm(cfg, "final_norm")(x)
         return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
 
@@ -101,11 +111,19 @@ class Decoder(nn.Module):
         x = self.embed(tokens)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         x = constrain(x, ("batch", "length", "embed"))
-        layer_cls = maybe_remat(DecoderLayer, cfg.remat_policy)
-        for i in range(cfg.num_decoder_layers):
-            x = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(
-                x, seg, pos, encoded, enc_seg, enc_pos, rel_table,
-                None if cross_kv is None else cross_kv[i])
+        if cfg.scan_layers:
+            # Scanned cross_kv is (keys, values) [batch, layers, ...]: sliced along axis 1.
+            stack = layer_stack(DecoderLayer, cfg, cfg.num_decoder_layers,
+                                in_axes=(nn.broadcast,) * 6 + (nn.broadcast if cross_kv is None
+                                                               else 1,))
+            x, _ = stack(cfg, deterministic, decode, scanned=True, name=SCANNED_LAYERS)(
+                x, seg, pos, encoded, enc_seg, enc_pos, rel_table, cross_kv)
+        else:
+            layer_cls = maybe_remat(DecoderLayer, cfg.remat_policy)
+            for i in range(cfg.num_decoder_layers):
+                x = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(
+                    x, seg, pos, encoded, enc_seg, enc_pos, rel_table,
+                    None if cross_kv is None else cross_kv[i])
         x = _norm(cfg, "final_norm")(x)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         if cfg.tie_embeddings:
@@ -117,6 +135,11 @@ class Decoder(nn.Module):
                                   dtype=cfg.compute_dtype, param_dtype=cfg.weights_dtype,
                                   name="logits_dense")(x)
         return constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+
+
+def _cross_kv_length(cross_kv, cfg: TransformerConfig) -> int:
+    """The encoder length of precomputed cross-attention keys (either layer layout)."""
+    return cross_kv[0].shape[2] if cfg.scan_layers else cross_kv[0][0].shape[1]
 
 
 def _default_positions(tokens: Array) -> Array:
@@ -172,7 +195,7 @@ class EncoderDecoder(nn.Module):
                 raise ValueError("Cached decoding needs decoder_positions for the new tokens.")
             decoder_positions = _default_positions(decoder_input_tokens)
         n = self.config.prompt_length
-        enc_len = cross_kv[0][0].shape[1] if encoded is None else encoded.shape[1]
+        enc_len = _cross_kv_length(cross_kv, self.config) if encoded is None else encoded.shape[1]
         if n and enc_len == encoder_segment_ids.shape[1] + n:  # ids without the prompt
             encoder_segment_ids = jnp.concatenate(
                 [prompt_segments(encoder_segment_ids, n), encoder_segment_ids], axis=1)
@@ -185,10 +208,20 @@ class EncoderDecoder(nn.Module):
 
     def cross_kv(self, encoded):
         """Per decoder layer, the cross-attention (keys, values) [batch, length, kv_heads, d] of
-        encoder outputs, computed with the decoder's own projection weights."""
+        encoder outputs, computed with the decoder's own projection weights.
+
+        With scanned layers: one (keys, values) pair [batch, layers, length, kv_heads, d],
+        batch first in both layouts so callers can gather rows alike."""
         cfg = self.config
         dt = cfg.compute_dtype
         params = nn.meta.unbox(self.variables["params"]["decoder"])
+        if cfg.scan_layers:
+            attn = params[SCANNED_LAYERS]["encoder_decoder_attention"]
+            return tuple(
+                constrain(jnp.einsum("bse,lehd->blshd", encoded.astype(dt),
+                                     attn[n]["kernel"].astype(dt)),
+                          ("batch", SCANNED_LAYERS, "length", "kv_heads", "kv"))
+                for n in ("key", "value"))
         out = []
         for i in range(cfg.num_decoder_layers):
             attn = params[f"layers_{i}"]["encoder_decoder_attention"]

@@ -226,19 +226,28 @@ class Attention(nn.Module):
         if self.decode:
             k, v, k_seg, k_pos, k_prefix = self._update_cache(k, v, k_seg, k_pos, k_prefix)
 
+        # Causality is part of the mask (positions, prefix flags), never `is_causal`: the same
+        # rule then holds for packed rows, prefix LMs and cached decoding.
         mask = attention_mask(q_seg, k_seg, q_pos, k_pos, self.causal, q_prefix, k_prefix)
-        b, tq = q.shape[:2]
-        q = q.reshape(b, tq, kvh, h // kvh, d)
-        logits = jnp.einsum("bqhgd,bkhd->bhgqk", q, k).astype(jnp.float32) * scale
+        bias = None
         if rel_table is not None:
             bias = relative_position_bias(rel_table.astype(jnp.float32), q_pos, k_pos,
                                           self.relpos_bidirectional,
                                           cfg.relative_attention_max_distance)
-            logits = logits + bias.reshape(b, kvh, h // kvh, tq, -1)
-        logits = jnp.where(mask[:, None, None], logits, NEG_INF)
-        probs = jax.nn.softmax(logits, axis=-1)
-        probs = nn.Dropout(cfg.dropout_rate)(probs, deterministic=self.deterministic)
-        out = jnp.einsum("bhgqk,bkhd->bqhgd", probs.astype(dt), v).reshape(b, tq, h, d)
+        b, tq = q.shape[:2]
+        if cfg.attention_impl == "dot_product_attention":
+            # Grouped query heads natively: query head i reads kv head i // (h // kvh), as below.
+            out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), bias=bias,
+                                               mask=mask[:, None], scale=scale)
+        else:
+            q = q.reshape(b, tq, kvh, h // kvh, d)
+            logits = jnp.einsum("bqhgd,bkhd->bhgqk", q, k).astype(jnp.float32) * scale
+            if bias is not None:
+                logits = logits + bias.reshape(b, kvh, h // kvh, tq, -1)
+            logits = jnp.where(mask[:, None, None], logits, NEG_INF)
+            probs = jax.nn.softmax(logits, axis=-1)
+            probs = nn.Dropout(cfg.dropout_rate)(probs, deterministic=self.deterministic)
+            out = jnp.einsum("bhgqk,bkhd->bqhgd", probs.astype(dt), v).reshape(b, tq, h, d)
         out = constrain(out, ("batch", "length", "heads", "kv"))
         return DenseGeneral((cfg.emb_dim,), ("heads", "kv", "embed"), num_in=2, dtype=dt,
                             param_dtype=pdt, name="out")(out)
@@ -301,10 +310,30 @@ _REMAT_POLICIES = {
 }
 
 
-def maybe_remat(layer_cls: type[nn.Module], policy: str) -> type[nn.Module]:
+def maybe_remat(layer_cls: type[nn.Module], policy: str, scanned: bool = False
+                ) -> type[nn.Module]:
     """Wraps a layer class in `nn.remat` according to the config's remat policy."""
     if policy == "none":
         return layer_cls
     if policy not in _REMAT_POLICIES:
         raise ValueError(f"remat_policy={policy!r}: use none, {', '.join(_REMAT_POLICIES)}.")
-    return nn.remat(layer_cls, policy=_REMAT_POLICIES[policy], prevent_cse=True)
+    # Inside `lax.scan` XLA cannot CSE the recomputation away, so the barrier is not needed.
+    return nn.remat(layer_cls, policy=_REMAT_POLICIES[policy], prevent_cse=not scanned)
+
+
+SCANNED_LAYERS = "layers"  # module name and logical axis of a scanned stack of layers
+
+
+def layer_stack(layer_cls: type[nn.Module], cfg: TransformerConfig, num_layers: int,
+                in_axes: tuple[Any, ...]) -> type[nn.Module]:
+    """The layer class (remat per the config) scanned `num_layers` times.
+
+    Parameters and cache variables gain a leading axis named "layers"; the layer's first
+    argument is the carry (and it must return `(carry, None)`), the others follow `in_axes`
+    (`nn.broadcast`: the same for every layer; an int: sliced along that axis). Param and
+    dropout rngs are split per layer."""
+    return nn.scan(maybe_remat(layer_cls, cfg.remat_policy, scanned=True),
+                   variable_axes={"params": 0, "cache": 0},
+                   split_rngs={"params": True, "dropout": True},
+                   in_axes=in_axes, length=num_layers,
+                   metadata_params={nn.PARTITION_NAME: SCANNED_LAYERS})
