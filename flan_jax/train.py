@@ -28,7 +28,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from flan_jax import checkpoints, losses, optim, partitioning
-from flan_jax.models import TransformerConfig, build_model, count_params
+from flan_jax.models import TransformerConfig, build_model, count_params, output_head_kernel
 
 logger = logging.getLogger("flan_jax.train")
 
@@ -68,22 +68,30 @@ def initialize_distributed(coordinator_address: str | None = None,
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, rules, *,
                     z_loss: float, loss_normalization: str | float, accumulate_steps: int,
-                    dropout: bool, frozen_params: bool = False) -> Callable:
+                    dropout: bool, frozen_params: bool = False,
+                    loss_chunk_size: int = 0) -> Callable:
     """train_step(state, batch, rng) -> (state, metrics), to be jitted with shardings.
 
     With `frozen_params` (prompt tuning) it is train_step(state, batch, rng, frozen): the model
-    runs on `{**frozen, **state.params}` and only `state.params` get gradients and updates."""
+    runs on `{**frozen, **state.params}` and only `state.params` get gradients and updates.
+    `loss_chunk_size` > 0 computes the loss from the final hidden states that many positions
+    at a time (`losses.chunked_token_loss_sums`), never holding all the logits."""
     from flan_jax.data import model_kwargs
 
     family = model.config.family
 
     def micro_loss(params, batch, rng, frozen):
+        merged = merge_params(params, frozen)
         with nn.logical_axis_rules(rules):
-            logits = model.apply({"params": merge_params(params, frozen)},
-                                 **model_kwargs(batch, family),
-                                 enable_dropout=dropout, rngs={"dropout": rng})
-        sums = losses.token_loss_sums(logits, batch["decoder_target_tokens"],
-                                      batch["decoder_loss_weights"], z_loss)
+            out = model.apply({"params": merged}, **model_kwargs(batch, family),
+                              enable_dropout=dropout, rngs={"dropout": rng},
+                              return_hidden=loss_chunk_size > 0)
+        targets, weights = batch["decoder_target_tokens"], batch["decoder_loss_weights"]
+        if loss_chunk_size > 0:
+            sums = losses.chunked_token_loss_sums(out, output_head_kernel(model.config, merged),
+                                                  targets, weights, z_loss, loss_chunk_size)
+        else:
+            sums = losses.token_loss_sums(out, targets, weights, z_loss)
         return sums["loss_sum"], sums
 
     grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
@@ -303,7 +311,8 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
           accumulate_steps: int = 1, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
           async_checkpoints: bool = True, log_every: int = 10, init_checkpoint: str | None = None,
           eval_every: int | None = None, eval_fn: Callable | None = None,  # e.g. @evaluate
-          prompt_tuning_base: str | None = None, stop_after: int | None = None) -> dict:
+          prompt_tuning_base: str | None = None, loss_chunk_size: int = 0,
+          stop_after: int | None = None) -> dict:
     """Trains `model_config` on `data` (a `DataConfig`) for `train_steps` steps in `model_dir`.
 
     Resumes from the latest checkpoint in `model_dir`. Returns the last metrics. `stop_after`
@@ -312,6 +321,9 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     Prompt tuning (`model_config.prompt_length > 0`): the parameters of `prompt_tuning_base`
     (a model directory) are loaded and frozen; only the "prompt" parameter is optimised and
     checkpointed, and `model_dir/prompt_base.txt` names the base for `load_model_dir`.
+
+    `loss_chunk_size` > 0: the loss and its gradient over that many positions of each row at a
+    time, without the whole [batch, length, vocab] float32 logits (0: all at once).
     """
     from flan_jax.data import BatchIterator
 
@@ -401,7 +413,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                               loss_normalization=loss_normalization,
                               accumulate_steps=accumulate_steps,
                               dropout=model_config.dropout_rate > 0,
-                              frozen_params=prompt_tuning)
+                              frozen_params=prompt_tuning, loss_chunk_size=loss_chunk_size)
     frozen_args = (frozen,) if prompt_tuning else ()
     with jax.set_mesh(mesh):
         jitted = jax.jit(step_fn, in_shardings=(state_sh, batch_sh, repl) + (
