@@ -8,7 +8,7 @@ export JAX_PLATFORMS ?= cpu
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow test-flan-templates test-all demo bench clean
+.PHONY: install test test-slow test-flan-templates test-all demo bench bench-gpu clean
 
 install: $(STAMP)
 
@@ -43,3 +43,12 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The accelerator suite on a machine without TensorFlow, gin-config or network: the pure-Python
+# wheels kept in bench/wheels/ are installed into a temporary folder on PYTHONPATH, never into
+# the machine's Python. Writes bench/results/<gpu>.json and .md.
+bench-gpu:
+	tmp=$$(mktemp -d) && $(PYTHON) -m pip install --quiet --no-index --no-deps --target $$tmp \
+		bench/wheels/*.whl && PYTHONPATH=$$tmp:$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} \
+		XLA_FLAGS="--xla_gpu_enable_latency_hiding_scheduler=true" JAX_PLATFORMS= \
+		$(PYTHON) -m flan_jax.cli bench gpu $(BENCH_ARGS); status=$$?; rm -rf $$tmp; exit $$status

@@ -41,7 +41,8 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
           accumulate_steps: int = 1, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
           async_checkpoints: bool = True, log_every: int = 10, init_checkpoint: str | None = None,
           eval_every: int | None = None, eval_fn: Callable | None = None,  # e.g. @evaluate
-          prompt_tuning_base: str | None = None, stop_after: int | None = None) -> dict:
+          prompt_tuning_base: str | None = None, loss_chunk_size: int = 0,
+          stop_after: int | None = None) -> dict:
     """Trains `model_config` on `data` (a `DataConfig`) for `train_steps` steps in `model_dir`.
 
     Resumes from the latest checkpoint in `model_dir`. Returns the last metrics. `stop_after`
@@ -50,6 +51,9 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     Prompt tuning (`model_config.prompt_length > 0`): the parameters of `prompt_tuning_base`
     (a model directory) are loaded and frozen; only the "prompt" parameter is optimised and
     checkpointed, and `model_dir/prompt_base.txt` names the base for `load_model_dir`.
+
+    `loss_chunk_size` > 0: the loss and its gradient over that many positions of each row at a
+    time, without the whole [batch, length, vocab] float32 logits (0: all at once).
     """
     model_dir_path = pathlib.Path(model_dir)
     data_lib.check_source(data)  # an unknown task or mixture fails before any work
@@ -132,7 +136,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                               loss_normalization=loss_normalization,
                               accumulate_steps=accumulate_steps,
                               dropout=model_config.dropout_rate > 0,
-                              frozen_params=tuning_prompt)
+                              frozen_params=tuning_prompt, loss_chunk_size=loss_chunk_size)
     frozen_args = (frozen,) if tuning_prompt else ()
     with jax.set_mesh(mesh):
         jitted = jax.jit(step_fn, in_shardings=(state_sh, batch_sh, repl) + (

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from flan_jax import losses
+from flan_jax.models import output_head_kernel
 
 
 @flax.struct.dataclass
@@ -28,22 +29,30 @@ def merge_params(trained, frozen):
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, rules, *,
                     z_loss: float, loss_normalization: str | float, accumulate_steps: int,
-                    dropout: bool, frozen_params: bool = False) -> Callable:
+                    dropout: bool, frozen_params: bool = False,
+                    loss_chunk_size: int = 0) -> Callable:
     """train_step(state, batch, rng) -> (state, metrics), to be jitted with shardings.
 
     With `frozen_params` (prompt tuning) it is train_step(state, batch, rng, frozen): the model
-    runs on `{**frozen, **state.params}` and only `state.params` get gradients and updates."""
+    runs on `{**frozen, **state.params}` and only `state.params` get gradients and updates.
+    `loss_chunk_size` > 0 computes the loss from the final hidden states that many positions
+    at a time (`losses.chunked_token_loss_sums`), never holding all the logits."""
     from flan_jax.batching import model_kwargs
 
     family = model.config.family
 
     def micro_loss(params, batch, rng, frozen):
+        merged = merge_params(params, frozen)
         with nn.logical_axis_rules(rules):
-            logits = model.apply({"params": merge_params(params, frozen)},
-                                 **model_kwargs(batch, family),
-                                 enable_dropout=dropout, rngs={"dropout": rng})
-        sums = losses.token_loss_sums(logits, batch["decoder_target_tokens"],
-                                      batch["decoder_loss_weights"], z_loss)
+            out = model.apply({"params": merged}, **model_kwargs(batch, family),
+                              enable_dropout=dropout, rngs={"dropout": rng},
+                              return_hidden=loss_chunk_size > 0)
+        targets, weights = batch["decoder_target_tokens"], batch["decoder_loss_weights"]
+        if loss_chunk_size > 0:
+            sums = losses.chunked_token_loss_sums(out, output_head_kernel(model.config, merged),
+                                                  targets, weights, z_loss, loss_chunk_size)
+        else:
+            sums = losses.token_loss_sums(out, targets, weights, z_loss)
         return sums["loss_sum"], sums
 
     grad_fn = jax.value_and_grad(micro_loss, has_aux=True)

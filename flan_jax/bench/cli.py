@@ -35,12 +35,19 @@ SMALL_MODELS = ("models/decoder_small.gin", "models/t5_small.gin")
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flan-jax bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=tuple(RUNNERS) + ("all",))
+    p.add_argument("what", choices=tuple(RUNNERS) + ("all", "gpu"),
+                   help="a benchmark, all of them but gpu, or gpu: the accelerator suite "
+                        "(flan_jax.bench.gpu)")
     p.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (tests)")
     p.add_argument("--results_dir", default=str(RESULTS_DIR))
     p.add_argument("--no_small", action="store_true",
                    help="train benchmark: skip the small models (measured unless --quick or "
                         "--gin_file is given)")
+    p.add_argument("--loss_chunk_sizes", default="0,128",
+                   help="compare: comma-separated train.loss_chunk_size values to measure "
+                        "(0 = the whole logits at once)")
+    p.add_argument("--budget_s", type=float, default=480.0,
+                   help="gpu: seconds the whole suite may take; what no longer fits is skipped")
     from flan_jax.config import add_gin_flags
 
     add_gin_flags(p)
@@ -62,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     import jax
 
     jax.config.update("jax_default_matmul_precision", "float32")
+    if args.what == "gpu":
+        return _gpu(args, bindings, "flan-jax bench " + " ".join(argv))
     s = Settings.make(args.quick)
     try:
         models = _named(args.gin_file or list(DEFAULT_MODELS), bindings, args.gin_search_paths)
@@ -82,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     for what in whats:
         module, func = RUNNERS[what]
         t0 = time.perf_counter()
-        rows = getattr(importlib.import_module(module), func)(
-            models + small if what == "train" else models, s)
+        runner = getattr(importlib.import_module(module), func)
+        if what == "compare":
+            rows = runner(models, s, tuple(int(c) for c in args.loss_chunk_sizes.split(",")))
+        else:
+            rows = runner(models + small if what == "train" else models, s)
         entry = {"command": command, "quick": args.quick, "rows": rows,
                  "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
                  "seconds": time.perf_counter() - t0, "load_average_after": load_average()}
@@ -92,6 +104,33 @@ def main(argv: list[str] | None = None) -> int:
         path = write_results(pathlib.Path(args.results_dir), machine, {what: entry})
         say(f"{what}: {entry['seconds']:.0f} s")
     say(f"wrote {path} and {path.with_suffix('.md')}")
+    return 0
+
+
+def _gpu(args, bindings: list[str], command: str) -> int:
+    import jax
+
+    from flan_jax.bench import gpu
+    from flan_jax.bench.results import write_results
+    from flan_jax.config import GinConfigError
+
+    machine = machine_info(devices_used=jax.device_count())
+    say(f"flan-jax bench gpu on {machine['id']} (load {machine['load_average_at_start']})")
+    start, date = time.perf_counter(), datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    box = {}
+
+    def write(rows: list[dict]) -> None:
+        entry = {"command": command, "quick": args.quick, "rows": rows, "date": date,
+                 "seconds": time.perf_counter() - start, "load_average_after": load_average()}
+        box["path"] = write_results(pathlib.Path(args.results_dir), machine, {"gpu": entry})
+
+    try:
+        gpu.run(args.quick, bindings, args.budget_s, write)
+    except GinConfigError as e:
+        print(f"flan-jax bench: {e}", file=sys.stderr)
+        return 2
+    say(f"gpu: {time.perf_counter() - start:.0f} s; wrote {box['path']} and "
+        f"{box['path'].with_suffix('.md')}")
     return 0
 
 

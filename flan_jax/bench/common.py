@@ -4,7 +4,6 @@ gin, random parameters, synthetic token batches). Imports no TensorFlow, seqio o
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import pathlib
 import platform
@@ -27,8 +26,15 @@ def ensure_gin() -> None:
     """Makes gin-config importable on machines without it (the accelerator images): the pure-
     Python wheel kept in bench/wheels/ is put on sys.path (a wheel is a zip, so zipimport reads
     it in place; nothing is installed)."""
-    if importlib.util.find_spec("gin") is not None:
-        return
+    try:
+        import gin
+
+        if hasattr(gin, "configurable"):
+            return
+        # the repository's gin/ folder of config files imports as an empty namespace package
+        del sys.modules["gin"]
+    except ImportError:
+        pass
     wheels = sorted(WHEELS_DIR.glob("gin_config-*.whl"))
     if not wheels:
         raise ImportError(f"gin-config is not installed and no wheel is in {WHEELS_DIR}; "

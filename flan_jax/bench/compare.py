@@ -79,7 +79,10 @@ def measure_torch_step(cfg, batch: int, lengths: dict[str, int], s: Settings,
             "attention": getattr(model.config, "_attn_implementation", None)}
 
 
-def bench_compare(models: list[tuple[str, Any]], s: Settings) -> list[dict]:
+def bench_compare(models: list[tuple[str, Any]], s: Settings,
+                  loss_chunk_sizes: tuple[int, ...] = (0,)) -> list[dict]:
+    """One row per model and loss chunk size (0: unchunked); PyTorch is measured once per
+    model."""
     import torch
     import transformers
 
@@ -91,19 +94,26 @@ def bench_compare(models: list[tuple[str, Any]], s: Settings) -> list[dict]:
         batch, lengths = (2, {"inputs": 16, "targets": 8}) if s.quick else \
             (16, {"inputs": 128, "targets": 32})
         cfg = f32(cfg)
-        jx = measure_train_step(cfg, batch, lengths, s)
         pt = measure_torch_step(cfg, batch, lengths, s)
-        rows.append({"model": name, "family": cfg.family, "batch": batch,
-                     "lengths": dict(lengths), "optimizer": "AdamW(lr=1e-4, wd=0.01)",
-                     "jax_params": jx["params"], "torch_params": pt["params"],
-                     "jax_tokens_per_s": jx["tokens_per_s"],
-                     "torch_tokens_per_s": pt["tokens_per_s"],
-                     "jax_step_time_s": jx["step_time_s"], "torch_step_time_s": pt["step_time_s"],
-                     "jax_xla_step_memory_mib": jx["xla_step_memory_mib"],
-                     "ratio_jax_over_torch": jx["tokens_per_s"] / pt["tokens_per_s"],
-                     "torch_threads": pt["threads"], "torch_version": pt["torch"],
-                     "transformers_version": transformers.__version__,
-                     "torch_attention": pt["attention"]})
-        say(f"compare {name}: jax {jx['tokens_per_s']:,.0f} tok/s vs torch "
-            f"{pt['tokens_per_s']:,.0f} tok/s ({rows[-1]['ratio_jax_over_torch']:.2f}x)")
+        for chunk in loss_chunk_sizes:
+            jx = measure_train_step(cfg, batch, lengths, s, loss_chunk_size=chunk)
+            rows.append(_compare_row(name, cfg, batch, lengths, jx, pt, transformers.__version__))
+            say(f"compare {name} (loss chunk {chunk}): jax {jx['tokens_per_s']:,.0f} tok/s vs "
+                f"torch {pt['tokens_per_s']:,.0f} tok/s ({rows[-1]['ratio_jax_over_torch']:.2f}x)"
+                f", XLA step memory {jx['xla_step_memory_mib']:.0f} MiB")
     return rows
+
+
+def _compare_row(name, cfg, batch, lengths, jx, pt, transformers_version) -> dict:
+    return {"model": name, "family": cfg.family, "batch": batch,
+            "lengths": dict(lengths), "optimizer": "AdamW(lr=1e-4, wd=0.01)",
+            "loss_chunk_size": jx["loss_chunk_size"],
+            "jax_params": jx["params"], "torch_params": pt["params"],
+            "jax_tokens_per_s": jx["tokens_per_s"],
+            "torch_tokens_per_s": pt["tokens_per_s"],
+            "jax_step_time_s": jx["step_time_s"], "torch_step_time_s": pt["step_time_s"],
+            "jax_xla_step_memory_mib": jx["xla_step_memory_mib"],
+            "ratio_jax_over_torch": jx["tokens_per_s"] / pt["tokens_per_s"],
+            "torch_threads": pt["threads"], "torch_version": pt["torch"],
+            "transformers_version": transformers_version,
+            "torch_attention": pt["attention"]}

@@ -90,9 +90,65 @@ def _decode(rows: list[dict]) -> list[str]:
                   f"{fmt(r['beam4_cache_tokens_per_s'])} |" for r in rows]
 
 
+def _mib(x) -> str:
+    return "n/a" if x is None else f"{x / 2 ** 20:,.0f}"
+
+
+def _gpu(rows: list[dict]) -> list[str]:
+    """One table per section of `bench gpu`; rows without figures say why (OOM, budget)."""
+    def status(r):
+        return "" if r.get("status") == "ok" else f" ({r.get('status')})"
+
+    sec = lambda name: [r for r in rows if r["section"] == name]  # noqa: E731
+    out = ["MFU against the device's dense bfloat16 peak (H100/H200: 989 TFLOP/s), summed over "
+           "the devices. XLA memory is per device (arguments + outputs + temporaries of the "
+           "compiled step); device peak is the allocator's peak so far in the run.", "",
+           "### 1B decoder (bfloat16, fsdp)", "",
+           "| remat | attention | scan | batch x len | step ms | tokens/s | MFU | XLA MiB | "
+           "device peak MiB | best |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sec("decoder_1b"):
+        ok = r.get("status") == "ok"
+        out.append(f"| {r.get('remat_policy')}{status(r)} | {r.get('attention_impl', 'xla')} | "
+                   f"{r.get('scan_layers', False)} | {r['batch']} x {r['length']} | "
+                   + (f"{1e3 * r['step_time_s']:.0f} | {fmt(r['tokens_per_s'])} | "
+                      f"{100 * r['mfu']:.1f}% | {fmt(r['xla_step_memory_mib'])} | "
+                      f"{_mib(r.get('device_peak_bytes'))} | {'yes' if r.get('best') else ''} |"
+                      if ok else "| | | | | |"))
+    out += ["", "### The same decoder in transformers/PyTorch (one device)", "",
+            "| tokens/s | step ms | torch.compile | attention | peak MiB | JAX tokens/s per device "
+            "| JAX / torch |", "|---|---|---|---|---|---|---|"]
+    for r in sec("torch"):
+        out.append(f"| {fmt(r.get('tokens_per_s'))}{status(r)} | "
+                   f"{fmt(1e3 * r['step_time_s'] if 'step_time_s' in r else None)} | "
+                   f"{r.get('torch_compile', '')} | {r.get('attention', '')} | "
+                   f"{fmt(r.get('peak_memory_mib'))} | "
+                   f"{fmt(r.get('jax_tokens_per_s_per_device'))} | "
+                   f"{fmt(r.get('ratio_jax_over_torch'), 2)}x |")
+    out += ["", "### T5 v1.1, packed (sequences = packed rows)", "",
+            "| model | batch x len | examples/row | sequences/s | examples/s | MFU | XLA MiB |",
+            "|---|---|---|---|---|---|---|"]
+    for r in sec("t5"):
+        out.append(f"| {r['model']}{status(r)} | {r['batch']} x {_lengths(r['lengths'])} | "
+                   f"{r['examples_per_row']} | {fmt(r.get('sequences_per_s'))} | "
+                   f"{fmt(r.get('examples_per_s'))} | "
+                   f"{fmt(100 * r['mfu'] if 'mfu' in r else None, 1)}% | "
+                   f"{fmt(r.get('xla_step_memory_mib'))} |")
+    out += ["", "### Inference on the 1B decoder (one device, bfloat16 weights)", "",
+            "| what | shape | throughput |", "|---|---|---|"]
+    for r in sec("rank"):
+        out.append(f"| rank classification{status(r)} | {r.get('inputs')} inputs x "
+                   f"{r.get('options')} options, {r.get('input_tokens')} tokens | "
+                   f"{fmt(r.get('shared_options_per_s'))} options/s |")
+    for r in sec("decode"):
+        out.append(f"| greedy, KV cache{status(r)} | batch {r.get('batch')}, prompt "
+                   f"{r.get('prompt_tokens')}, {r.get('new_tokens')} new | "
+                   f"{fmt(r.get('greedy_cache_tokens_per_s'))} tokens/s |")
+    return out
+
+
 RENDERERS: dict[str, Callable[[list[dict]], list[str]]] = {
     "train": _train, "compare": _compare, "pipeline": _pipeline, "rank": _rank,
-    "decode": _decode}
+    "decode": _decode, "gpu": _gpu}
 
 
 def render_markdown(results: dict) -> str:

@@ -18,11 +18,12 @@ _COMPILED: dict = {}  # one entry per measured shape: compiled step, state, data
 
 def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
                        mesh_axes: Mapping[str, int] | None = None, examples_per_row: int = 1,
-                       learning_rate: float = 1e-4, weight_decay: float = 0.01) -> dict:
+                       loss_chunk_size: int = 0, learning_rate: float = 1e-4, weight_decay: float = 0.01) -> dict:
     """Median step time of the jitted train step (AdamW, no clipping, no z-loss).
 
     `mesh_axes` None runs on one device; e.g. {"data": 1, "fsdp": -1, "tensor": 1} shards
-    parameters, optimizer state and the batch over every device. A shape measured before is
+    parameters, optimizer state and the batch over every device. `loss_chunk_size` as in
+    `make_train_step` (0: the whole logits at once). A shape measured before is
     timed again without recompiling (`compile_s` is then the first one)."""
     import jax
     import optax
@@ -34,7 +35,7 @@ def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
 
     axes = dict(mesh_axes or ONE_DEVICE)
     key = (cfg, batch, tuple(sorted(lengths.items())), tuple(sorted(axes.items())),
-           examples_per_row, learning_rate, weight_decay)
+           examples_per_row, loss_chunk_size, learning_rate, weight_decay)
     mesh = partitioning.make_mesh(axes=axes, num_devices=1 if mesh_axes is None else None)
     rules = partitioning.DEFAULT_RULES
     rng = jax.random.PRNGKey(1)
@@ -55,7 +56,7 @@ def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
                 partitioning.batch_sharding(mesh, rules))
             step_fn = make_train_step(model, tx, rules, z_loss=0.0,
                                       loss_normalization="tokens", accumulate_steps=1,
-                                      dropout=False)
+                                      dropout=False, loss_chunk_size=loss_chunk_size)
             t0 = time.perf_counter()
             compiled = jax.jit(step_fn, donate_argnums=(0,)).lower(state, data, rng).compile()
             _COMPILED[key] = {"compiled": compiled, "state": state, "data": data,
@@ -77,7 +78,7 @@ def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
     tps = tokens / step_s
     stats = device_memory_stats() or {}
     return {"params": count_params(params), "batch": batch, "lengths": dict(lengths),
-            "devices": mesh.size, "tokens_per_step": tokens, "step_time_s": step_s,
+            "devices": mesh.size, "loss_chunk_size": loss_chunk_size, "tokens_per_step": tokens, "step_time_s": step_s,
             "step_times_s": times, "tokens_per_s": tps, "flops_per_token": flops_per_token,
             "assumed_peak_flops": peak, "mfu": tps * flops_per_token / peak,
             "compile_s": holder["compile_s"], "loss": loss, **xla_memory_mib(compiled),

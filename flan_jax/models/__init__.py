@@ -11,12 +11,26 @@ from flan_jax.models.decoder_only import DecoderOnly
 from flan_jax.models.encoder_decoder import EncoderDecoder
 
 __all__ = ["TransformerConfig", "EncoderDecoder", "DecoderOnly", "build_model", "count_params",
-           "init_cache", "init_prompt"]
+           "init_cache", "init_prompt", "output_head_kernel"]
 
 
 def build_model(config: TransformerConfig) -> nn.Module:
     """The Flax module for a config's family."""
     return EncoderDecoder(config) if config.family == "encoder_decoder" else DecoderOnly(config)
+
+
+def output_head_kernel(config: TransformerConfig, params) -> jax.Array:
+    """The output head as an [emb, vocab] kernel: logits = hidden @ kernel for the hidden
+    states a model returns with `return_hidden=True` (a tied head is the embedding table,
+    transposed, with T5's emb_dim**-0.5 scaling folded in where the model applies it)."""
+    params = nn.meta.unbox(params)
+    if config.tie_embeddings:
+        kernel = params["token_embed"]["embedding"].T
+        if config.family == "encoder_decoder" and config.scale_tied_logits:
+            kernel = kernel * config.emb_dim ** -0.5
+        return kernel
+    head = params["decoder"] if config.family == "encoder_decoder" else params
+    return head["logits_dense"]["kernel"]
 
 
 def count_params(params) -> int:

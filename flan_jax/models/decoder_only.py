@@ -49,7 +49,9 @@ class DecoderOnly(nn.Module):
 
     With `prompt_length` P > 0 (prompt tuning; unpacked rows only) the soft prompt precedes the
     tokens at positions 0..P-1 and the tokens' positions shift by P; logits keep the tokens'
-    shape. The prompt attends causally (also in a prefix LM, so it does not depend on the
+    shape. With `return_hidden` the final (normalised) hidden states [batch, length, emb] come
+    back instead of logits; `flan_jax.models.output_head_kernel` gives the head. The prompt
+    attends causally (also in a prefix LM, so it does not depend on the
     inputs); inputs and targets see it. With `decode=True` the prompt is not prepended: it must
     already sit in the KV cache, which `flan_jax.models.init_cache` writes by calling the model
     with `prompt_only=True`.
@@ -60,7 +62,7 @@ class DecoderOnly(nn.Module):
     @nn.compact
     def __call__(self, decoder_input_tokens, decoder_segment_ids=None, decoder_positions=None,
                  decoder_causal_attention=None, enable_dropout: bool = False,
-                 decode: bool = False, prompt_only: bool = False):
+                 decode: bool = False, prompt_only: bool = False, return_hidden: bool = False):
         cfg = self.config
         n_prompt = cfg.prompt_length
         deterministic = not enable_dropout
@@ -116,6 +118,8 @@ class DecoderOnly(nn.Module):
         if n_prompt and not decode:
             x = x[:, n_prompt:]
         x = RMSNorm(cfg.norm_eps, cfg.compute_dtype, cfg.weights_dtype, name="final_norm")(x)
+        if return_hidden:  # the loss applies the head itself, in chunks (output_head_kernel)
+            return constrain(x, ("batch", "length", "embed"))
         if cfg.tie_embeddings:
             logits = embed.attend(x)
         else:

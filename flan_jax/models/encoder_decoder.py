@@ -105,7 +105,7 @@ class Decoder(nn.Module):
 
     @nn.compact
     def __call__(self, tokens, seg, pos, encoded, enc_seg, enc_pos, deterministic: bool = True,
-                 decode: bool = False, cross_kv=None):
+                 decode: bool = False, cross_kv=None, return_hidden: bool = False):
         cfg = self.config
         rel_table = _relpos_table(self, cfg)
         x = self.embed(tokens)
@@ -126,6 +126,8 @@ class Decoder(nn.Module):
                     None if cross_kv is None else cross_kv[i])
         x = _norm(cfg, "final_norm")(x)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+        if return_hidden:  # the loss applies the head itself, in chunks (output_head_kernel)
+            return constrain(x, ("batch", "length", "embed"))
         if cfg.tie_embeddings:
             if cfg.scale_tied_logits:
                 x = x * cfg.emb_dim ** -0.5
@@ -180,8 +182,10 @@ class EncoderDecoder(nn.Module):
 
     def decode(self, encoded, encoder_segment_ids, decoder_input_tokens,
                decoder_segment_ids=None, decoder_positions=None, encoder_positions=None,
-               enable_dropout: bool = False, decode: bool = False, cross_kv=None):
-        """Decoder logits [batch, length, vocab] given encoder outputs.
+               enable_dropout: bool = False, decode: bool = False, cross_kv=None,
+               return_hidden: bool = False):
+        """Decoder logits [batch, length, vocab] given encoder outputs (with `return_hidden`,
+        the decoder's final hidden states [batch, length, emb] before the output head).
 
         With `decode=True` the self-attention appends to the KV cache; pass the absolute
         `decoder_positions` of the incoming tokens. `cross_kv` (from `cross_kv`, gathered per
@@ -204,7 +208,8 @@ class EncoderDecoder(nn.Module):
             encoder_positions = _default_positions(encoder_segment_ids)
         return self.decoder(decoder_input_tokens, decoder_segment_ids, decoder_positions,
                             encoded, encoder_segment_ids, encoder_positions,
-                            deterministic=not enable_dropout, decode=decode, cross_kv=cross_kv)
+                            deterministic=not enable_dropout, decode=decode, cross_kv=cross_kv,
+                            return_hidden=return_hidden)
 
     def cross_kv(self, encoded):
         """Per decoder layer, the cross-attention (keys, values) [batch, length, kv_heads, d] of
@@ -233,7 +238,8 @@ class EncoderDecoder(nn.Module):
 
     def __call__(self, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens=None,
                  encoder_segment_ids=None, decoder_segment_ids=None, encoder_positions=None,
-                 decoder_positions=None, enable_dropout: bool = False, decode: bool = False):
+                 decoder_positions=None, enable_dropout: bool = False, decode: bool = False,
+                 return_hidden: bool = False):
         if encoder_segment_ids is None:
             encoder_segment_ids = (encoder_input_tokens > 0).astype(jnp.int32)
         if decoder_segment_ids is None and decoder_target_tokens is not None:
@@ -242,4 +248,4 @@ class EncoderDecoder(nn.Module):
                               enable_dropout)
         return self.decode(encoded, encoder_segment_ids, decoder_input_tokens,
                            decoder_segment_ids, decoder_positions, encoder_positions,
-                           enable_dropout, decode)
+                           enable_dropout, decode, return_hidden=return_hidden)

@@ -175,7 +175,7 @@ def test_beam_search_and_ranking_agree_across_layouts(name):
 def test_scanned_training_step_matches_unscanned_and_learns():
     """One train step (remat inside the scan, data-parallel mesh) updates the weights as the
     per-layer model does; a few steps with dropout lower the loss."""
-    from flan_jax.train import TrainState, make_train_step
+    from flan_jax.train_step import TrainState, make_train_step
 
     cfg = dataclasses.replace(DEC_ONLY, remat_policy="full")
     scfg = _scanned(cfg, dropout_rate=0.1)
