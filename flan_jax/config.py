@@ -156,7 +156,8 @@ DATA_EXTRA = ("tensorflow", "tensorflow_datasets", "tensorflow_text", "seqio", "
 
 
 def _explain_import(error: ImportError) -> str:
-    missing = (error.name or "").split(".")[0]
+    named = re.search(r"No module named '([^']+)'", str(error))
+    missing = (error.name or (named.group(1) if named else "")).split(".")[0]
     if missing in DATA_EXTRA:
         return (f"a gin file imports a module that needs {missing}, which is not installed: "
                 "tasks, `data prepare` and `eval` need the `data` extra (`pip install "
