@@ -35,7 +35,10 @@ def main(argv: list[str]) -> int:
           flush=True)
     config.parse_gin(["runs/eval.gin"], [f"CHECKPOINT_PATH = '{model_dir}'",
                                          f"TRAIN_MIXTURE = '{mixture}'",
-                                         "evaluate.max_examples_per_task = 50"])
+                                         "evaluate.max_examples_per_task = 50",
+                                         # the lengths the demo trains at (runs/demo.gin)
+                                         "evaluate.max_input_length = 128",
+                                         "evaluate.max_new_tokens = 32"])
     from flan_jax.evaluate import evaluate
 
     evaluate()

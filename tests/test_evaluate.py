@@ -32,7 +32,9 @@ def test_report_covers_every_cluster_and_matches_t5_metrics(trained_dir):
 
     config.parse_gin(["runs/eval.gin"], [f"CHECKPOINT_PATH = '{trained_dir}'",
                                          "TRAIN_MIXTURE = 'synthetic_heldout_nli_train'",
-                                         "evaluate.max_examples_per_task = 3"])
+                                         "evaluate.max_examples_per_task = 3",
+                                         "evaluate.max_input_length = 256",
+                                         "evaluate.max_new_tokens = 32"])
     report = evaluate()
     clusters = catalogue.collection_info("synthetic").clusters
     assert set(report["clusters"]) == set(clusters)
@@ -94,7 +96,7 @@ def test_evaluation_every_n_steps_during_training(tmp_path):
         f"MODEL_DIR = '{tmp_path}'", "TRAIN_STEPS = 4", "train.eval_every = 2",
         "train.eval_fn = @evaluate", "CHECKPOINT_PATH = %MODEL_DIR",
         "EVAL_MIXTURES = ['synthetic_fact_nli_t0_rank', 'synthetic_reverse_word_t0_eval']",
-        "evaluate.max_examples_per_task = 2"])
+        "evaluate.max_examples_per_task = 2", "evaluate.max_new_tokens = 32"])
     train()
     for step in (2, 4):
         report = json.loads((tmp_path / "eval" / f"step_{step}" / "report.json").read_text())
