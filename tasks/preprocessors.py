@@ -24,8 +24,9 @@ OPTIONS_KEY = "__options__"  # the per-example answer strings, whatever the spec
 
 
 @gin.configurable(module="tasks")
-def fewshot_length_budget(max_input_tokens: int = 512) -> int:
-    """Few-shot prompts drop exemplars until the inputs (with EOS) fit this many tokens."""
+def fewshot_length_budget(max_input_tokens: int = 960) -> int:
+    """Few-shot prompts drop exemplars until the inputs (with EOS) fit this many tokens (the
+    release prunes to 960, leaving room in a 1024-token input)."""
     return int(max_input_tokens)
 
 

@@ -38,8 +38,9 @@ from tasks.spec import ClusterExclusion, DatasetSpec, GeneratorSource
 
 logger = logging.getLogger(__name__)
 
-FEWSHOT_SHOTS = (1, 2, 3, 5)
+FEWSHOT_SHOTS = (1, 2, 3, 5, 10)  # the release's k
 NUM_TEMPLATES_ABLATION = (1, 2, 4, 7, 10)
+FEWSHOT_SHUFFLE_BUFFER = 10_000
 
 
 def _rendered(spec, split, seed, shuffle_files, mode, index, num_templates, cap_train=False):
@@ -61,10 +62,14 @@ def _source(
             query = _rendered(
                 spec, split, collection_seed, shuffle_files, mode, index, num_templates
             )
+            # Exemplars from the train split in a seeded shuffled order (the same for every
+            # run): consecutive records would share a source document or topic.
             exemplars = _rendered(
                 spec, "train", collection_seed, False, "template", index, num_templates
             )
             exemplars = exemplars.map(lambda e: {"inputs": e["inputs"], "targets": e["targets"]})
+            exemplars = exemplars.shuffle(FEWSHOT_SHUFFLE_BUFFER, seed=collection_seed,
+                                          reshuffle_each_iteration=False)
             exemplars = exemplars.repeat().batch(num_shots, drop_remainder=True)
 
             def merge(q, e):

@@ -95,3 +95,25 @@ def test_evaluation_only_datasets_get_eval_tasks_only():
     assert names.rank_task("evalonlytest", "e1", 0) in _mixture_tasks(
         names.cluster_eval_mixture("evalonlytest", "alpha"))
     registry.forget_collection("evalonlytest")
+
+
+def test_fewshot_exemplars_come_from_a_shuffled_train_split(fake):
+    """k in 1, 2, 3, 5, 10; exemplars are not consecutive train records, but the same ones
+    every time; the default budget is the release's 960 tokens."""
+    from tasks import preprocessors
+
+    assert registry.FEWSHOT_SHOTS == (1, 2, 3, 5, 10)
+    assert preprocessors.fewshot_length_budget() == 960
+    task = seqio.get_mixture_or_task(names.fewshot_eval_task(C, "a1", 0, 10))
+
+    def first_prompt():
+        ex = next(iter(task.get_dataset(None, split="validation", shuffle=False)))
+        return ex["inputs_pretokenized"].numpy().decode()
+
+    prompt = first_prompt()
+    exemplars = prompt.split("\n\n\n")[:-1]
+    assert len(exemplars) == 10
+    used = [int(e.split("?")[0].split()[-1]) for e in exemplars]  # "item train 0 {i}?..."
+    assert used != sorted(used)  # a shuffled order, not consecutive records
+    assert len(set(used)) == 10
+    assert first_prompt() == prompt
