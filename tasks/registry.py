@@ -152,11 +152,12 @@ def _register_dataset(r: _Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
     out: dict[str, list[str]] = collections.defaultdict(list)
 
     def info(name, kind, index=None, n=0, shots=0, metric_names=metrics, split_=split,
-             turned=False):
+             turned=False, options_in_prompt=True):
         return TaskInfo(
             name=name, collection=c, cluster=spec.cluster, dataset=ds, kind=kind,
             template_index=index, num_templates=n, num_shots=shots, metrics=metric_names,
             is_classification=spec.is_classification, split=split_, turned_around=turned,
+            options_in_prompt=options_in_prompt,
         )
 
     # Evaluation-only datasets get no train task (and no train split for few-shot exemplars).
@@ -201,6 +202,10 @@ def _register_dataset(r: _Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
             r.task(info(name, "rank", i, 1, metric_names=("accuracy",)),
                    _source(spec, seed, "rank", i, 1), spec, rank_metrics, False)
             out["rank"].append(name)
+            name = names.rank_no_options_task(c, ds, i)
+            r.task(info(name, "rank", i, 1, metric_names=("accuracy",), options_in_prompt=False),
+                   _source(spec, seed, "rank_nooptions", i, 1), spec, rank_metrics, False)
+            out["rank_nooptions"].append(name)
         for k in FEWSHOT_SHOTS if trainable else ():
             fmt = functools.partial(preprocessors.fewshot_format, vocabulary=r.vocabulary,
                                     num_shots=k)
@@ -344,6 +349,8 @@ def register_collection(
         rank = r.mixture(names.cluster_rank_mixture(c, cl), tasks_of("rank", [cl], 1.0), [cl])
         if rank:
             info.rank_mixtures[cl] = rank
+        r.mixture(names.cluster_rank_no_options_mixture(c, cl),
+                  tasks_of("rank_nooptions", [cl], 1.0), [cl])
         for k in FEWSHOT_SHOTS:
             r.mixture(names.fewshot_eval_mixture(c, cl, k), tasks_of(f"{k}shot", [cl], 1.0),
                       [cl])

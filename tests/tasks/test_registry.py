@@ -117,3 +117,23 @@ def test_fewshot_exemplars_come_from_a_shuffled_train_split(fake):
     assert used != sorted(used)  # a shuffled order, not consecutive records
     assert len(set(used)) == 10
     assert first_prompt() == prompt
+
+
+def test_rank_variants_without_options(fake):
+    import tensorflow as tf  # noqa: F401 - datasets below
+
+    with_options = seqio.get_mixture_or_task(names.rank_task(C, "a1", 0))
+    without = seqio.get_mixture_or_task(names.rank_no_options_task(C, "a1", 0))
+    a = next(iter(with_options.get_dataset(None, split="validation", shuffle=False)))
+    b = next(iter(without.get_dataset(None, split="validation", shuffle=False)))
+    assert a["inputs_pretokenized"].numpy().decode() == (
+        b["inputs_pretokenized"].numpy().decode() + "\n\nOPTIONS:\n- yes\n- no")
+    assert a["targets_pretokenized"] == b["targets_pretokenized"]
+    assert list(b["options"].numpy()) == [b"yes", b"no"]  # still ranked over the options
+    info = catalogue.task_info(names.rank_no_options_task(C, "a1", 0))
+    assert (info.kind, info.options_in_prompt) == ("rank", False)
+    mixture = _mixture_tasks(names.cluster_rank_no_options_mixture(C, "alpha"))
+    assert mixture == sorted(names.rank_no_options_task(C, d, i) for d in ("a1", "a2")
+                             for i in (0, 1))
+    # Not in the default evaluation mixture.
+    assert not set(mixture) & set(_mixture_tasks(names.cluster_eval_mixture(C, "alpha")))
