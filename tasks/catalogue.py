@@ -43,6 +43,8 @@ class TaskInfo:
     is_classification: bool
     split: str  # the split evaluation reads ("train" for train kinds)
     turned_around: bool = False
+    # False for the rank variants whose prompt lists no OPTIONS (the release's ablation).
+    options_in_prompt: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ Tasks of collection `c`, dataset `ds` (i: template index, k: shots, n: template 
     ablation_eval_task        {c}_{ds}_{notemplate|dsname}_eval
     eval_task                 {c}_{ds}_t{i}_eval
     rank_task                 {c}_{ds}_t{i}_rank
+    rank_no_options_task      {c}_{ds}_t{i}_rank_nooptions  (no OPTIONS in the prompt)
     fewshot_eval_task         {c}_{ds}_t{i}_{k}shot_eval
     fewshot_rank_task         {c}_{ds}_t{i}_{k}shot_rank
 Mixtures (cl: cluster):
@@ -21,6 +22,7 @@ Mixtures (cl: cluster):
     clusters_mixture          {c}_clusters{n}_train
     cluster_eval_mixture      {c}_{cl}_eval
     cluster_rank_mixture      {c}_{cl}_rank
+    cluster_rank_no_options_mixture  {c}_{cl}_rank_nooptions
     fewshot_eval_mixture      {c}_{cl}_{k}shot_eval  (k = 0 is the zero-shot cluster_eval_mixture)
     ablation_eval_mixture     {c}_{cl}_{notemplate|dsname}_eval
 """
@@ -70,6 +72,11 @@ def rank_task(collection: str, dataset: str, template: int) -> str:
     return f"{collection}_{dataset}_t{template}_rank"
 
 
+def rank_no_options_task(collection: str, dataset: str, template: int) -> str:
+    """Rank classification with the template alone: the options are scored, not listed."""
+    return f"{collection}_{dataset}_t{template}_rank_nooptions"
+
+
 def fewshot_eval_task(collection: str, dataset: str, template: int, shots: int) -> str:
     return f"{collection}_{dataset}_t{template}_{shots}shot_eval"
 
@@ -111,6 +118,10 @@ def cluster_eval_mixture(collection: str, cluster: str) -> str:
 
 def cluster_rank_mixture(collection: str, cluster: str) -> str:
     return f"{collection}_{cluster}_rank"
+
+
+def cluster_rank_no_options_mixture(collection: str, cluster: str) -> str:
+    return f"{collection}_{cluster}_rank_nooptions"
 
 
 def fewshot_eval_mixture(collection: str, cluster: str, shots: int) -> str:

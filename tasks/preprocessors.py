@@ -24,8 +24,9 @@ OPTIONS_KEY = "__options__"  # the per-example answer strings, whatever the spec
 
 
 @gin.configurable(module="tasks")
-def fewshot_length_budget(max_input_tokens: int = 512) -> int:
-    """Few-shot prompts drop exemplars until the inputs (with EOS) fit this many tokens."""
+def fewshot_length_budget(max_input_tokens: int = 960) -> int:
+    """Few-shot prompts drop exemplars until the inputs (with EOS) fit this many tokens (the
+    release prunes to 960, leaving room in a 1024-token input)."""
     return int(max_input_tokens)
 
 
@@ -119,8 +120,8 @@ def render(
     seed: int,
 ) -> tf.data.Dataset:
     """mode: "template" (template `index`), "mixed" (one of the first `num_templates`, picked
-    by a seeded keyed hash), "rank" (template `index`, targets = the answer), "notemplate",
-    "dsname"."""
+    by a seeded keyed hash), "rank" (template `index`, targets = the answer), "rank_nooptions"
+    (the same without the OPTIONS suffix), "notemplate", "dsname"."""
     display = (spec.display_name or spec.name) + "\n"
 
     def fn(fields):
@@ -128,6 +129,9 @@ def render(
             inputs, targets = render_template(spec, spec.templates[index], fields)
             if mode == "rank":
                 targets = tpl._as_string(fields[spec.answer_field])
+        elif mode == "rank_nooptions":
+            inputs = tpl.render(spec.templates[index].inputs, fields)
+            targets = tpl._as_string(fields[spec.answer_field])
         elif mode == "mixed":
             rendered = [render_template(spec, t, fields) for t in spec.templates[:num_templates]]
             choice = tf.strings.to_hash_bucket_strong(
@@ -144,7 +148,7 @@ def render(
             out["options"] = fields[OPTIONS_KEY]
         if spec.group_field is not None:
             out["group"] = tpl._as_string(fields[spec.group_field])
-        if spec.answers_field is not None and mode not in ("mixed", "rank"):
+        if spec.answers_field is not None and mode not in ("mixed", "rank", "rank_nooptions"):
             out["answers"] = tf.reshape(fields[spec.answers_field], [-1])
         return out
 

@@ -38,8 +38,9 @@ from tasks.spec import ClusterExclusion, DatasetSpec, GeneratorSource
 
 logger = logging.getLogger(__name__)
 
-FEWSHOT_SHOTS = (1, 2, 3, 5)
+FEWSHOT_SHOTS = (1, 2, 3, 5, 10)  # the release's k
 NUM_TEMPLATES_ABLATION = (1, 2, 4, 7, 10)
+FEWSHOT_SHUFFLE_BUFFER = 10_000
 
 
 def _rendered(spec, split, seed, shuffle_files, mode, index, num_templates, cap_train=False):
@@ -61,10 +62,14 @@ def _source(
             query = _rendered(
                 spec, split, collection_seed, shuffle_files, mode, index, num_templates
             )
+            # Exemplars from the train split in a seeded shuffled order (the same for every
+            # run): consecutive records would share a source document or topic.
             exemplars = _rendered(
                 spec, "train", collection_seed, False, "template", index, num_templates
             )
             exemplars = exemplars.map(lambda e: {"inputs": e["inputs"], "targets": e["targets"]})
+            exemplars = exemplars.shuffle(FEWSHOT_SHUFFLE_BUFFER, seed=collection_seed,
+                                          reshuffle_each_iteration=False)
             exemplars = exemplars.repeat().batch(num_shots, drop_remainder=True)
 
             def merge(q, e):
@@ -147,11 +152,12 @@ def _register_dataset(r: _Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
     out: dict[str, list[str]] = collections.defaultdict(list)
 
     def info(name, kind, index=None, n=0, shots=0, metric_names=metrics, split_=split,
-             turned=False):
+             turned=False, options_in_prompt=True):
         return TaskInfo(
             name=name, collection=c, cluster=spec.cluster, dataset=ds, kind=kind,
             template_index=index, num_templates=n, num_shots=shots, metrics=metric_names,
             is_classification=spec.is_classification, split=split_, turned_around=turned,
+            options_in_prompt=options_in_prompt,
         )
 
     # Evaluation-only datasets get no train task (and no train split for few-shot exemplars).
@@ -196,6 +202,10 @@ def _register_dataset(r: _Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
             r.task(info(name, "rank", i, 1, metric_names=("accuracy",)),
                    _source(spec, seed, "rank", i, 1), spec, rank_metrics, False)
             out["rank"].append(name)
+            name = names.rank_no_options_task(c, ds, i)
+            r.task(info(name, "rank", i, 1, metric_names=("accuracy",), options_in_prompt=False),
+                   _source(spec, seed, "rank_nooptions", i, 1), spec, rank_metrics, False)
+            out["rank_nooptions"].append(name)
         for k in FEWSHOT_SHOTS if trainable else ():
             fmt = functools.partial(preprocessors.fewshot_format, vocabulary=r.vocabulary,
                                     num_shots=k)
@@ -339,6 +349,8 @@ def register_collection(
         rank = r.mixture(names.cluster_rank_mixture(c, cl), tasks_of("rank", [cl], 1.0), [cl])
         if rank:
             info.rank_mixtures[cl] = rank
+        r.mixture(names.cluster_rank_no_options_mixture(c, cl),
+                  tasks_of("rank_nooptions", [cl], 1.0), [cl])
         for k in FEWSHOT_SHOTS:
             r.mixture(names.fewshot_eval_mixture(c, cl, k), tasks_of(f"{k}shot", [cl], 1.0),
                       [cl])

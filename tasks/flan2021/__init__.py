@@ -4,15 +4,17 @@ Twelve task clusters, one module each, every module exposing `DATASETS: list[Dat
     nli, commonsense, sentiment, paraphrase, closed_book_qa, struct_to_text,
     translation, reading_comprehension, rc_commonsense, coreference, misc, summarization.
 Importing this package registers the collection "flan2021" with `tasks.registry` (task and
-mixture names are described in `tasks.names`), using the vocabulary `flan_vocabulary()` returns: bind
-`flan2021.flan_vocabulary.spm_path` in gin to T5's SentencePiece model before `import tasks`, or
-call `register(replace=True)` after parsing gin. Nothing is downloaded or read at import; see
-`flan-jax data prepare` (flan_jax/data_cli.py) to prepare a mixture's TFDS datasets.
+mixture names are described in `tasks.names`), using the vocabulary `flan_vocabulary()`
+returns: bind `flan2021.flan_vocabulary.spm_path` in gin to T5's SentencePiece model before
+`import tasks`, or call `register(replace=True)` after parsing gin. Nothing is downloaded or read
+at import; see `flan-jax data prepare` (flan_jax/data_cli.py) to prepare a mixture's TFDS
+datasets. Where this collection departs from the FLAN release: DEVIATIONS.md.
 
-Held-out clusters follow the paper: holding out NLI also drops paraphrase (and vice versa), and
+Held-out clusters follow the paper: holding out NLI also drops paraphrase (and vice versa),
 holding out reading comprehension or commonsense drops the reading-comprehension-with-
-commonsense cluster, and holding that one out drops both. The number-of-clusters ablation adds clusters in `CLUSTER_ORDER`, with NLI,
-closed-book QA and commonsense held out for evaluation.
+commonsense cluster, and holding that one out drops both. The number-of-clusters ablation adds
+clusters in `CLUSTER_ORDER` (the seventh is conversational QA, a dataset group of `misc`), with
+NLI, closed-book QA and commonsense held out for evaluation.
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ DATASETS: list[DatasetSpec] = [
           _copa_fields, COPA_TEMPLATES),
     # HellaSwag's test labels are hidden: evaluate on validation.
     _spec("hellaswag", "HellaSwag",
-          source("hellaswag:1.1.0", train="train", validation="validation"),
+          source("hellaswag:0.0.1", train="train", validation="validation"),
           _hellaswag_fields, HELLASWAG_TEMPLATES),
     _spec("piqa", "PiQA", source("piqa:1.0.0", train="train", validation="validation"),
           _piqa_fields, PIQA_TEMPLATES),

@@ -142,7 +142,8 @@ WSC273_TEMPLATES = [
 def _spec(name, display_name, source, templates, fields_fn, **kwargs) -> DatasetSpec:
     return DatasetSpec(
         name=name, collection=COLLECTION, cluster=CLUSTER, source=source, templates=templates,
-        fields_fn=common.graph_fields(fields_fn), display_name=display_name, metric_fns=[metrics.accuracy], **kwargs,
+        fields_fn=common.graph_fields(fields_fn), display_name=display_name,
+        metric_fns=[metrics.accuracy], **kwargs,
     )
 
 

@@ -341,7 +341,7 @@ DATASETS: list[DatasetSpec] = [
               "Download https://arxiv.org/src/1911.12237v2/anc/corpus.7z, extract it and put "
               f"train.json, val.json and test.json in {TFDS_MANUAL_DIR}")),
           SAMSUM_TEMPLATES, samsum_fields),
-    _spec("xsum", "XSum", common.source("xsum:1.1.0", test="test", manual_download=(
+    _spec("xsum", "XSum", common.source("xsum:1.0.0", test="test", manual_download=(
               "Build xsum-extracts-from-downloads.tar.gz with the scripts described at "
               "https://github.com/EdinburghNLP/XSum/blob/master/XSum-Dataset/README.md and put "
               f"it in {TFDS_MANUAL_DIR}")),

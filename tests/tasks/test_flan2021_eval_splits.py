@@ -26,7 +26,7 @@ EVAL = {
     "snli": ("snli:1.1.0", "test", ("accuracy",)),
     "wnli": ("glue/wnli:2.0.0", "validation", ("accuracy",)),
     "copa": ("super_glue/copa:1.0.2", "validation", ("accuracy",)),
-    "hellaswag": ("hellaswag:1.1.0", "validation", ("accuracy",)),
+    "hellaswag": ("hellaswag:0.0.1", "validation", ("accuracy",)),
     "piqa": ("piqa:1.0.0", "validation", ("accuracy",)),
     "story_cloze": ("story_cloze/2016:1.0.0", "test", ("accuracy",)),
     "imdb_reviews": ("imdb_reviews/plain_text:1.0.0", "test", ("accuracy",)),
@@ -81,7 +81,7 @@ EVAL = {
     "multi_news": ("multi_news:2.1.0", "test", ("rouge",)),
     "newsroom": ("newsroom:1.0.0", "test", ("rouge",)),
     "samsum": ("samsum:1.0.0", "test", ("rouge",)),
-    "xsum": ("xsum:1.1.0", "test", ("rouge",)),
+    "xsum": ("xsum:1.0.0", "test", ("rouge",)),
     "ag_news_subset": ("ag_news_subset:1.0.0", "test", ("accuracy",)),
     "opinion_abstracts_rotten_tomatoes": (
         "opinion_abstracts/rotten_tomatoes:1.0.0", "train[-500:]", ("rouge",)),

@@ -15,6 +15,7 @@ def test_task_names():
     assert names.rank_task("c", "rte", 3) == "c_rte_t3_rank"
     assert names.fewshot_eval_task("c", "rte", 0, 5) == "c_rte_t0_5shot_eval"
     assert names.fewshot_rank_task("c", "rte", 0, 5) == "c_rte_t0_5shot_rank"
+    assert names.rank_no_options_task("c", "rte", 2) == "c_rte_t2_rank_nooptions"
     assert names.ablation_train_task("c", "rte", "dsname") == "c_rte_dsname_train"
     assert names.ablation_eval_task("c", "rte", "notemplate") == "c_rte_notemplate_eval"
 
@@ -27,6 +28,7 @@ def test_mixture_names():
     assert names.clusters_mixture("c", 3) == "c_clusters3_train"
     assert names.cluster_eval_mixture("c", "nli") == "c_nli_eval"
     assert names.cluster_rank_mixture("c", "nli") == "c_nli_rank"
+    assert names.cluster_rank_no_options_mixture("c", "nli") == "c_nli_rank_nooptions"
     assert names.fewshot_eval_mixture("c", "nli", 3) == "c_nli_3shot_eval"
     assert names.fewshot_eval_mixture("c", "nli", 0) == names.cluster_eval_mixture("c", "nli")
     assert names.ablation_eval_mixture("c", "nli", "notemplate") == "c_nli_notemplate_eval"

@@ -95,3 +95,45 @@ def test_evaluation_only_datasets_get_eval_tasks_only():
     assert names.rank_task("evalonlytest", "e1", 0) in _mixture_tasks(
         names.cluster_eval_mixture("evalonlytest", "alpha"))
     registry.forget_collection("evalonlytest")
+
+
+def test_fewshot_exemplars_come_from_a_shuffled_train_split(fake):
+    """k in 1, 2, 3, 5, 10; exemplars are not consecutive train records, but the same ones
+    every time; the default budget is the release's 960 tokens."""
+    from tasks import preprocessors
+
+    assert registry.FEWSHOT_SHOTS == (1, 2, 3, 5, 10)
+    assert preprocessors.fewshot_length_budget() == 960
+    task = seqio.get_mixture_or_task(names.fewshot_eval_task(C, "a1", 0, 10))
+
+    def first_prompt():
+        ex = next(iter(task.get_dataset(None, split="validation", shuffle=False)))
+        return ex["inputs_pretokenized"].numpy().decode()
+
+    prompt = first_prompt()
+    exemplars = prompt.split("\n\n\n")[:-1]
+    assert len(exemplars) == 10
+    used = [int(e.split("?")[0].split()[-1]) for e in exemplars]  # "item train 0 {i}?..."
+    assert used != sorted(used)  # a shuffled order, not consecutive records
+    assert len(set(used)) == 10
+    assert first_prompt() == prompt
+
+
+def test_rank_variants_without_options(fake):
+    import tensorflow as tf  # noqa: F401 - datasets below
+
+    with_options = seqio.get_mixture_or_task(names.rank_task(C, "a1", 0))
+    without = seqio.get_mixture_or_task(names.rank_no_options_task(C, "a1", 0))
+    a = next(iter(with_options.get_dataset(None, split="validation", shuffle=False)))
+    b = next(iter(without.get_dataset(None, split="validation", shuffle=False)))
+    assert a["inputs_pretokenized"].numpy().decode() == (
+        b["inputs_pretokenized"].numpy().decode() + "\n\nOPTIONS:\n- yes\n- no")
+    assert a["targets_pretokenized"] == b["targets_pretokenized"]
+    assert list(b["options"].numpy()) == [b"yes", b"no"]  # still ranked over the options
+    info = catalogue.task_info(names.rank_no_options_task(C, "a1", 0))
+    assert (info.kind, info.options_in_prompt) == ("rank", False)
+    mixture = _mixture_tasks(names.cluster_rank_no_options_mixture(C, "alpha"))
+    assert mixture == sorted(names.rank_no_options_task(C, d, i) for d in ("a1", "a2")
+                             for i in (0, 1))
+    # Not in the default evaluation mixture.
+    assert not set(mixture) & set(_mixture_tasks(names.cluster_eval_mixture(C, "alpha")))

@@ -67,7 +67,8 @@ def test_every_template_renders_with_options_exactly_where_due():
 
 def test_rank_examples_carry_options_containing_the_target():
     rank_tasks = catalogue.task_names("synthetic")
-    rank_tasks = [n for n in rank_tasks if catalogue.task_info(n).kind == "rank"]
+    rank_tasks = [n for n in rank_tasks if catalogue.task_info(n).kind == "rank"
+                  and catalogue.task_info(n).options_in_prompt]
     assert rank_tasks
     for name in rank_tasks:
         for ex in _examples(name, 5):
