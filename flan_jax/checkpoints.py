@@ -115,8 +115,8 @@ def _saved_tree(path: pathlib.Path) -> dict:
     """The saved tree's keys as nested dicts (from orbax metadata; no array is read)."""
     with ocp.StandardCheckpointer() as ckptr:
         meta = ckptr.metadata(path)
-    tree: dict = {}
-    for keys, leaf in jax.tree_util.tree_flatten_with_path(getattr(meta, "item_metadata", meta))[0]:
+    flat, tree = jax.tree_util.tree_flatten_with_path(getattr(meta, "item_metadata", meta))[0], {}
+    for keys, leaf in flat:
         node = tree
         names = [str(getattr(k, "key", getattr(k, "name", k))) for k in keys]
         for name in names[:-1]:

@@ -3,6 +3,7 @@ numbers: T5 relative-position bias without 1/sqrt(d), GQA/MQA, padding, packing,
 prefix-LM masks, soft prompts, and the KV cache."""
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -64,12 +65,14 @@ def test_fused_attention_equals_einsum_attention(name):
     model = build_model(cfg)
     params = nn.meta.unbox(model.init(jax.random.PRNGKey(0), *args, **kw)["params"])
     fused = build_model(dataclasses.replace(cfg, attention_impl="dot_product_attention"))
-    expected = model.apply({"params": params}, *args, **kw)
-    got = fused.apply({"params": params}, *args, **kw)
+    # Jitted: eager Flax runs op by op, far slower.
+    expected = jax.jit(model.apply)({"params": params}, *args, **kw)
+    got = jax.jit(fused.apply)({"params": params}, *args, **kw)
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
     # The gradients as well (what training sees).
     loss = lambda m, p: jnp.sum(m.apply({"params": p}, *args, **kw) ** 2)  # noqa: E731
-    g_ref, g_got = (jax.grad(lambda p, m=m: loss(m, p))(params) for m in (model, fused))
+    g_ref, g_got = (jax.jit(jax.grad(functools.partial(loss, m)))(params)
+                    for m in (model, fused))
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4),
                            g_got, g_ref)
 
@@ -80,16 +83,16 @@ def test_fused_attention_with_the_kv_cache():
     tokens = _tokens((2, 8), 4)
     flags = jnp.broadcast_to(jnp.arange(8) < 3, tokens.shape)
     params = nn.meta.unbox(model.init(jax.random.PRNGKey(1), tokens)["params"])
-    full = build_model(dataclasses.replace(cfg, attention_impl="xla")).apply(
+    full = jax.jit(build_model(dataclasses.replace(cfg, attention_impl="xla")).apply)(
         {"params": params}, tokens, decoder_causal_attention=flags)
+    run = jax.jit(functools.partial(model.apply, decode=True, mutable=["cache"]))
     cache = init_cache(model, params, batch_size=2, max_length=8)
     pos = jnp.broadcast_to(jnp.arange(8, dtype=jnp.int32), tokens.shape)
     seg = jnp.ones_like(tokens)
     steps = []
     for lo, hi in [(0, 3)] + [(t, t + 1) for t in range(3, 8)]:
-        logits, state = model.apply({"params": params, "cache": cache}, tokens[:, lo:hi],
-                                    seg[:, lo:hi], pos[:, lo:hi], flags[:, lo:hi], decode=True,
-                                    mutable=["cache"])
+        logits, state = run({"params": params, "cache": cache}, tokens[:, lo:hi],
+                            seg[:, lo:hi], pos[:, lo:hi], flags[:, lo:hi])
         cache = state["cache"]
         steps.append(logits)
     np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, atol=1e-5, rtol=1e-5)
