@@ -147,8 +147,9 @@ def parse_model_gin(gin_file: str, bindings: Sequence[str] = (),
 
     gin.clear_config()
     try:
-        gin.parse_config_files_and_bindings([resolve_gin_file(gin_file, search_paths)], list(bindings),
-                                            finalize_config=False, skip_unknown=False)
+        gin.parse_config_files_and_bindings([resolve_gin_file(gin_file, search_paths)],
+                                            list(bindings), finalize_config=False,
+                                            skip_unknown=False)
     except (ValueError, KeyError, SyntaxError, IOError) as e:
         raise GinConfigError(f"{gin_file}: {e}") from None
 
@@ -235,4 +236,5 @@ def xla_memory_mib(compiled) -> dict:
         return {"xla_step_memory_mib": None, "xla_temp_mib": None}
     total = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
              - mem.alias_size_in_bytes)
-    return {"xla_step_memory_mib": total / 2 ** 20, "xla_temp_mib": mem.temp_size_in_bytes / 2 ** 20}
+    return {"xla_step_memory_mib": total / 2 ** 20,
+            "xla_temp_mib": mem.temp_size_in_bytes / 2 ** 20}

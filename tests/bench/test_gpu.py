@@ -68,6 +68,7 @@ def test_quick_gpu_suite_runs_without_tensorflow_or_installed_gin(quick_run):
     assert all(r["status"] == "ok" for r in rows), [r["status"] for r in rows]
     decoder = [r for r in rows if r["section"] == "decoder_1b"]
     assert {r["remat_policy"] for r in decoder} == {"none", "full"}
+    assert [bool(r.get("loss_chunk_size")) for r in decoder][-1]  # best variant, chunked loss
     assert sum(bool(r.get("best")) for r in decoder) == 1
     best = next(r for r in decoder if r.get("best"))
     assert best["tokens_per_s"] == max(r["tokens_per_s"] for r in decoder)
@@ -96,5 +97,5 @@ def test_gpu_table_says_why_a_row_is_missing():
              "status": "skipped (time budget)"}]
     md = render_markdown({"machine": machine, "benchmarks": {"gpu": {
         "command": "c", "quick": False, "date": "d", "rows": rows}}})
-    assert "| none (out of memory) | xla | False | 4 x 2048 |" in md
+    assert "| none (out of memory) | xla | False | none | 4 x 2048 |" in md
     assert "| t5_base (skipped (time budget)) | 64 x 512+128 | 4 | n/a |" in md
