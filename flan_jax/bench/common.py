@@ -217,4 +217,5 @@ def xla_memory_mib(compiled) -> dict:
         return {"xla_step_memory_mib": None, "xla_temp_mib": None}
     total = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
              - mem.alias_size_in_bytes)
-    return {"xla_step_memory_mib": total / 2 ** 20, "xla_temp_mib": mem.temp_size_in_bytes / 2 ** 20}
+    return {"xla_step_memory_mib": total / 2 ** 20,
+            "xla_temp_mib": mem.temp_size_in_bytes / 2 ** 20}

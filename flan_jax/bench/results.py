@@ -104,12 +104,13 @@ def _gpu(rows: list[dict]) -> list[str]:
            "the devices. XLA memory is per device (arguments + outputs + temporaries of the "
            "compiled step); device peak is the allocator's peak so far in the run.", "",
            "### 1B decoder (bfloat16, fsdp)", "",
-           "| remat | attention | scan | batch x len | step ms | tokens/s | MFU | XLA MiB | "
-           "device peak MiB | best |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "| remat | attention | scan | loss chunk | batch x len | step ms | tokens/s | MFU | "
+           "XLA MiB | device peak MiB | best |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sec("decoder_1b"):
         ok = r.get("status") == "ok"
         out.append(f"| {r.get('remat_policy')}{status(r)} | {r.get('attention_impl', 'xla')} | "
-                   f"{r.get('scan_layers', False)} | {r['batch']} x {r['length']} | "
+                   f"{r.get('scan_layers', False)} | {r.get('loss_chunk_size') or 'none'} | "
+                   f"{r['batch']} x {r['length']} | "
                    + (f"{1e3 * r['step_time_s']:.0f} | {fmt(r['tokens_per_s'])} | "
                       f"{100 * r['mfu']:.1f}% | {fmt(r['xla_step_memory_mib'])} | "
                       f"{_mib(r.get('device_peak_bytes'))} | {'yes' if r.get('best') else ''} |"

@@ -18,7 +18,8 @@ _COMPILED: dict = {}  # one entry per measured shape: compiled step, state, data
 
 def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
                        mesh_axes: Mapping[str, int] | None = None, examples_per_row: int = 1,
-                       loss_chunk_size: int = 0, learning_rate: float = 1e-4, weight_decay: float = 0.01) -> dict:
+                       loss_chunk_size: int = 0, learning_rate: float = 1e-4,
+                       weight_decay: float = 0.01) -> dict:
     """Median step time of the jitted train step (AdamW, no clipping, no z-loss).
 
     `mesh_axes` None runs on one device; e.g. {"data": 1, "fsdp": -1, "tensor": 1} shards
@@ -50,15 +51,19 @@ def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
             state = TrainState(jax.device_put(jax.numpy.zeros((), jax.numpy.int32),
                                               partitioning.replicated(mesh)), params,
                                jax.jit(tx.init, out_shardings=state_sh.opt_state)(params))
+            batch_sh = partitioning.batch_sharding(mesh, rules)
+            repl = partitioning.replicated(mesh)
             data = jax.device_put(
                 synthetic_batch(cfg.family, batch, lengths, cfg.vocab_size,
-                                examples_per_row=examples_per_row),
-                partitioning.batch_sharding(mesh, rules))
+                                examples_per_row=examples_per_row), batch_sh)
             step_fn = make_train_step(model, tx, rules, z_loss=0.0,
                                       loss_normalization="tokens", accumulate_steps=1,
                                       dropout=False, loss_chunk_size=loss_chunk_size)
             t0 = time.perf_counter()
-            compiled = jax.jit(step_fn, donate_argnums=(0,)).lower(state, data, rng).compile()
+            # the state keeps its shardings across steps, as in training
+            compiled = jax.jit(step_fn, in_shardings=(state_sh, batch_sh, repl),
+                               out_shardings=(state_sh, repl), donate_argnums=(0,)).lower(
+                state, data, rng).compile()
             _COMPILED[key] = {"compiled": compiled, "state": state, "data": data,
                               "compile_s": time.perf_counter() - t0}
         holder = _COMPILED[key]
@@ -78,7 +83,8 @@ def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
     tps = tokens / step_s
     stats = device_memory_stats() or {}
     return {"params": count_params(params), "batch": batch, "lengths": dict(lengths),
-            "devices": mesh.size, "loss_chunk_size": loss_chunk_size, "tokens_per_step": tokens, "step_time_s": step_s,
+            "devices": mesh.size, "loss_chunk_size": loss_chunk_size,
+            "tokens_per_step": tokens, "step_time_s": step_s,
             "step_times_s": times, "tokens_per_s": tps, "flops_per_token": flops_per_token,
             "assumed_peak_flops": peak, "mfu": tps * flops_per_token / peak,
             "compile_s": holder["compile_s"], "loss": loss, **xla_memory_mib(compiled),

@@ -9,7 +9,8 @@ from flan_jax.bench.common import median_time, model_configs, synthetic_batch
 def test_decoder_batch_is_shifted_sequence():
     b = synthetic_batch("decoder_only", 3, {"inputs": 5, "targets": 3}, 100)
     assert b["decoder_input_tokens"].shape == (3, 8)
-    np.testing.assert_array_equal(b["decoder_input_tokens"][:, 1:], b["decoder_target_tokens"][:, :-1])
+    np.testing.assert_array_equal(b["decoder_input_tokens"][:, 1:],
+                                  b["decoder_target_tokens"][:, :-1])
     assert b["decoder_input_tokens"].min() >= 2 and b["decoder_input_tokens"].max() < 100
 
 
