@@ -72,3 +72,19 @@ def test_eval_names_the_missing_data_extra(tmp_path):
     proc = run_without_tf("eval", "--gin.CHECKPOINT_PATH='/nonexistent'", cwd=tmp_path)
     assert proc.returncode == 2
     assert "data` extra" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_no_library_module_imports_tensorflow_or_tasks_at_import_time(tmp_path):
+    """Every module of flan_jax imports with TensorFlow, seqio and t5 absent, and none of them
+    pulls in `tasks` (the data-facing modules import it inside functions)."""
+    code = ("import importlib, pkgutil, sys\nimport flan_jax\n"
+            "names = [m.name for m in pkgutil.walk_packages(flan_jax.__path__, 'flan_jax.')]\n"
+            "for name in names:\n    importlib.import_module(name)\n"
+            "leaked = [m for m in ('tensorflow', 'seqio', 't5', 'tasks') if m in sys.modules]\n"
+            "print(len(names), leaked)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BLOCKER), str(REPO)])}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    count, leaked = proc.stdout.split(" ", 1)
+    assert int(count) > 30 and leaked.strip() == "[]"
