@@ -136,6 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.exists(args.input_file):
         err(f"{args.input_file} does not exist.")
         return 2
+    for flag in ("batch_size", "max_input_length", "max_target_length", "chunk_size"):
+        if getattr(args, flag) < 1:
+            err(f"--{flag} must be at least 1 (got {getattr(args, flag)}).")
+            return 2
+    out_dir = os.path.dirname(os.path.abspath(args.output_file))
+    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK) or (
+            os.path.exists(args.output_file) and not os.access(args.output_file, os.W_OK)):
+        err(f"cannot write {args.output_file}: its folder is missing or not writable. Choose "
+            "another --output_file.")
+        return 2
 
     # Pass 1: validate every line before loading the model.
     total, bad = 0, 0

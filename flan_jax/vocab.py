@@ -83,11 +83,18 @@ def save_vocab_json(directory: str | os.PathLike, spec: dict) -> None:
 
 
 def load_vocab(directory: str | os.PathLike) -> Vocab:
-    """The vocabulary a checkpoint directory names (bytes when it names none)."""
+    """The vocabulary a checkpoint directory's vocab.json names."""
     path = pathlib.Path(directory) / VOCAB_FILE
-    if not path.exists():
-        return ByteVocab()
-    spec = json.loads(path.read_text())
+    if not path.exists():  # guessing bytes would silently mis-tokenize a SentencePiece model
+        raise FileNotFoundError(
+            f"{directory} has no {VOCAB_FILE}: write {{\"kind\": \"byte\"}} there for a byte "
+            "model, or {\"kind\": \"sentencepiece\", \"file\": \"spiece.model\"} with that file "
+            "next to it.")
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); it should look like "
+                         "{\"kind\": \"byte\"}.") from None
     if spec.get("kind") == "byte":
         return ByteVocab()
     if spec.get("kind") == "sentencepiece":

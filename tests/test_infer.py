@@ -125,3 +125,24 @@ def test_interrupted_run_resumes_to_the_same_file(ckpt, tmp_path, capsys):
 
     rc, _ = run(ckpt, tmp_path, "predict", lines, *args, name="part.jsonl")  # nothing left
     assert rc == 0 and part.read_text() == expected
+
+
+@pytest.mark.parametrize("flag", ["--batch_size=0", "--max_input_length=0"])
+def test_zero_sizes_are_refused_before_writing(tmp_path, capsys, flag):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"inputs": "x"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    rc = infer.main(["--mode", "predict", "--checkpoint", str(tmp_path), "--input_file",
+                     str(tmp_path / "in.jsonl"), "--output_file", str(out), flag])
+    name = flag.split("=")[0]
+    assert rc == 2 and capsys.readouterr().err.strip() == \
+        f"flan-jax infer: {name} must be at least 1 (got 0)."
+    assert not out.exists()
+
+
+def test_unwritable_output_is_refused_before_loading_the_model(tmp_path, capsys):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"inputs": "x"}) + "\n")
+    out = tmp_path / "missing_dir" / "out.jsonl"
+    rc = infer.main(["--mode", "predict", "--checkpoint", str(tmp_path / "nomodel"),
+                     "--input_file", str(tmp_path / "in.jsonl"), "--output_file", str(out)])
+    assert rc == 2 and "cannot write" in capsys.readouterr().err
+    assert not out.parent.exists()

@@ -27,3 +27,11 @@ def test_missing_sentencepiece_file_and_unknown_kind_are_named(tmp_path):
     save_vocab_json(tmp_path, {"kind": "wordpiece"})
     with pytest.raises(ValueError, match="unknown vocabulary kind 'wordpiece'"):
         load_vocab(tmp_path)
+
+
+def test_missing_or_malformed_vocab_json_is_an_error_not_bytes(tmp_path):
+    with pytest.raises(FileNotFoundError, match='no vocab.json: write {"kind": "byte"}'):
+        load_vocab(tmp_path)
+    (tmp_path / "vocab.json").write_text("{kind: byte")
+    with pytest.raises(ValueError, match="vocab.json is not valid JSON"):
+        load_vocab(tmp_path)
