@@ -63,7 +63,7 @@ def test_fused_attention_equals_einsum_attention(name):
     cfg = CASES[name]
     args, kw = _inputs(cfg)
     model = build_model(cfg)
-    params = nn.meta.unbox(model.init(jax.random.PRNGKey(0), *args, **kw)["params"])
+    params = nn.meta.unbox(jax.jit(model.init)(jax.random.PRNGKey(0), *args, **kw)["params"])
     fused = build_model(dataclasses.replace(cfg, attention_impl="dot_product_attention"))
     # Jitted: eager Flax runs op by op, far slower.
     expected = jax.jit(model.apply)({"params": params}, *args, **kw)
@@ -82,7 +82,7 @@ def test_fused_attention_with_the_kv_cache():
     model = build_model(cfg)
     tokens = _tokens((2, 8), 4)
     flags = jnp.broadcast_to(jnp.arange(8) < 3, tokens.shape)
-    params = nn.meta.unbox(model.init(jax.random.PRNGKey(1), tokens)["params"])
+    params = nn.meta.unbox(jax.jit(model.init)(jax.random.PRNGKey(1), tokens)["params"])
     full = jax.jit(build_model(dataclasses.replace(cfg, attention_impl="xla")).apply)(
         {"params": params}, tokens, decoder_causal_attention=flags)
     run = jax.jit(functools.partial(model.apply, decode=True, mutable=["cache"]))

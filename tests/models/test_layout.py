@@ -49,7 +49,8 @@ def _inputs(cfg):
 
 def _init(cfg):
     args, kw = _inputs(cfg)
-    return nn.meta.unbox(build_model(cfg).init(jax.random.PRNGKey(0), *args, **kw)["params"])
+    init = jax.jit(build_model(cfg).init)  # jitted: eager Flax runs op by op, far slower
+    return nn.meta.unbox(init(jax.random.PRNGKey(0), *args, **kw)["params"])
 
 
 def _apply(model, **static):
@@ -103,7 +104,7 @@ def test_scanned_cached_decoding_equals_full_forward(name):
     model = build_model(cfg)
     tokens = _tokens((2, 8), 5)
     flags = jnp.broadcast_to(jnp.arange(8) < 3, tokens.shape)
-    params = nn.meta.unbox(model.init(jax.random.PRNGKey(1), tokens)["params"])
+    params = nn.meta.unbox(jax.jit(model.init)(jax.random.PRNGKey(1), tokens)["params"])
     rows = jnp.asarray([1, 0, 1])
     full = _apply(model)({"params": params}, tokens[rows], decoder_causal_attention=flags[rows])
 
@@ -128,7 +129,7 @@ def test_scanned_encoder_decoder_cached_decoding_equals_full_forward():
     cfg = _scanned(ENC_DEC, prompt_length=2)
     model = build_model(cfg)
     (enc, dec), _ = _inputs(cfg)
-    params = nn.meta.unbox(model.init(jax.random.PRNGKey(2), enc, dec)["params"])
+    params = nn.meta.unbox(jax.jit(model.init)(jax.random.PRNGKey(2), enc, dec)["params"])
     rows = jnp.asarray([1, 1, 0])
     full = _apply(model)({"params": params}, enc[rows], dec[rows],
                          decoder_segment_ids=jnp.ones_like(dec[rows]))
@@ -149,6 +150,7 @@ def test_scanned_encoder_decoder_cached_decoding_equals_full_forward():
     np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["encoder_decoder", "decoder_only"])
 def test_beam_search_and_ranking_agree_across_layouts(name):
     """decoding.py and scoring.py (cache gathers, cross-attention rows) in both layouts."""
@@ -157,7 +159,7 @@ def test_beam_search_and_ranking_agree_across_layouts(name):
     from flan_jax.vocab import ByteVocab
 
     cfg = dataclasses.replace(CONFIGS[name], vocab_size=259)
-    params = nn.meta.unbox(build_model(cfg).init(
+    params = nn.meta.unbox(jax.jit(build_model(cfg).init)(
         jax.random.PRNGKey(3), *([jnp.ones((1, 4), jnp.int32)] *
                                  (2 if name == "encoder_decoder" else 1)))["params"])
     scfg = _scanned(cfg)
@@ -177,6 +179,7 @@ def test_beam_search_and_ranking_agree_across_layouts(name):
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_scanned_training_step_matches_unscanned_and_learns():
     """One train step (remat inside the scan, data-parallel mesh) updates the weights as the
     per-layer model does; a few steps with dropout lower the loss."""
