@@ -233,10 +233,13 @@ def check_compatible(saved, expected, where: str) -> None:
 
 
 def params_shapes_match(directory: str | os.PathLike, abstract_params) -> bool:
-    """Whether `directory/params` holds arrays of the shapes of `abstract_params`."""
-    with ocp.StandardCheckpointer() as ckptr:
-        meta = ckptr.metadata(pathlib.Path(directory).resolve() / PARAMS_DIR)
-    return tree_shapes(getattr(meta, "item_metadata", meta)) == tree_shapes(abstract_params)
+    """Whether `directory/params` holds arrays of the shapes of `abstract_params` (in either
+    layer layout)."""
+    saved = _saved_tree(pathlib.Path(directory).resolve() / PARAMS_DIR)
+    if layout.has_layers(saved) and layout.has_layers(abstract_params):
+        # the other layer layout converts on load: compare in the saved one
+        abstract_params = layout.to_layout(abstract_params, layout.params_layout(saved))
+    return tree_shapes(saved) == tree_shapes(abstract_params)
 
 
 def write_run_files(model_dir: pathlib.Path, cfg: TransformerConfig, vocab_spec: dict,

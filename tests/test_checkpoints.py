@@ -64,3 +64,20 @@ def test_manager_saves_state_with_data_position_and_refuses_another_model(tmp_pa
 def test_a_directory_without_model_gin_says_how_to_make_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="flan-jax convert hf"):
         checkpoints.load_model_dir(tmp_path)
+
+
+def test_params_shapes_match_across_layer_layouts(tmp_path):
+    import dataclasses
+
+    from flan_jax.models import build_model
+
+    cfg = dataclasses.replace(CFG, num_decoder_layers=2)
+    init = lambda c: build_model(c).init(jax.random.PRNGKey(0),  # noqa: E731
+                                         jnp.ones((1, 4), jnp.int32))["params"]
+    checkpoints.save_params(tmp_path, checkpoints.unbox(init(cfg)))
+    scanned = jax.eval_shape(lambda: checkpoints.unbox(init(dataclasses.replace(
+        cfg, scan_layers=True))))
+    assert checkpoints.params_shapes_match(tmp_path, scanned)
+    wider = jax.eval_shape(lambda: checkpoints.unbox(init(dataclasses.replace(
+        cfg, scan_layers=True, mlp_dim=64))))
+    assert not checkpoints.params_shapes_match(tmp_path, wider)

@@ -46,6 +46,10 @@ class LazyTensor:
                           np.dtype(self.dtype if dtype is None else dtype),
                           lambda: fn(self.load()), self.order)
 
+    def __getitem__(self, index: int) -> "LazyTensor":
+        """One entry along the first axis (a layer of a scanned stack)."""
+        return self.map(lambda a: a[index], shape=self.shape[1:])
+
     @property
     def T(self) -> "LazyTensor":  # noqa: N802 (numpy's name)
         return self.map(lambda a: a.T, shape=self.shape[::-1])

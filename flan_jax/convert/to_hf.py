@@ -32,6 +32,7 @@ from flan_jax import checkpoints
 from flan_jax.convert import safetensors_io
 from flan_jax.convert.hf import ConversionError
 from flan_jax.convert.lazy import LazyTensor, lazy_restore
+from flan_jax.models import layout
 from flan_jax.models.config import TransformerConfig
 from flan_jax.vocab import VOCAB_FILE, load_vocab
 
@@ -138,6 +139,8 @@ def _load(src: epath.Path):
                                   f"{checkpoints.PROMPT_BASE} naming its base model directory.")
         _, base_params, _ = _load(epath.Path(base))
         params = {**base_params, checkpoints.PROMPT_PARAM: params[checkpoints.PROMPT_PARAM]}
+    if layout.has_layers(params) and layout.params_layout(params) == "scanned":
+        params = layout.unscan_params(params, cfg)  # Hugging Face numbers its layers
     spec = src / VOCAB_FILE
     if spec.exists() and json.loads(spec.read_text()).get("kind") == "missing":
         return cfg, params, None  # a conversion whose source had no tokenizer file
