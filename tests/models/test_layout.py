@@ -226,6 +226,7 @@ def test_checkpoint_loads_into_the_other_layout(tmp_path, saved_scanned):
     saved_cfg, load_cfg = (_scanned(cfg), cfg) if saved_scanned else (cfg, _scanned(cfg))
     checkpoints.save_params(tmp_path, layout.to_layout(params, layout.config_layout(saved_cfg)))
     (tmp_path / checkpoints.MODEL_GIN).write_text(checkpoints.model_gin_text(load_cfg))
+    (tmp_path / "vocab.json").write_text('{"kind": "byte"}\n')
     want = layout.to_layout(params, layout.config_layout(load_cfg))
 
     # The model directory's model.gin asks for the other layout: converted on load.
