@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import uuid
 from typing import Callable, Mapping
 
 import ml_dtypes
@@ -21,6 +20,7 @@ from etils import epath
 
 from flan_jax import checkpoints
 from flan_jax.convert import safetensors_io
+from flan_jax.convert.staging import staged_directory
 from flan_jax.convert.lazy import LazyTensor, save_lazy_params
 from flan_jax.models.config import TransformerConfig, plain_config
 from flan_jax.vocab import VOCAB_FILE
@@ -287,10 +287,7 @@ def convert(src: str | epath.PathLike, dst: str | epath.PathLike, overwrite: boo
     if stored in DTYPES:  # the model computes with what it loads
         cfg = plain_config(**{**_fields(cfg), "param_dtype": stored})
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.parent / f".{dst.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with staged_directory(dst) as tmp:
         save_lazy_params(tmp / checkpoints.PARAMS_DIR, params)
         (tmp / checkpoints.MODEL_GIN).write_text(checkpoints.model_gin_text(
             cfg, header=f"Converted by `flan-jax convert hf` from {_display(src)} ({arch})."))
@@ -302,13 +299,6 @@ def convert(src: str | epath.PathLike, dst: str | epath.PathLike, overwrite: boo
         else:
             vocab = {"kind": "missing", "expected": vocab_file}
         (tmp / VOCAB_FILE).write_text(json.dumps(vocab, indent=2) + "\n")
-        if dst.exists():
-            dst.rmtree()
-        tmp.rename(dst)
-    except BaseException:
-        if tmp.exists():
-            tmp.rmtree()
-        raise
     return cfg
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 
 import numpy as np
 from etils import epath
@@ -31,6 +30,7 @@ from etils import epath
 from flan_jax import checkpoints
 from flan_jax.convert import safetensors_io
 from flan_jax.convert.hf import ConversionError
+from flan_jax.convert.staging import staged_directory
 from flan_jax.convert.lazy import LazyTensor, lazy_restore
 from flan_jax.models import layout
 from flan_jax.models.config import TransformerConfig
@@ -96,10 +96,7 @@ def export(src: str | epath.PathLike, dst: str | epath.PathLike,
         tensors, hf_config = llama_tensors(cfg, params), llama_config(cfg, vocab)
     hf_config["dtype"] = np.dtype(params["token_embed"]["embedding"].dtype).name
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.parent / f".{dst.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with staged_directory(dst) as tmp:
         written = safetensors_io.write_sharded(tmp, tensors, max_shard_bytes, {"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
         written.append("config.json")
@@ -109,13 +106,6 @@ def export(src: str | epath.PathLike, dst: str | epath.PathLike,
                 "format": "pt", "prompt_length": str(prompt.shape[0]),
                 "usage": "prepend to the input token embeddings (inputs_embeds), mask 1"})
             written.append("prompt.safetensors")
-        if dst.exists():
-            dst.rmtree()
-        tmp.rename(dst)
-    except BaseException:
-        if tmp.exists():
-            tmp.rmtree()
-        raise
     return written
 
 
