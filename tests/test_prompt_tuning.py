@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from flan_jax import checkpoints, config, decoding, scoring
+from flan_jax import evaluate as _evaluate_module  # noqa: F401  (registers `evaluate` with gin)
 from flan_jax.models import init_prompt
 from tests.test_scoring import DEC_ONLY, ENC_DEC, INPUTS, OPTIONS, PREFIX_LM, VOCAB, tiny_model
 
