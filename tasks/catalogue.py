@@ -25,7 +25,7 @@ import seqio
 from tasks import names
 from tasks.spec import ClusterExclusion, DatasetSpec
 
-TRAIN_KINDS = ("train", "train_ntemplates", "notemplate_train", "dsname_train")
+TRAIN_KINDS = ("train", "train_ntemplates", "fewshot_train", "notemplate_train", "dsname_train")
 EVAL_KINDS = ("eval", "rank", "fewshot_eval", "fewshot_rank", "notemplate_eval", "dsname_eval")
 
 
@@ -60,6 +60,14 @@ class CollectionInfo:
     rank_mixtures: Mapping[str, str]  # cluster -> rank-only mixture (classification clusters)
     specs: tuple[DatasetSpec, ...]
     vocabulary: seqio.Vocabulary
+    # Zero- plus few-shot training: every trainable dataset, and per held-out cluster.
+    fewshot_train_mixture: str = ""
+    fewshot_heldout_mixtures: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def release_extras(self) -> tuple[str, ...]:
+        """Datasets only the release-style training mixtures hold (`DatasetSpec.release_extra`)."""
+        return tuple(s.name for s in self.specs if s.release_extra)
 
     def training_clusters(self, held_out: str) -> tuple[str, ...]:
         drop = {held_out}

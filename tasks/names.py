@@ -14,9 +14,14 @@ Tasks of collection `c`, dataset `ds` (i: template index, k: shots, n: template 
     rank_no_options_task      {c}_{ds}_t{i}_rank_nooptions  (no OPTIONS in the prompt)
     fewshot_eval_task         {c}_{ds}_t{i}_{k}shot_eval
     fewshot_rank_task         {c}_{ds}_t{i}_{k}shot_rank
+    fewshot_train_task        {c}_{ds}_{k}shot_train  (train split, templates mixed as train_task)
 Mixtures (cl: cluster):
     all_train_mixture         {c}_all_train
+    all_fewshot_train_mixture {c}_all_fewshot_train  (zero-shot and k-shot train tasks)
+    release_train_mixture     {c}_all_release[_fewshot]_train  (plus the release extras)
     heldout_mixture           {c}_heldout_{cl}_train
+    heldout_fewshot_mixture   {c}_heldout_{cl}_fewshot_train
+    release_heldout_mixture   {c}_heldout_{cl}_release[_fewshot]_train
     heldout_ntemplates_mixture  {c}_heldout_{cl}_{n}templates_train
     heldout_ablation_mixture  {c}_heldout_{cl}_{notemplate|dsname}_train
     clusters_mixture          {c}_clusters{n}_train
@@ -25,6 +30,10 @@ Mixtures (cl: cluster):
     cluster_rank_no_options_mixture  {c}_{cl}_rank_nooptions
     fewshot_eval_mixture      {c}_{cl}_{k}shot_eval  (k = 0 is the zero-shot cluster_eval_mixture)
     ablation_eval_mixture     {c}_{cl}_{notemplate|dsname}_eval
+
+Training mixtures without `release` in their name hold the paper's datasets only; the `release`
+ones add a collection's release extras (`DatasetSpec.release_extra`: FLAN 2021's True Case and
+Word Segment) and exist only for collections that have some.
 """
 
 from __future__ import annotations
@@ -85,16 +94,45 @@ def fewshot_rank_task(collection: str, dataset: str, template: int, shots: int) 
     return f"{collection}_{dataset}_t{template}_{shots}shot_rank"
 
 
+def fewshot_train_task(collection: str, dataset: str, shots: int) -> str:
+    """Training examples of the train split, each after `shots` other train examples."""
+    return f"{collection}_{dataset}_{shots}shot_train"
+
+
 # ---- mixtures ---------------------------------------------------------------------------------
+
+
+def _training_style(fewshot: bool, release: bool) -> str:
+    return ("_release" if release else "") + ("_fewshot" if fewshot else "")
 
 
 def all_train_mixture(collection: str) -> str:
     return f"{collection}_all_train"
 
 
+def all_fewshot_train_mixture(collection: str) -> str:
+    """Every trainable dataset, zero-shot and few-shot formatted."""
+    return f"{collection}_all_fewshot_train"
+
+
+def release_train_mixture(collection: str, fewshot: bool = False) -> str:
+    """`all_train_mixture` (or its few-shot form) plus the release extras."""
+    return f"{collection}_all{_training_style(fewshot, True)}_train"
+
+
 def heldout_mixture(collection: str, cluster: str) -> str:
     """Training mixture of every cluster but `cluster` (and those its exclusions drop)."""
     return f"{collection}_heldout_{cluster}_train"
+
+
+def heldout_fewshot_mixture(collection: str, cluster: str) -> str:
+    """`heldout_mixture` with few-shot formatted training examples mixed in."""
+    return f"{collection}_heldout_{cluster}_fewshot_train"
+
+
+def release_heldout_mixture(collection: str, cluster: str, fewshot: bool = False) -> str:
+    """`heldout_mixture` (or its few-shot form) plus the release extras of training clusters."""
+    return f"{collection}_heldout_{cluster}{_training_style(fewshot, True)}_train"
 
 
 def heldout_ntemplates_mixture(collection: str, cluster: str, num_templates: int) -> str:

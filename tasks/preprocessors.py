@@ -158,22 +158,20 @@ def render(
 def fewshot_format(
     ds: tf.data.Dataset, vocabulary: seqio.Vocabulary, num_shots: int
 ) -> tf.data.Dataset:
-    """Prefixes the last j of k exemplars, j the largest that keeps inputs within budget."""
+    """Prefixes the last j of k exemplars, j the largest that keeps inputs within budget.
+
+    An example may carry fewer than k exemplars (a train split too small to give k others than
+    the example itself): then all of them at most."""
     budget = fewshot_length_budget() - 1  # room for EOS
 
     def fn(ex):
-        candidates = [
-            tf.strings.join(
-                [
-                    tpl.fewshot_prefix(
-                        ex["exemplar_inputs"][num_shots - j :],
-                        ex["exemplar_targets"][num_shots - j :],
-                    ),
-                    ex["inputs"],
-                ]
-            )
-            for j in range(num_shots + 1)
-        ]
+        carried = tf.shape(ex["exemplar_inputs"])[0]
+        candidates = []
+        for j in range(num_shots + 1):
+            first = tf.maximum(carried - j, 0)
+            prefix = tpl.fewshot_prefix(ex["exemplar_inputs"][first:],
+                                        ex["exemplar_targets"][first:])
+            candidates.append(tf.strings.join([prefix, ex["inputs"]]))
         lengths = tf.stack(
             [tf.size(vocabulary.encode_tf(c), out_type=tf.int32) for c in candidates]
         )

@@ -49,37 +49,57 @@ def _rendered(spec, split, seed, shuffle_files, mode, index, num_templates, cap_
     return preprocessors.render(ds, spec, mode, index, num_templates, seed)
 
 
+def _fewshot_dataset_fn(spec: DatasetSpec, collection_seed: int, mode: str, index: int | None,
+                        num_templates: int, num_shots: int, training: bool) -> Callable:
+    """Rendered examples of a split, each carrying k exemplars rendered from the train split.
+
+    Exemplars come in a seeded shuffled order (the same for every run): consecutive records
+    would share a source document or topic. Evaluation renders them with the example's template;
+    training (the capped train split on both sides) renders each with its own keyed template
+    choice, as the train task does, and draws k + 1 to drop any exemplar rendered identically to
+    the example itself, so no example is shown its own answer.
+    """
+    exemplar_mode = "mixed" if training else "template"
+    drawn = num_shots + 1 if training else num_shots
+
+    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None):
+        del seed  # records and template choice are fixed by the collection's seed
+        query = _rendered(spec, split, collection_seed, shuffle_files, mode, index,
+                          num_templates, cap_train=training)
+        exemplars = _rendered(spec, "train", collection_seed, False, exemplar_mode, index,
+                              num_templates, cap_train=training)
+        exemplars = exemplars.map(lambda e: {"inputs": e["inputs"], "targets": e["targets"]})
+        exemplars = exemplars.shuffle(FEWSHOT_SHUFFLE_BUFFER, seed=collection_seed,
+                                      reshuffle_each_iteration=False)
+        exemplars = exemplars.repeat().batch(drawn, drop_remainder=True)
+
+        def merge(q, e):
+            inputs, targets = e["inputs"], e["targets"]
+            if training:
+                itself = tf.logical_and(tf.equal(inputs, q["inputs"]),
+                                        tf.equal(targets, q["targets"]))
+                others = tf.where(tf.logical_not(itself))[:num_shots, 0]
+                inputs, targets = tf.gather(inputs, others), tf.gather(targets, others)
+            out = dict(q)
+            out["exemplar_inputs"] = inputs
+            out["exemplar_targets"] = targets
+            return out
+
+        return tf.data.Dataset.zip((query, exemplars)).map(merge)
+
+    return dataset_fn
+
+
 def _source(
     spec: DatasetSpec, collection_seed: int, mode: str, index: int | None, num_templates: int,
     cap_train: bool = False, num_shots: int = 0,
 ) -> seqio.DataSource:
-    """A seqio source of rendered examples; few-shot sources add k train exemplars each."""
+    """A seqio source of rendered examples; few-shot sources add k train exemplars each
+    (training ones, `cap_train`, never the example itself)."""
     splits = tuple(spec.source.splits)
     if num_shots:
-
-        def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None):
-            del seed  # records and template choice are fixed by the collection's seed
-            query = _rendered(
-                spec, split, collection_seed, shuffle_files, mode, index, num_templates
-            )
-            # Exemplars from the train split in a seeded shuffled order (the same for every
-            # run): consecutive records would share a source document or topic.
-            exemplars = _rendered(
-                spec, "train", collection_seed, False, "template", index, num_templates
-            )
-            exemplars = exemplars.map(lambda e: {"inputs": e["inputs"], "targets": e["targets"]})
-            exemplars = exemplars.shuffle(FEWSHOT_SHUFFLE_BUFFER, seed=collection_seed,
-                                          reshuffle_each_iteration=False)
-            exemplars = exemplars.repeat().batch(num_shots, drop_remainder=True)
-
-            def merge(q, e):
-                out = dict(q)
-                out["exemplar_inputs"] = e["inputs"]
-                out["exemplar_targets"] = e["targets"]
-                return out
-
-            return tf.data.Dataset.zip((query, exemplars)).map(merge)
-
+        dataset_fn = _fewshot_dataset_fn(spec, collection_seed, mode, index, num_templates,
+                                         num_shots, training=cap_train)
     else:
 
         def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None):
@@ -175,6 +195,14 @@ def _register_dataset(r: _Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
                    _source(spec, seed, "mixed", None, k, cap_train=True), spec,
                    spec.metric_fns, True)
             out[f"train_{n}templates"].append(name)
+        for k in FEWSHOT_SHOTS:
+            fmt = functools.partial(preprocessors.fewshot_format, vocabulary=r.vocabulary,
+                                    num_shots=k)
+            name = names.fewshot_train_task(c, ds, k)
+            r.task(info(name, "fewshot_train", n=n_templates, shots=k, split_="train"),
+                   _source(spec, seed, "mixed", None, n_templates, cap_train=True, num_shots=k),
+                   spec, spec.metric_fns, True, extra=[fmt])
+            out["fewshot_train"].append(name)
     for ablation in names.ABLATIONS:
         if trainable:
             name = names.ablation_train_task(c, ds, ablation)
@@ -297,14 +325,28 @@ def register_collection(
     r = _Registrar(vocabulary, seed, replace)
     by_dataset = {s.name: (s, _register_dataset(r, s)) for s in specs}
 
-    def tasks_of(kind: str, cls: Iterable[str], rate=None):
+    def datasets_in(cls: Iterable[str], release: bool = True):
+        """(spec, tasks by kind) of the datasets of clusters `cls`; release extras only when
+        `release` (training mixtures without it hold the paper's datasets)."""
         cls = set(cls)
+        return [(spec, kinds) for spec, kinds in by_dataset.values()
+                if spec.cluster in cls and (release or not spec.release_extra)]
+
+    def eval_tasks(kind: str, cl: str):
+        return [(name, 1.0) for _, kinds in datasets_in([cl]) for name in kinds.get(kind, [])]
+
+    def train_tasks(kind: str, cls: Iterable[str], release: bool = False):
+        return [(name, functools.partial(sources.examples_rate, spec))
+                for spec, kinds in datasets_in(cls, release) for name in kinds.get(kind, [])]
+
+    def fewshot_train_tasks(cls: Iterable[str], release: bool = False):
+        """Zero-shot and k-shot train tasks sharing each dataset's examples-proportional rate."""
         picked = []
-        for spec, kinds in by_dataset.values():
-            if spec.cluster in cls:
-                for name in kinds.get(kind, []):
-                    rate_ = functools.partial(sources.examples_rate, spec) if rate is None else rate
-                    picked.append((name, rate_))
+        for spec, kinds in datasets_in(cls, release):
+            shots = [(n, 0) for n in kinds.get("train", [])] + list(
+                zip(kinds.get("fewshot_train", []), FEWSHOT_SHOTS))
+            picked += [(n, functools.partial(sources.fewshot_mixture_rate, spec,
+                                             len(FEWSHOT_SHOTS), k)) for n, k in shots]
         return picked
 
     info = CollectionInfo(
@@ -313,26 +355,41 @@ def register_collection(
         cluster_order=order, exclusions=tuple(exclusions),
         train_mixture=names.all_train_mixture(c), heldout_mixtures={}, eval_mixtures={},
         rank_mixtures={}, specs=tuple(specs), vocabulary=vocabulary,
+        fewshot_train_mixture=names.all_fewshot_train_mixture(c),
     )
-    r.mixture(names.all_train_mixture(c), tasks_of("train", clusters), clusters)
+    has_extras = bool(info.release_extras)
+    r.mixture(names.all_train_mixture(c), train_tasks("train", clusters), clusters)
+    r.mixture(names.all_fewshot_train_mixture(c), fewshot_train_tasks(clusters), clusters)
+    if has_extras:
+        r.mixture(names.release_train_mixture(c), train_tasks("train", clusters, True), clusters)
+        r.mixture(names.release_train_mixture(c, fewshot=True),
+                  fewshot_train_tasks(clusters, True), clusters)
     for cl in clusters:
         train_cls = info.training_clusters(cl)
         if not train_cls:
             logger.warning("collection `%s`: holding out `%s` leaves nothing to train on.", c, cl)
             continue
         info.heldout_mixtures[cl] = r.mixture(
-            names.heldout_mixture(c, cl), tasks_of("train", train_cls), train_cls
+            names.heldout_mixture(c, cl), train_tasks("train", train_cls), train_cls
         )
+        info.fewshot_heldout_mixtures[cl] = r.mixture(
+            names.heldout_fewshot_mixture(c, cl), fewshot_train_tasks(train_cls), train_cls)
+        if has_extras:
+            r.mixture(names.release_heldout_mixture(c, cl),
+                      train_tasks("train", train_cls, True), train_cls)
+            r.mixture(names.release_heldout_mixture(c, cl, fewshot=True),
+                      fewshot_train_tasks(train_cls, True), train_cls)
         for n in NUM_TEMPLATES_ABLATION:
             r.mixture(names.heldout_ntemplates_mixture(c, cl, n),
-                      tasks_of(f"train_{n}templates", train_cls), train_cls)
+                      train_tasks(f"train_{n}templates", train_cls), train_cls)
         for ablation in names.ABLATIONS:
             r.mixture(names.heldout_ablation_mixture(c, cl, ablation),
-                      tasks_of(f"{ablation}_train", train_cls), train_cls)
+                      train_tasks(f"{ablation}_train", train_cls), train_cls)
+
     def ordered_train_tasks(entries):
-        picked = tasks_of("train", [e for e in entries if e not in groups])
+        picked = train_tasks("train", [e for e in entries if e not in groups])
         members = {d for e in entries if e in groups for d in groups[e]}
-        for spec, kinds in by_dataset.values():
+        for spec, kinds in datasets_in(clusters, release=False):
             if spec.name in members and spec.cluster not in entries:
                 picked += [(n, functools.partial(sources.examples_rate, spec))
                            for n in kinds.get("train", [])]
@@ -344,19 +401,18 @@ def register_collection(
         tasks_n, clusters_n = ordered_train_tasks(order[:n])
         r.mixture(names.clusters_mixture(c, n), tasks_n, clusters_n)
     for cl in clusters:
-        eval_tasks = tasks_of("eval", [cl], 1.0) + tasks_of("rank", [cl], 1.0)
-        info.eval_mixtures[cl] = r.mixture(names.cluster_eval_mixture(c, cl), eval_tasks, [cl])
-        rank = r.mixture(names.cluster_rank_mixture(c, cl), tasks_of("rank", [cl], 1.0), [cl])
+        zero_shot = eval_tasks("eval", cl) + eval_tasks("rank", cl)
+        info.eval_mixtures[cl] = r.mixture(names.cluster_eval_mixture(c, cl), zero_shot, [cl])
+        rank = r.mixture(names.cluster_rank_mixture(c, cl), eval_tasks("rank", cl), [cl])
         if rank:
             info.rank_mixtures[cl] = rank
         r.mixture(names.cluster_rank_no_options_mixture(c, cl),
-                  tasks_of("rank_nooptions", [cl], 1.0), [cl])
+                  eval_tasks("rank_nooptions", cl), [cl])
         for k in FEWSHOT_SHOTS:
-            r.mixture(names.fewshot_eval_mixture(c, cl, k), tasks_of(f"{k}shot", [cl], 1.0),
-                      [cl])
+            r.mixture(names.fewshot_eval_mixture(c, cl, k), eval_tasks(f"{k}shot", cl), [cl])
         for ablation in names.ABLATIONS:
             r.mixture(names.ablation_eval_mixture(c, cl, ablation),
-                      tasks_of(f"{ablation}_eval", [cl], 1.0), [cl])
+                      eval_tasks(f"{ablation}_eval", cl), [cl])
     catalogue.COLLECTIONS[c] = info
     return info
 

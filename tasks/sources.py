@@ -3,7 +3,9 @@
 Generators run once per (dataset, split, seed) and are cached as tensors; records missing a
 declared field, or with an empty one, are dropped and counted (`catalogue.record_problems`).
 `mixing_caps` (gin: `tasks.mixing_caps`) and `examples_rate` give examples-proportional mixing
-rates, read when a mixture is built so gin bindings made after import apply.
+rates, read when a mixture is built so gin bindings made after import apply; few-shot training
+mixtures split each dataset's rate between its zero- and few-shot tasks (`fewshot_mixture_rate`,
+gin: `tasks.zero_shot_share`).
 """
 
 from __future__ import annotations
@@ -126,6 +128,26 @@ def examples_rate(spec: DatasetSpec, task: Any = None) -> float:
     rate_cap, max_train = mixing_caps()
     n = num_train_examples(spec)
     return float(min(rate_cap, max_train) if n is None else min(n, max_train, rate_cap))
+
+
+@gin.configurable(module="tasks")
+def zero_shot_share(share: float = 0.5) -> float:
+    """In few-shot training mixtures, the part of each dataset's rate its zero-shot train task
+    gets; its k-shot train tasks share the rest equally."""
+    share = float(share)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"tasks.zero_shot_share: share must be within [0, 1], got {share}.")
+    return share
+
+
+def fewshot_mixture_rate(spec: DatasetSpec, num_fewshot_tasks: int, shots: int,
+                         task: Any = None) -> float:
+    """Rate of one of a dataset's tasks in a few-shot training mixture (`shots` 0: its zero-shot
+    task): the dataset's `examples_rate` split so its tasks together get exactly that rate, so
+    datasets keep the proportions (and caps) of the zero-shot mixtures."""
+    share = zero_shot_share()
+    part = share if shots == 0 else (1.0 - share) / num_fewshot_tasks
+    return examples_rate(spec, task) * part
 
 
 def forget_collection(collection: str) -> None:

@@ -89,6 +89,10 @@ class DatasetSpec:
     # the cluster's eval mixtures) but given no train or few-shot task, so no training mixture
     # can ever hold it.
     eval_only: bool = False
+    # A dataset the release trains on that is not one of the paper's datasets (FLAN 2021's True
+    # Case and Word Segment): registered as usual, left out of every training mixture but the
+    # release-style ones (`names.release_train_mixture`, `names.release_heldout_mixture`).
+    release_extra: bool = False
     # Keeps a record when true (a scalar tf.bool from the fields): the release's dataset filters
     # (ARC's 4-option questions, AESLC's empty emails). Applied after `fields_fn`.
     filter_fn: Callable[[Mapping[str, Any]], Any] | None = None
