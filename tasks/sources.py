@@ -145,9 +145,8 @@ def fewshot_mixture_rate(spec: DatasetSpec, num_fewshot_tasks: int, shots: int,
     """Rate of one of a dataset's tasks in a few-shot training mixture (`shots` 0: its zero-shot
     task): the dataset's `examples_rate` split so its tasks together get exactly that rate, so
     datasets keep the proportions (and caps) of the zero-shot mixtures."""
-    share = zero_shot_share()
-    part = share if shots == 0 else (1.0 - share) / num_fewshot_tasks
-    return examples_rate(spec, task) * part
+    share, rate = zero_shot_share(), examples_rate(spec, task)
+    return rate * share if shots == 0 else rate * (1.0 - share) / num_fewshot_tasks
 
 
 def forget_collection(collection: str) -> None:

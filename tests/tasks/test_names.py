@@ -18,11 +18,19 @@ def test_task_names():
     assert names.rank_no_options_task("c", "rte", 2) == "c_rte_t2_rank_nooptions"
     assert names.ablation_train_task("c", "rte", "dsname") == "c_rte_dsname_train"
     assert names.ablation_eval_task("c", "rte", "notemplate") == "c_rte_notemplate_eval"
+    assert names.fewshot_train_task("c", "rte", 3) == "c_rte_3shot_train"
 
 
 def test_mixture_names():
     assert names.all_train_mixture("flan2021") == "flan2021_all_train"
     assert names.heldout_mixture("flan2021", "nli") == "flan2021_heldout_nli_train"
+    assert names.all_fewshot_train_mixture("c") == "c_all_fewshot_train"
+    assert names.heldout_fewshot_mixture("c", "nli") == "c_heldout_nli_fewshot_train"
+    assert names.release_train_mixture("c") == "c_all_release_train"
+    assert names.release_train_mixture("c", fewshot=True) == "c_all_release_fewshot_train"
+    assert names.release_heldout_mixture("c", "nli") == "c_heldout_nli_release_train"
+    assert names.release_heldout_mixture("c", "nli", fewshot=True) == (
+        "c_heldout_nli_release_fewshot_train")
     assert names.heldout_ntemplates_mixture("c", "nli", 7) == "c_heldout_nli_7templates_train"
     assert names.heldout_ablation_mixture("c", "nli", "dsname") == "c_heldout_nli_dsname_train"
     assert names.clusters_mixture("c", 3) == "c_clusters3_train"

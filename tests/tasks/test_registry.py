@@ -1,5 +1,6 @@
 """tasks.registry: which tasks and mixtures a collection gets, and re-registration."""
 
+import gin
 import numpy as np
 import seqio
 
@@ -92,6 +93,8 @@ def test_evaluation_only_datasets_get_eval_tasks_only():
     assert kinds == {"eval", "rank", "notemplate_eval", "dsname_eval"}
     assert _mixture_tasks(names.all_train_mixture("evalonlytest")) == [
         names.train_task("evalonlytest", "t1")]
+    assert {catalogue.task_info(n).dataset for n in _mixture_tasks(
+        names.all_fewshot_train_mixture("evalonlytest"))} == {"t1"}
     assert names.rank_task("evalonlytest", "e1", 0) in _mixture_tasks(
         names.cluster_eval_mixture("evalonlytest", "alpha"))
     registry.forget_collection("evalonlytest")
@@ -137,3 +140,106 @@ def test_rank_variants_without_options(fake):
                              for i in (0, 1))
     # Not in the default evaluation mixture.
     assert not set(mixture) & set(_mixture_tasks(names.cluster_eval_mixture(C, "alpha")))
+
+
+def _pairs(prompt):
+    """Few-shot prompt -> ([(exemplar inputs, targets)], the example's own inputs), for the fake
+    specs' one-line templates."""
+    from tasks import templates
+
+    *exemplars, own = prompt.split(templates.FEWSHOT_EXEMPLAR_SEPARATOR)
+    return [tuple(e.rsplit(templates.FEWSHOT_TARGET_SEPARATOR, 1)) for e in exemplars], own
+
+
+def test_fewshot_train_tasks_show_k_train_examples_never_themselves():
+    """k exemplars from the train split (rendered as its train task renders them), none the
+    example itself, even when the train split is barely larger than k."""
+    registry.register_collection([spec("s1", "alpha", size=11, collection="shottest"),
+                                  spec("s2", "beta", size=40, collection="shottest")],
+                                 replace=True)
+    try:
+        for dataset, size in (("s1", 11), ("s2", 40)):
+            zero = seqio.get_mixture_or_task(names.train_task("shottest", dataset))
+            train = {(ex["inputs_pretokenized"].decode(), ex["targets_pretokenized"].decode())
+                     for ex in zero.get_dataset(None, split="train", shuffle=False)
+                     .as_numpy_iterator()}
+            assert len(train) == size
+            for k in registry.FEWSHOT_SHOTS:
+                name = names.fewshot_train_task("shottest", dataset, k)
+                info = catalogue.task_info(name)
+                assert (info.kind, info.num_shots, info.split, info.template_index) == (
+                    "fewshot_train", k, "train", None)
+                task = seqio.get_mixture_or_task(name)
+                examples = list(task.get_dataset(None, split="train", shuffle=False)
+                                .as_numpy_iterator())
+                assert len(examples) == size  # every train example, once per epoch
+                for ex in examples:
+                    exemplars, own = _pairs(ex["inputs_pretokenized"].decode())
+                    itself = (own, ex["targets_pretokenized"].decode())
+                    assert itself in train
+                    assert len(exemplars) == k and len(set(exemplars)) == k
+                    assert set(exemplars) <= train and itself not in exemplars
+                    assert ex["inputs"].size <= 960
+    finally:
+        registry.forget_collection("shottest")
+
+
+def test_fewshot_training_mixtures_share_each_datasets_rate(fake):
+    from tasks import sources
+
+    heldout = names.heldout_fewshot_mixture(C, "alpha")
+    assert fake.fewshot_heldout_mixtures["alpha"] == heldout
+    assert catalogue.mixture_clusters(heldout) == ("gamma", "delta")
+    expected = [names.train_task(C, d) for d in ("c1", "d1")] + [
+        names.fewshot_train_task(C, d, k) for d in ("c1", "d1") for k in registry.FEWSHOT_SHOTS]
+    assert _mixture_tasks(heldout) == sorted(expected)
+    assert fake.fewshot_train_mixture == names.all_fewshot_train_mixture(C)
+    mixture = seqio.get_mixture_or_task(fake.fewshot_train_mixture)
+    rates = {t.name: mixture.get_rate(t) for t in mixture.tasks}
+    for s in fake.specs:
+        zero = rates[names.train_task(C, s.name)]
+        shots = [rates[names.fewshot_train_task(C, s.name, k)] for k in registry.FEWSHOT_SHOTS]
+        # Half zero-shot, half k-shot; together the dataset's capped examples-proportional rate.
+        assert np.isclose(zero, sources.examples_rate(s) / 2) and np.allclose(shots, zero / 5)
+        assert np.isclose(zero + sum(shots), sources.examples_rate(s))
+    assert rates[names.train_task(C, "a2")] == 1500  # half the rate cap
+    try:
+        gin.parse_config(["tasks.zero_shot_share.share = 0.8"])
+        assert np.isclose(mixture.get_rate(seqio.get_mixture_or_task(names.train_task(C, "a1"))),
+                          0.8 * 50)
+    finally:
+        gin.clear_config()
+
+
+def test_release_extras_train_only_in_release_style_mixtures():
+    import dataclasses
+
+    extra = dataclasses.replace(spec("x1", "alpha", collection="extratest"), release_extra=True)
+    info = registry.register_collection(
+        [extra, spec("p1", "alpha", collection="extratest"),
+         spec("p2", "beta", collection="extratest")], replace=True)
+    try:
+        assert info.release_extras == ("x1",)
+        paper = [names.all_train_mixture("extratest"), names.heldout_mixture("extratest", "beta"),
+                 names.all_fewshot_train_mixture("extratest"),
+                 names.heldout_fewshot_mixture("extratest", "beta"),
+                 names.heldout_ntemplates_mixture("extratest", "beta", 4),
+                 names.heldout_ablation_mixture("extratest", "beta", "dsname"),
+                 names.clusters_mixture("extratest", 1)]
+        release = [names.release_train_mixture("extratest"),
+                   names.release_train_mixture("extratest", fewshot=True),
+                   names.release_heldout_mixture("extratest", "beta"),
+                   names.release_heldout_mixture("extratest", "beta", fewshot=True)]
+        for mixture in paper:
+            assert {s.name for s in catalogue.dataset_specs(mixture)} & {"x1", "p1"} == {"p1"}
+        for mixture in release:
+            assert {"x1", "p1"} <= {s.name for s in catalogue.dataset_specs(mixture)}, mixture
+        assert {s.name for s in catalogue.dataset_specs(
+            names.release_heldout_mixture("extratest", "alpha"))} == {"p2"}
+        # Evaluated as any dataset.
+        assert names.eval_task("extratest", "x1", 0) in _mixture_tasks(
+            names.cluster_eval_mixture("extratest", "alpha"))
+    finally:
+        registry.forget_collection("extratest")
+    # Collections without extras get no release-style mixtures.
+    assert not [m for m in catalogue.mixture_names(C) if "release" in m]
