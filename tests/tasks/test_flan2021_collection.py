@@ -102,3 +102,47 @@ def test_num_clusters_ablation_adds_conversational_qa_seventh(flan):
     from tasks import catalogue
 
     assert "misc" in catalogue.mixture_clusters(names.clusters_mixture("flan2021", 7))
+
+
+# Datasets the release collapses into one task each (`anli`, `mnli`, `arc`, `squad`,
+# `opinion_abstracts`): the paper's count of 62 counts each group once.
+COLLAPSED_GROUPS = {
+    "anli": {"anli_r1", "anli_r2", "anli_r3"},
+    "mnli": {"mnli_matched", "mnli_mismatched"},
+    "arc": {"arc_easy", "arc_challenge"},
+    "squad": {"squad_v1", "squad_v2"},
+    "opinion_abstracts": {"opinion_abstracts_rotten_tomatoes", "opinion_abstracts_idebate"},
+}
+
+
+def test_paper_training_mixtures_hold_the_papers_datasets_only(flan):
+    """True Case and Word Segment are release extras (the release trains on them in its
+    text-formatting cluster with Fix Punctuation; the paper lists Fix Punctuation alone): every
+    training mixture without `release` in its name leaves them out, the release-style ones keep
+    them (DEVIATIONS.md)."""
+    from tasks import catalogue
+
+    extras = {"true_case", "word_segment"}
+    assert set(flan.release_extras) == extras
+    trained = _datasets_of(names.all_train_mixture("flan2021"))
+    assert "fix_punct" in trained and not trained & extras
+    eval_only = {s.name for s in flan.specs if s.eval_only}
+    paper = trained | eval_only
+    assert len(paper) == 68
+    counted = {next((g for g, members in COLLAPSED_GROUPS.items() if d in members), d)
+               for d in paper}
+    assert len(counted) == 62
+    assert _datasets_of(names.release_train_mixture("flan2021")) == trained | extras
+    train_mixtures = [m for m in catalogue.mixture_names("flan2021") if m.endswith("_train")]
+    release = [m for m in train_mixtures if "_release_" in m]
+    assert len(release) == 2 + 2 * len(flan.clusters)
+    for mixture in train_mixtures:
+        if mixture not in release:
+            assert not _datasets_of(mixture) & extras, mixture
+    for mixture in release:
+        if "misc" in catalogue.mixture_clusters(mixture):
+            assert extras <= _datasets_of(mixture), mixture
+    # Still evaluated as any misc dataset.
+    assert {names.eval_task("flan2021", d, 0) for d in extras} <= {
+        t.name for t in seqio.get_mixture_or_task(names.cluster_eval_mixture(
+            "flan2021", "misc")).tasks}
