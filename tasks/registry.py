@@ -11,9 +11,14 @@ seeded keyed hash), train tasks with the first n templates (template-count ablat
 generation eval task per template on `spec.eval_split`, a rank-classification task per
 non-turned-around template of a classification dataset, few-shot variants of both (k exemplars
 from the train split, dropped from the front until the input fits
-`preprocessors.fewshot_length_budget`), and the no-template / dataset-name ablations.
-Train mixtures are examples-proportional (`sources.examples_rate`). Eval tasks of turned-around
-templates have no metrics and are left out of eval mixtures.
+`preprocessors.fewshot_length_budget`), k-shot train tasks (a train example after k other train
+examples, templates mixed as in the train task, the same budget), and the no-template /
+dataset-name ablations.
+Train mixtures are examples-proportional (`sources.examples_rate`); few-shot training mixtures
+hold each dataset's zero-shot and k-shot train tasks, sharing that dataset's rate
+(`sources.fewshot_mixture_rate`). Training mixtures leave out evaluation-only datasets always and
+release extras (`DatasetSpec.release_extra`) except in the release-style mixtures. Eval tasks of
+turned-around templates have no metrics and are left out of eval mixtures.
 
 Examples carry "inputs", "targets" (tokenized, EOS appended) and "inputs_pretokenized",
 "targets_pretokenized". Every example of a classification dataset also carries "options" (1-D

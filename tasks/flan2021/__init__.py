@@ -15,6 +15,12 @@ holding out reading comprehension or commonsense drops the reading-comprehension
 commonsense cluster, and holding that one out drops both. The number-of-clusters ablation adds
 clusters in `CLUSTER_ORDER` (the seventh is conversational QA, a dataset group of `misc`), with
 NLI, closed-book QA and commonsense held out for evaluation.
+
+Training mixtures come in two forms: zero-shot (`flan2021_heldout_{cluster}_train`, ...) and
+zero- plus few-shot (`flan2021_heldout_{cluster}_fewshot_train`, `flan2021_all_fewshot_train`),
+both over the paper's datasets. True Case and Word Segment, which the release trains on but the
+paper does not list, train only in the release-style mixtures
+(`flan2021_heldout_{cluster}_release[_fewshot]_train`, `flan2021_all_release[_fewshot]_train`).
 """
 
 from __future__ import annotations
