@@ -19,9 +19,11 @@ Decoder-only (inputs and targets in one row; the logits at t predict token t+1):
 Conventions (`input_ids`, `target_ids`): encoder-decoder inputs and targets end in EOS as
 seqio's `add_eos=True` makes them; decoder-only prompts start with the vocabulary's BOS (when it
 has one) and targets are plain continuations (as lm-evaluation-harness scores them).
-Inputs longer than `max_input_length` are truncated, keeping the start for encoder-decoder (as
-seqio does) and the end next to the target for decoder-only (the BOS stays); targets keep their
-start. High-level functions count truncations in an optional `stats` dict.
+Inputs longer than `max_input_length` are truncated, by default keeping the start for
+encoder-decoder (as seqio does in training) and the end next to the target for decoder-only (the
+BOS stays); `keep="end"` keeps the end for both, as evaluation does so that an instruction's
+question and OPTIONS, which come last, survive. Targets keep their start. High-level functions
+count truncations in an optional `stats` dict.
 """
 
 from __future__ import annotations
@@ -68,9 +70,18 @@ def count(stats: dict | None, key: str, n: int = 1) -> None:
         stats[key] = stats.get(key, 0) + n
 
 
+KEEP = ("start", "end")
+
+
 def input_ids(vocab, text: str, family: str, max_length: int | None,
-              stats: dict | None = None) -> list[int]:
-    """Model input ids: encoder inputs (+ EOS), or the decoder-only prompt ([bos] + input)."""
+              stats: dict | None = None, keep: str | None = None) -> list[int]:
+    """Model input ids: encoder inputs (+ EOS), or the decoder-only prompt ([bos] + input).
+    Too long, they keep their `keep` side ("start" or "end"; default: the start for
+    encoder-decoder, the end for decoder-only); EOS and BOS always stay."""
+    if keep is None:
+        keep = "end" if family == "decoder_only" else "start"
+    if keep not in KEEP:
+        raise ValueError(f"keep={keep!r}: use one of {', '.join(KEEP)}.")
     ids = list(vocab.encode(text))
     bos = getattr(vocab, "bos_id", None)
     if family == "decoder_only" and bos is not None and (not ids or ids[0] != bos):
@@ -79,11 +90,13 @@ def input_ids(vocab, text: str, family: str, max_length: int | None,
         ids.append(vocab.eos_id)
     if max_length is not None and len(ids) > max_length:
         count(stats, "inputs_truncated")
-        if family == "decoder_only":  # keep the end, next to the continuation; keep BOS
-            head = [ids[0]] if bos is not None and ids[0] == bos else []
+        head = [ids[0]] if family == "decoder_only" and bos is not None and ids[0] == bos \
+            else []
+        if keep == "end":  # next to the continuation (or the final EOS); BOS stays
             ids = head + ids[len(ids) - (max_length - len(head)):]
-        else:  # keep the start and the final EOS
-            ids = ids[:max_length - 1] + [ids[-1]]
+        else:  # the start and the final EOS (decoder-only: BOS and the start)
+            ids = ids[:max_length - 1] + [ids[-1]] if family == "encoder_decoder" else \
+                ids[:max_length]
     return ids
 
 

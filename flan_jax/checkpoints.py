@@ -79,23 +79,36 @@ def load_params(directory: str | os.PathLike, target=None,
 
     Saved in the other layer layout than `target` (or else `config`) has, the parameters are
     converted (`flan_jax.models.layout`), each restored straight into its sharding."""
-    path = pathlib.Path(directory).resolve() / PARAMS_DIR
+    return _load_tree(pathlib.Path(directory).resolve() / PARAMS_DIR, target, config)
+
+
+def restore_params_from_step(step_dir: pathlib.Path, config: TransformerConfig | None = None,
+                             target=None):
+    """The parameters of a training run's saved step, in `config`'s (or `target`'s) layer
+    layout; only the parameter subtree is read, never the optimizer state."""
+    return _load_tree(pathlib.Path(step_dir).resolve() / "state", target, config,
+                      subtree="params")
+
+
+def _load_tree(path: pathlib.Path, target, config: TransformerConfig | None,
+               subtree: str | None = None):
+    """The saved tree at `path` (or its `subtree`), converted to the wanted layer layout and
+    restored into `target`'s shardings when given."""
+    saved = _saved_tree(path, subtree)
     want = (layout.params_layout(target) if target is not None and layout.has_layers(target)
             else layout.config_layout(config) if config is not None else None)
-    if want is None:
-        return _restore(path, target)
-    saved = _saved_tree(path)
-    have = layout.params_layout(saved) if layout.has_layers(saved) else want
+    have = layout.params_layout(saved) if want is not None and layout.has_layers(saved) else want
     if have == want:
-        return _restore(path, target)
+        return _restore(path, target, subtree, saved)
     if target is None:
-        return layout.convert_params(_restore(path), config, source=str(path))
+        return layout.convert_params(_restore(path, None, subtree, saved), config,
+                                     source=str(path))
     try:  # the target in the saved layout, so every array lands in its final sharding at once
         saved_target = layout.to_layout(target, have, config)
     except layout.LayoutError as e:
         raise layout.LayoutError(f"{path} has {have} layers and the model wants {want} layers, "
                                  f"but they do not convert: {e}") from e
-    restored = _restore(path, saved_target)
+    restored = _restore(path, saved_target, subtree, saved)
     shardings = [getattr(t, "sharding", None) for t in jax.tree_util.tree_leaves(target)]
     convert = lambda p: layout.to_layout(p, want, config)  # noqa: E731
     if any(s is None for s in shardings):
@@ -104,37 +117,42 @@ def load_params(directory: str | os.PathLike, target=None,
                    )(restored)
 
 
-def restore_params_from_step(step_dir: pathlib.Path, config: TransformerConfig | None = None):
-    """The parameters of a training run's saved step (the optimizer state is not kept), in
-    `config`'s layer layout when given."""
-    params = _restore(pathlib.Path(step_dir).resolve() / "state")["params"]
-    return params if config is None else layout.convert_params(params, config, str(step_dir))
-
-
-def _saved_tree(path: pathlib.Path) -> dict:
-    """The saved tree's keys as nested dicts (from orbax metadata; no array is read)."""
-    with ocp.StandardCheckpointer() as ckptr:
-        meta = ckptr.metadata(path)
-    flat, tree = jax.tree_util.tree_flatten_with_path(getattr(meta, "item_metadata", meta))[0], {}
+def _saved_tree(path: pathlib.Path, subtree: str | None = None) -> dict:
+    """The saved tree's arrays' metadata as nested dicts (no array is read)."""
+    # The handler, not a Checkpointer: a step's state/ has no checkpoint-level metadata file of
+    # its own (the step directory holds it), and a Checkpointer warns about that on every read.
+    meta = ocp.PyTreeCheckpointHandler().metadata(path)
+    flat, tree = jax.tree_util.tree_flatten_with_path(getattr(meta, "tree", meta))[0], {}
     for keys, leaf in flat:
         node = tree
         names = [str(getattr(k, "key", getattr(k, "name", k))) for k in keys]
         for name in names[:-1]:
             node = node.setdefault(name, {})
         node[names[-1]] = leaf
+    if subtree is not None:
+        if subtree not in tree:
+            raise FileNotFoundError(f"{path} holds no {subtree!r}; is it a flan-jax checkpoint?")
+        tree = tree[subtree]
     return tree
 
 
-def _restore(path: pathlib.Path, target=None):
-    with ocp.StandardCheckpointer() as ckptr:
-        if target is None:
-            meta = ckptr.metadata(path)
-            tree = getattr(meta, "item_metadata", meta)
-            target = jax.tree_util.tree_map(
-                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype,
-                                               sharding=jax.sharding.SingleDeviceSharding(
-                                                   jax.devices()[0])), tree)
-        return ckptr.restore(path, target)
+def _restore(path: pathlib.Path, target=None, subtree: str | None = None, saved=None):
+    """Restores the tree (or its `subtree` alone: the rest is never read) into `target`, or
+    onto the default device."""
+    if target is None:
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        target = jax.tree_util.tree_map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+            saved if saved is not None else _saved_tree(path, subtree))
+    item = {subtree: target} if subtree is not None else target
+    restore_args = ocp.checkpoint_utils.construct_restore_args(item)
+    handler = ocp.PyTreeCheckpointHandler()
+    try:
+        restored = handler.restore(path, args=ocp.args.PyTreeRestore(
+            item=item, restore_args=restore_args, partial_restore=subtree is not None))
+    finally:
+        handler.close()
+    return restored[subtree] if subtree is not None else restored
 
 
 def latest_step_dir(directory: str | os.PathLike) -> pathlib.Path | None:
@@ -145,9 +163,31 @@ def latest_step_dir(directory: str | os.PathLike) -> pathlib.Path | None:
     return steps_root / str(steps[-1]) if steps else None
 
 
-def load_model_dir(directory: str | os.PathLike):
+def saved_step(directory: str | os.PathLike) -> int | None:
+    """The step `load_model_dir` reads: a training run's latest step, None for a converted
+    checkpoint (params/)."""
+    directory = pathlib.Path(directory)
+    if (directory / PARAMS_DIR).is_dir():
+        return None
+    step_dir = latest_step_dir(directory)
+    return int(step_dir.name) if step_dir is not None else None
+
+
+def sharded_model_params(cfg: TransformerConfig, placement) -> Any:
+    """ShapeDtypeStructs of `cfg`'s parameters in their shardings on `placement`'s mesh."""
+    from flan_jax import partitioning
+    from flan_jax.models import abstract_params, build_model
+
+    boxed = abstract_params(build_model(cfg))
+    shardings = partitioning.params_shardings(boxed, placement.mesh, placement.rules)
+    return sharded_abstract(nn.meta.unbox(boxed), shardings)
+
+
+def load_model_dir(directory: str | os.PathLike, placement=None):
     """(config, params, vocab) of a converted checkpoint or a training run's latest step.
 
+    With a `placement` (`flan_jax.placement.Placement`) every parameter is restored straight
+    into its sharding on that mesh; without, the parameters come back as host arrays.
     A prompt-tuning run (only the prompt saved) comes back merged with its base's parameters."""
     from flan_jax.vocab import load_vocab
 
@@ -159,23 +199,29 @@ def load_model_dir(directory: str | os.PathLike):
             "Face checkpoint with `flan-jax convert hf --src ... --dst ...` or train one.")
     cfg = read_model_config(gin_path)
     if (directory / PARAMS_DIR).is_dir():
-        params = load_params(directory)
+        path, subtree = directory.resolve() / PARAMS_DIR, None
     else:
         step_dir = latest_step_dir(directory)
         if step_dir is None:
             raise FileNotFoundError(f"{directory} has neither {PARAMS_DIR}/ nor saved steps.")
-        params = restore_params_from_step(step_dir)
-    params = jax.tree_util.tree_map(np.asarray, params)
-    if set(params) == {PROMPT_PARAM}:
+        path, subtree = step_dir.resolve() / "state", "params"
+    target = sharded_model_params(cfg, placement) if placement is not None else None
+    prompt_only = set(_saved_tree(path, subtree)) == {PROMPT_PARAM}
+    if prompt_only:
         base = prompt_base_dir(directory)
         if base is None:
             raise FileNotFoundError(
                 f"{directory} holds only a soft prompt but no {PROMPT_BASE} naming the model "
                 "directory it was tuned on; write that directory's path into it.")
-        _, base_params, _ = load_model_dir(base)
-        params = {**base_params, PROMPT_PARAM: params[PROMPT_PARAM]}
-    # model.gin's scan_layers decides the layout; the arrays may have been saved in the other.
-    params = layout.convert_params(params, cfg, source=str(directory))
+        prompt_target = None if target is None else {PROMPT_PARAM: target[PROMPT_PARAM]}
+        prompt = _restore(path, prompt_target, subtree)
+        _, base_params, _ = load_model_dir(base, placement)
+        params = {**base_params, PROMPT_PARAM: prompt[PROMPT_PARAM]}
+    else:
+        # model.gin's scan_layers decides the layout; the arrays may have been saved in the other.
+        params = _load_tree(path, target, cfg, subtree)
+    if placement is None:
+        params = jax.tree_util.tree_map(np.asarray, params)
     return cfg, params, load_vocab(directory)
 
 

@@ -28,6 +28,7 @@ import gin
 import numpy as np
 
 from flan_jax import checkpoints, data
+from flan_jax.placement import Placement, param_bytes  # gin: the mesh is configurable here too
 from flan_jax.predict import PredictSettings, predict
 from flan_jax.task_metrics import evaluate_task, predictions_metrics, text
 
@@ -124,7 +125,8 @@ def _examples(task: EvalTask, limit: int | None) -> list[dict]:
 
 
 def predict_task(task: EvalTask, model, params, vocab, settings: PredictSettings, *,
-                 max_examples: int | None, stats: dict) -> tuple[list[dict], list[str]]:
+                 max_examples: int | None, stats: dict,
+                 placement=None) -> tuple[list[dict], list[str]]:
     """The task's eval examples and the model's text prediction for each."""
     examples = _examples(task, max_examples)
     inputs = [text(ex["inputs_pretokenized"]) for ex in examples]
@@ -136,7 +138,8 @@ def predict_task(task: EvalTask, model, params, vocab, settings: PredictSettings
             if not opts:
                 raise ValueError(f"task {task.name}: example {i} has no options to rank.")
             options.append(opts)
-    predictions = predict(model, params, vocab, inputs, options, settings, stats=stats)
+    predictions = predict(model, params, vocab, inputs, options, settings, stats=stats,
+                          placement=placement)
     return examples, [p.text for p in predictions]
 
 
@@ -147,10 +150,13 @@ def primary(metrics: dict[str, float]) -> float:
 def aggregate(task_results: dict[str, dict], held_out: set[str]) -> tuple[dict, dict]:
     """Per-dataset and per-cluster scores from per-task results."""
     by_dataset: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    chance_of: dict[str, list[float]] = defaultdict(list)
     cluster_of: dict[str, str] = {}
     for res in task_results.values():
         by_dataset[res["dataset"]][res["method"]].append(res["score"])
         cluster_of[res["dataset"]] = res["cluster"]
+        if res.get("chance") is not None:
+            chance_of[res["dataset"]].append(res["chance"])
     datasets = {}
     for ds, methods in sorted(by_dataset.items()):
         method = next(m for m in ("rank", "generation", "seqio") if methods.get(m))
@@ -160,12 +166,17 @@ def aggregate(task_results: dict[str, dict], held_out: set[str]) -> tuple[dict, 
                         "num_templates": len(scores)}
         if method == "rank" and methods.get("generation"):
             datasets[ds]["generation_score"] = float(np.mean(methods["generation"]))
+        if method == "rank" and chance_of.get(ds):
+            datasets[ds]["chance"] = float(np.mean(chance_of[ds]))
     clusters: dict[str, dict] = {}
     for ds, r in datasets.items():
         clusters.setdefault(r["cluster"], {"datasets": []})["datasets"].append(ds)
     for cl, r in clusters.items():
         r["score"] = float(np.mean([datasets[d]["score"] for d in r["datasets"]]))
         r["held_out"] = cl in held_out
+        chances = [datasets[d]["chance"] for d in r["datasets"] if "chance" in datasets[d]]
+        if chances and len(chances) == len(r["datasets"]):  # every dataset ranks options
+            r["chance"] = float(np.mean(chances))
     return datasets, dict(sorted(clusters.items()))
 
 
@@ -200,6 +211,12 @@ def bar_chart(clusters: dict, path: pathlib.Path, title: str) -> None:
     ax.set_title(title)
     for y, s in enumerate(scores):
         ax.text(s, y, f" {s:.1f}", va="center")
+    chance = [(y, clusters[n]["chance"]) for y, n in enumerate(names) if "chance" in clusters[n]]
+    if chance:  # rank clusters: where picking an option at random lands
+        ax.vlines([c for _, c in chance], [y - 0.4 for y, _ in chance],
+                  [y + 0.4 for y, _ in chance], colors="black", linestyles="dashed",
+                  label="chance (random option)")
+        ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -214,7 +231,8 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
              max_option_length: int = 64, rank_score: str = "sum",
              decoding_method: str = "greedy", num_beams: int = 4, length_penalty: float = 0.6,
              temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-             clusters: Mapping[str, str] | None = None,
+             clusters: Mapping[str, str] | None = None, keep_input: str = "end",
+             option_tokens_per_call: int = 16384,
              step: int | None = None, params=None) -> dict:
     """Evaluates a model directory on tasks; returns the report (also written to disk).
 
@@ -223,13 +241,25 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     `train.eval_fn = @evaluate`, `train.eval_every = N` and `evaluate.checkpoint_path =
     %MODEL_DIR` (its model.gin and vocab.json are written when training starts); reports go to
     MODEL_DIR/eval/step_N/.
+
+    Runs on the mesh that gin binds (`mesh_axes`, `logical_axis_rules`, `hardware/*.gin`), as
+    `train` does: parameters are restored straight into their shardings, batches split over the
+    data axes. Multi-host: every process runs the same command; process 0 writes the reports.
+    `keep_input`: the side of a too-long input that stays ("end": the question and OPTIONS that
+    close an instruction survive).
     """
+    import jax
+
     from flan_jax.models import build_model
     from tasks import catalogue
 
     eval_tasks = resolve_tasks(mixtures, clusters)
-    if params is None:
-        cfg, params, vocab = checkpoints.load_model_dir(checkpoint_path)
+    placement = Placement.from_gin()
+    in_training = params is not None
+    if not in_training:
+        cfg, params, vocab = checkpoints.load_model_dir(checkpoint_path, placement)
+        if step is None:
+            step = checkpoints.saved_step(checkpoint_path)
     else:  # in-memory parameters (training): only the config and vocabulary come from disk
         from flan_jax.vocab import load_vocab
 
@@ -239,9 +269,11 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
         data.check_vocabulary(task.task, vocab, checkpoint_path)
     model = build_model(cfg)
     out_dir = pathlib.Path(output_dir or pathlib.Path(checkpoint_path) / "eval")
-    if params is not None and step is not None:  # evaluation during training
+    if in_training and step is not None:  # evaluation during training
         out_dir = out_dir / f"step_{step}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    writes = jax.process_index() == 0
+    if writes:
+        out_dir.mkdir(parents=True, exist_ok=True)
     if held_out_clusters is None:
         held_out = set()
         if train_mixture:
@@ -256,7 +288,11 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
         batch_size=batch_size, max_input_length=max_input_length,
         max_target_length=max_option_length, max_new_tokens=max_new_tokens,
         rank_score=rank_score, method=decoding_method, num_beams=num_beams,
-        length_penalty=length_penalty, temperature=temperature, top_k=top_k, top_p=top_p)
+        length_penalty=length_penalty, temperature=temperature, top_k=top_k, top_p=top_p,
+        keep_input=keep_input, option_tokens_per_call=option_tokens_per_call)
+    total_bytes, device_bytes = param_bytes(params)
+    mesh_info = {"mesh": placement.axis_sizes(), "param_bytes_total": total_bytes,
+                 "param_bytes_per_device": device_bytes}
     stats: dict = {}
     results: dict[str, dict] = {}
     start = time.time()
@@ -265,14 +301,17 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
         if task.builtin:
             examples, predictions = predict_task(task, model, params, vocab, settings,
                                                  max_examples=max_examples_per_task,
-                                                 stats=stats)
+                                                 stats=stats, placement=placement)
             metrics = predictions_metrics(task.task, examples, predictions)
         else:  # a plain seqio task: whatever its metric functions ask for
             examples = _examples(task, max_examples_per_task)
-            output = evaluate_task(task.task, examples, model, params, vocab, settings, stats)
+            output = evaluate_task(task.task, examples, model, params, vocab, settings, stats,
+                                   placement)
             metrics, predictions, note = output.metrics, output.predictions, output.note
+        chance = (100.0 * float(np.mean([1.0 / len(ex["options"]) for ex in examples]))
+                   if task.method == "rank" and examples and "options" in examples[0] else None)
         results[task.name] = {
-            "cluster": task.cluster, "dataset": task.dataset, "kind": task.kind,
+            "chance": chance, "cluster": task.cluster, "dataset": task.dataset, "kind": task.kind,
             "method": task.method, "template": task.template, "num_shots": task.num_shots,
             "mixture": task.mixture, "metrics": metrics, "score": primary(metrics),
             "num_examples": len(examples),
@@ -287,7 +326,8 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
               f"({len(examples)} examples, {elapsed:.0f}s, ETA "
               f"{elapsed / i * (len(eval_tasks) - i):.0f}s)", file=sys.stderr, flush=True)
     datasets, cluster_scores = aggregate(results, held_out)
-    title = f"{pathlib.Path(checkpoint_path).name}" + (f" step {step}" if step else "")
+    title = (f"{pathlib.Path(checkpoint_path).resolve().name}"
+             + (f" step {step}" if step is not None else ""))
     table = markdown_report(datasets, cluster_scores, title)
     truncated = sum(v for k, v in stats.items() if "trunc" in k)
     by_mixture: dict[str, list[float]] = defaultdict(list)
@@ -298,16 +338,43 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
               "held_out_clusters": sorted(held_out), "clusters": cluster_scores,
               "mixture_scores": {m: float(np.mean(v)) for m, v in by_mixture.items()},
               "datasets": datasets, "tasks": results, "truncation_counts": stats,
-              "seconds": time.time() - start}
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-    (out_dir / "report.md").write_text(table)
-    bar_chart(cluster_scores, out_dir / "clusters.png", title)
-    _tensorboard(out_dir, cluster_scores, datasets, step or 0)
+              "input_truncation": f"too-long inputs keep their {keep_input} (cut from the "
+                                  f"{'start' if keep_input == 'end' else 'end'})",
+              **mesh_info, "seconds": time.time() - start}
+    if writes:
+        _keep_previous(out_dir)
+        (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+        (out_dir / "report.md").write_text(table)
+        bar_chart(cluster_scores, out_dir / "clusters.png",
+                  f"{title}: score per cluster (mean of its datasets' primary metric)")
+        _tensorboard(out_dir, cluster_scores, datasets, step or 0)
     print(table)
+    print(f"Mesh {mesh_info['mesh']}; parameters {total_bytes / 2**20:,.1f} MiB in all, at most "
+          f"{device_bytes / 2**20:,.1f} MiB on one device.", file=sys.stderr)
     if truncated:
         print(f"Note: {truncated} inputs or targets were truncated to the configured lengths "
               f"({stats}).", file=sys.stderr)
     return report
+
+
+REPORT_FILES = ("report.json", "report.md", "clusters.png")
+
+
+def _keep_previous(out_dir: pathlib.Path) -> None:
+    """A re-run keeps the report it replaces, in previous/<the old report's UTC time>/."""
+    old = out_dir / "report.json"
+    if not old.exists():
+        return
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(old.stat().st_mtime))
+    dest = out_dir / "previous" / stamp
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = out_dir / "previous" / f"{stamp}_{n}"
+    dest.mkdir(parents=True)
+    for name in REPORT_FILES:
+        if (out_dir / name).exists():
+            (out_dir / name).rename(dest / name)
 
 
 def _tensorboard(out_dir: pathlib.Path, clusters: dict, datasets: dict, step: int) -> None:
@@ -330,8 +397,10 @@ def main(argv: list[str]) -> int:
         print(f"flan-jax eval: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING)
+    from flan_jax import partitioning
     from flan_jax.errors import UserError
 
+    partitioning.initialize_distributed()
     try:
         evaluate()
     except (UserError, KeyError, FileNotFoundError, ValueError) as e:

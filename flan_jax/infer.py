@@ -14,6 +14,12 @@ Output line k is input record k plus those fields; other keys pass through. Blan
 ignored. A malformed line stops the run before any model work (exit 2) naming its line number,
 unless --skip_bad_lines, which skips and counts it.
 
+The mesh comes from gin, as for `train` and `eval` (`--gin_file=hardware/tpu_v4_pod.gin`,
+`--gin.mesh_axes.axes="{'fsdp': -1}"`): the parameters are restored straight into their
+shardings and batches split over the data axes. Multi-host: run the same command on every
+process (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, or a TPU pod's own
+discovery); process 0 writes the output file.
+
 Runs resume: output lines already written are kept (a trailing partial line is cut) and the
 run continues with the next record, so an interrupted run finished later gives the same file as
 one uninterrupted run (sampling keys derive from --seed and the record's index).
@@ -27,11 +33,12 @@ import os
 import sys
 from typing import Iterator
 
+import numpy as np
+
 MODES = ("score", "rank", "predict")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flan-jax infer", description=__doc__.split("\n\n")[0])
+def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, required=True)
     p.add_argument("--checkpoint", required=True, help="a flan-jax model directory")
     p.add_argument("--input_file", required=True)
@@ -55,7 +62,6 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--num_beams", type=int, default=4)
     g.add_argument("--length_penalty", type=float, default=0.6)
     g.add_argument("--seed", type=int, default=0)
-    return p
 
 
 def check_record(line: str, mode: str) -> tuple[dict | None, str | None]:
@@ -103,7 +109,7 @@ def _resume(path: str) -> int:
 
 
 def _process(mode: str, args, model, params, vocab, records: list[dict], offset: int,
-             stats: dict) -> list[dict]:
+             stats: dict, placement=None) -> list[dict]:
     from flan_jax import scoring
     from flan_jax.predict import PredictSettings, predict
 
@@ -113,7 +119,8 @@ def _process(mode: str, args, model, params, vocab, records: list[dict], offset:
                                      [r["targets"] for r in records],
                                      batch_size=args.batch_size,
                                      max_input_length=args.max_input_length,
-                                     max_target_length=args.max_target_length, stats=stats)
+                                     max_target_length=args.max_target_length, stats=stats,
+                                     placement=placement)
         return [{**r, "score": s, "num_target_tokens": n} for r, (s, n) in zip(records, scored)]
     settings = PredictSettings(
         batch_size=args.batch_size, max_input_length=args.max_input_length,
@@ -123,7 +130,7 @@ def _process(mode: str, args, model, params, vocab, records: list[dict], offset:
         top_p=args.top_p, seed=args.seed)
     options = [r["options"] for r in records] if mode == "rank" else None
     predictions = predict(model, params, vocab, inputs, options, settings, stats=stats,
-                          example_offset=offset)
+                          example_offset=offset, placement=placement)
     if mode == "rank":
         return [{**r, "scores": p.option_scores, "prediction": p.text}
                 for r, p in zip(records, predictions)]
@@ -131,8 +138,16 @@ def _process(mode: str, args, model, params, vocab, records: list[dict], offset:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from flan_jax import config
+    from flan_jax import placement as _mesh_configurables  # noqa: F401  (for --gin.mesh_axes...)
+
     err = lambda msg: print(f"flan-jax infer: {msg}", file=sys.stderr)  # noqa: E731
+    try:
+        args = config.parse_command("flan-jax infer", sys.argv[1:] if argv is None else argv,
+                                    description=__doc__, add_arguments=_add_arguments)
+    except config.GinConfigError as e:
+        err(str(e))
+        return 2
     if not os.path.exists(args.input_file):
         err(f"{args.input_file} does not exist.")
         return 2
@@ -158,31 +173,43 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         bad += 1
 
-    done = _resume(args.output_file)
+    from flan_jax import partitioning
+
+    partitioning.initialize_distributed()
+    import jax
+
+    writer = jax.process_index() == 0  # every process computes; process 0 writes
+    done = _resume(args.output_file) if writer else 0
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        done = int(multihost_utils.broadcast_one_to_all(np.int32(done)))
     if done > total:
         err(f"{args.output_file} already has {done} lines but {args.input_file} has only "
             f"{total} valid records; is it the output of another input file?")
         return 2
     stats: dict[str, int] = {}
     if done < total:
-        from tqdm import tqdm
-
         from flan_jax.checkpoints import load_model_dir
         from flan_jax.models import build_model
+        from flan_jax.placement import Placement
+        from flan_jax.progress import ProgressLine
 
         try:
-            cfg, params, vocab = load_model_dir(args.checkpoint)
+            placement = Placement.from_gin()
+            cfg, params, vocab = load_model_dir(args.checkpoint, placement)
         except (FileNotFoundError, ValueError) as e:
             err(str(e))
             return 2
         model = build_model(cfg)
-        progress = tqdm(total=total, initial=done, desc=f"infer {args.mode}", unit="ex",
-                        file=sys.stderr, disable=None)
+        progress = ProgressLine(f"infer {args.mode}", total, initial=done,
+                                enabled=writer)
         index, chunk = 0, []
-        with open(args.output_file, "a", encoding="utf-8") as out:
+        with (open(args.output_file, "a", encoding="utf-8") if writer
+              else open(os.devnull, "w")) as out:
             def flush():
                 results = _process(args.mode, args, model, params, vocab, chunk,
-                                   index - len(chunk), stats)
+                                   index - len(chunk), stats, placement)
                 out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
                 out.flush()
                 progress.update(len(chunk))

@@ -36,6 +36,13 @@ DEFAULT_RULES: Rules = (
 )
 
 
+UNEVEN_OK = ("vocab",)  # logical axes kept whole, not refused, when their size does not divide
+
+
+class MeshError(ValueError):
+    """A mesh that does not fit the devices or the model's dimensions (exit code 2)."""
+
+
 @gin.configurable
 def mesh_axes(axes: Mapping[str, int] | None = None) -> dict[str, int]:
     """Mesh axis sizes from gin, e.g. `mesh_axes.axes = {"data": -1, "fsdp": 1, "tensor": 1}`."""
@@ -53,16 +60,17 @@ def resolve_mesh_shape(axes: Mapping[str, int], num_devices: int) -> dict[str, i
     sizes = dict(axes)
     unknown = [k for k, v in sizes.items() if v == -1]
     if len(unknown) > 1:
-        raise ValueError(f"mesh_axes.axes={sizes}: at most one axis may be -1.")
+        raise MeshError(f"mesh_axes.axes={sizes}: at most one axis may be -1.")
     known = int(np.prod([v for v in sizes.values() if v != -1]))
     if unknown:
         if num_devices % known:
-            raise ValueError(f"mesh_axes.axes={sizes}: {num_devices} devices are not divisible by "
-                             f"the fixed axes' product {known}.")
+            raise MeshError(f"mesh_axes.axes={sizes}: the {num_devices} devices do not divide "
+                            f"by the fixed axes' product {known}; make the sizes divide "
+                            f"{num_devices} or set one to -1.")
         sizes[unknown[0]] = num_devices // known
     if int(np.prod(list(sizes.values()))) != num_devices:
-        raise ValueError(f"mesh_axes.axes={sizes} needs {int(np.prod(list(sizes.values())))} "
-                         f"devices but {num_devices} are available; set one axis to -1.")
+        raise MeshError(f"mesh_axes.axes={sizes} needs {int(np.prod(list(sizes.values())))} "
+                        f"devices but {num_devices} are available; set one axis to -1.")
     return sizes
 
 
@@ -79,13 +87,27 @@ def make_mesh(axes: Mapping[str, int] | None = None, devices: Sequence[Any] | No
     return jax.make_mesh(tuple(sizes.values()), names, axis_types=auto, devices=devices)
 
 
-def _divisible_spec(spec: P, shape: Sequence[int], mesh: Mesh, what: str = "") -> P:
-    """Drops mesh axes that do not divide a dimension (e.g. one kv head over 2 tensor shards)."""
+def _divisible_spec(spec: P, shape: Sequence[int], mesh: Mesh, what: str = "",
+                    logical: Sequence[Any] = ()) -> P:
+    """`spec` for an array of `shape`. A dimension smaller than its mesh axes stays whole
+    (e.g. one kv head over 2 tensor shards: every shard holds it), and so does a vocabulary
+    whose size the tokenizer fixed (259 bytes); any other dimension that does not divide is a
+    mistake in the mesh or the rules and raises MeshError naming both."""
     out = []
-    for dim, axes in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
+    padded = tuple(spec) + (None,) * (len(shape) - len(spec))
+    names_of = tuple(logical) + (None,) * (len(shape) - len(tuple(logical)))
+    for i, (dim, axes) in enumerate(zip(shape, padded)):
         names = (axes,) if isinstance(axes, str) else tuple(axes or ())
         size = int(np.prod([mesh.shape[a] for a in names])) if names else 1
         if names and dim % size:
+            if dim > size and names_of[i] not in UNEVEN_OK:
+                axis_text = " x ".join(f"{a!r} ({mesh.shape[a]})" for a in names)
+                logical_name = f" (logical axis {names_of[i]!r})" if names_of[i] else ""
+                raise MeshError(
+                    f"{what or 'an array'}: dimension {i} of size {dim}{logical_name} does not "
+                    f"divide over mesh axis {axis_text} of size {size}; pick mesh_axes.axes "
+                    f"sizes that divide it (mesh now {dict(mesh.shape)}) or map "
+                    f"{names_of[i] or 'that axis'!r} to None in logical_axis_rules.")
             logging.info("Not sharding %s dim %d over %s (size %d).", what, dim, names, size)
             out.append(None)
         else:
@@ -96,9 +118,17 @@ def _divisible_spec(spec: P, shape: Sequence[int], mesh: Mesh, what: str = "") -
 def logical_to_shardings(logical_specs, shapes, mesh: Mesh, rules: Rules) -> Any:
     """NamedShardings for a tree of logical PartitionSpecs and matching shapes."""
     mesh_specs = nn.logical_to_mesh(logical_specs, rules)
-    return jax.tree_util.tree_map(
-        lambda spec, x: NamedSharding(mesh, _divisible_spec(spec, x.shape, mesh)),
-        mesh_specs, shapes, is_leaf=lambda x: isinstance(x, P))
+    flat_logical = jax.tree_util.tree_leaves(logical_specs, is_leaf=lambda x: isinstance(x, P))
+    flat_mesh, treedef = jax.tree_util.tree_flatten(mesh_specs,
+                                                    is_leaf=lambda x: isinstance(x, P))
+    flat_shapes = jax.tree_util.tree_flatten_with_path(shapes)[0]
+    out = [NamedSharding(mesh, _divisible_spec(spec, x.shape, mesh, _name(path), tuple(lspec)))
+           for spec, lspec, (path, x) in zip(flat_mesh, flat_logical, flat_shapes)]
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _name(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
 
 
 def params_shardings(boxed_abstract_params, mesh: Mesh, rules: Rules):

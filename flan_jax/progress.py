@@ -51,3 +51,51 @@ def format_seconds(s: float) -> str:
         return "?"
     s = int(s)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class ProgressLine:
+    """Progress of a long job on stderr: a live tqdm bar on a terminal; elsewhere (logs, CI,
+    a pod's captured output) a plain line at least every `every` seconds and at the end."""
+
+    def __init__(self, desc: str, total: int, initial: int = 0, enabled: bool = True,
+                 every: float = 30.0, unit: str = "examples"):
+        import sys
+
+        self.desc, self.total, self.n, self.unit = desc, total, initial, unit
+        self.enabled, self.every = enabled, every
+        self._start_n, self._start = initial, time.time()
+        self._last = self._start
+        self._stream = sys.stderr
+        self._bar = None
+        if enabled and self._stream.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=initial, desc=desc, unit="ex",
+                             file=self._stream)
+
+    def update(self, n: int) -> None:
+        self.n += n
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(n)
+        elif time.time() - self._last >= self.every:
+            self._print()
+
+    def _print(self) -> None:
+        now = time.time()
+        rate = (self.n - self._start_n) / max(now - self._start, 1e-9)
+        eta = (self.total - self.n) / rate if rate > 0 else float("inf")
+        eta_text = f"{int(eta // 60)}m{int(eta % 60):02d}s" if math.isfinite(eta) else "?"
+        pct = 100.0 * self.n / max(self.total, 1)
+        print(f"{self.desc}: {self.n}/{self.total} {self.unit} ({pct:.0f}%), {rate:.1f}/s, "
+              f"ETA {eta_text}", file=self._stream, flush=True)
+        self._last = now
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.close()
+        else:
+            self._print()

@@ -22,6 +22,7 @@ from flan_jax.batching import (bucket_batch, bucket_length, check_prompt, decode
                                encdec_batch, input_ids, next_pow2, pad_rows, row_lengths,
                                target_ids)
 from flan_jax.models import build_model, init_cache, layout
+from flan_jax.placement import Placement, batch_multiple, fetch, put, round_up, running
 
 SCORES = ("sum", "mean", "per_char")
 
@@ -105,22 +106,27 @@ def _functions(cfg) -> dict[str, Any]:
             "rank_decoder_only": rank_decoder_only}
 
 
-def target_log_likelihoods(model, params, batch: dict) -> tuple[jax.Array, jax.Array]:
-    """(summed log-likelihood [b], number of scored tokens [b]) of a scoring batch."""
-    batch = {k: jnp.asarray(v) for k, v in batch.items()}
-    return _functions(model.config)["loglik"](params, batch)
+def target_log_likelihoods(model, params, batch: dict,
+                           placement: Placement | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(summed log-likelihood [b], number of scored tokens [b]) of a scoring batch (its rows
+    split over `placement`'s data axes when given)."""
+    batch = put(placement, {k: np.asarray(v) for k, v in batch.items()})
+    with running(placement):
+        return fetch(placement, _functions(model.config)["loglik"](params, batch))
 
 
 # --- text-level scoring ------------------------------------------------------------------------
 
 def score_texts(model, params, vocab, inputs: Sequence[str], targets: Sequence[str],
                 batch_size: int = 16, max_input_length: int = 512, max_target_length: int = 128,
-                stats: dict | None = None) -> list[tuple[float, int]]:
+                stats: dict | None = None, placement: Placement | None = None,
+                keep_input: str | None = None) -> list[tuple[float, int]]:
     """(summed target log-likelihood, number of target tokens) for each (input, target)."""
     if len(inputs) != len(targets):
         raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets.")
     family = model.config.family
-    prompts = [input_ids(vocab, x, family, max_input_length, stats) for x in inputs]
+    prompts = [input_ids(vocab, x, family, max_input_length, stats, keep_input)
+               for x in inputs]
     tgts = [target_ids(vocab, t, family, max_target_length, stats) for t in targets]
     if family == "decoder_only":
         for i, p in enumerate(prompts):
@@ -128,7 +134,7 @@ def score_texts(model, params, vocab, inputs: Sequence[str], targets: Sequence[s
     out: list[tuple[float, int]] = []
     for start in range(0, len(prompts), batch_size):
         p, t = prompts[start:start + batch_size], tgts[start:start + batch_size]
-        b = bucket_batch(len(p), batch_size)
+        b = round_up(bucket_batch(len(p), batch_size), batch_multiple(placement))
         if family == "encoder_decoder":
             batch = encdec_batch(p, t, b, bucket_length(max(map(len, p)), max_input_length),
                                  bucket_length(max(map(len, t)), max_target_length))
@@ -137,7 +143,7 @@ def score_texts(model, params, vocab, inputs: Sequence[str], targets: Sequence[s
             batch = decoder_only_batch(p, t, b, bucket_length(n, max_input_length +
                                                               max_target_length),
                                        model.config.prefix_lm)
-        ll, nt = jax.device_get(target_log_likelihoods(model, params, batch))
+        ll, nt = target_log_likelihoods(model, params, batch, placement)
         out += [(float(ll[i]), int(nt[i])) for i in range(len(p))]
     return out
 
@@ -165,7 +171,7 @@ def _finish(option_texts: Sequence[str], ll: Sequence[float], nt: Sequence[int],
 
 
 def _prepare_rank(model, vocab, inputs, options, score, max_input_length, max_option_length,
-                  stats):
+                  stats, keep_input=None):
     if score not in SCORES:
         raise ValueError(f"score={score!r}: use one of {', '.join(SCORES)}.")
     if len(inputs) != len(options):
@@ -174,7 +180,8 @@ def _prepare_rank(model, vocab, inputs, options, score, max_input_length, max_op
         if not opts:
             raise ValueError(f"example {i} has no options to rank.")
     family = model.config.family
-    prompts = [input_ids(vocab, x, family, max_input_length, stats) for x in inputs]
+    prompts = [input_ids(vocab, x, family, max_input_length, stats, keep_input)
+               for x in inputs]
     if family == "decoder_only":
         for i, p in enumerate(prompts):
             check_prompt(p, i)
@@ -183,31 +190,55 @@ def _prepare_rank(model, vocab, inputs, options, score, max_input_length, max_op
     return prompts, opt_ids
 
 
+DEFAULT_OPTION_TOKENS_PER_CALL = 16384
+
+
 def rank_classify(model, params, vocab, inputs: Sequence[str], options: Sequence[Sequence[str]],
                   score: str = "sum", batch_size: int = 8, max_input_length: int = 512,
-                  max_option_length: int = 64, stats: dict | None = None) -> list[RankResult]:
+                  max_option_length: int = 64, stats: dict | None = None,
+                  placement: Placement | None = None,
+                  option_tokens_per_call: int = DEFAULT_OPTION_TOKENS_PER_CALL,
+                  call_shapes: set | None = None,
+                  keep_input: str | None = None) -> list[RankResult]:
     """Scores every option of every input, running each input through the model once.
 
     `batch_size` counts inputs per step; their options (any number each) are flattened with
-    an example index and padded to a power of two.
+    an example index and padded to a power of two. At most `option_tokens_per_call` option
+    tokens (rows x padded length) go into one device call, so memory stays flat however many
+    options an input has (more options take more calls, each re-running its inputs).
+    With a `placement`, inputs and options are split over its data axes. `call_shapes`
+    collects (inputs, input length, options, option length) of every device call.
     """
     prompts, opt_ids = _prepare_rank(model, vocab, inputs, options, score, max_input_length,
-                                     max_option_length, stats)
+                                     max_option_length, stats, keep_input)
     fns = _functions(model.config)
-    encdec = model.config.family == "encoder_decoder"
+    fn = fns["rank_encdec" if model.config.family == "encoder_decoder" else "rank_decoder_only"]
+    multiple = batch_multiple(placement)
     results: list[RankResult] = []
     for start in range(0, len(prompts), batch_size):
         p = prompts[start:start + batch_size]
         o = opt_ids[start:start + batch_size]
         flat = [ids for opts in o for ids in opts]
-        ex_idx = np.zeros((next_pow2(len(flat)),), np.int32)
-        ex_idx[:len(flat)] = [i for i, opts in enumerate(o) for _ in opts]
-        b, m = bucket_batch(len(p), batch_size), len(ex_idx)
+        owner = np.asarray([i for i, opts in enumerate(o) for _ in opts], np.int32)
+        b = round_up(bucket_batch(len(p), batch_size), multiple)
         lp_len = bucket_length(max(map(len, p)), max_input_length)
         lo = bucket_length(max(map(len, flat)), max_option_length)
-        fn = fns["rank_encdec" if encdec else "rank_decoder_only"]
-        ll, nt = jax.device_get(fn(params, pad_rows(p, b, lp_len), row_lengths(p, b),
-                                   pad_rows(flat, m, lo), row_lengths(flat, m), ex_idx))
+        rows = max(1, int(option_tokens_per_call) // lo)
+        rows = round_up(1 << (rows.bit_length() - 1), multiple)  # a power of two (x multiple)
+        prompt_batch = put(placement, (pad_rows(p, b, lp_len), row_lengths(p, b)))
+        ll, nt = np.zeros(len(flat)), np.zeros(len(flat), np.int64)
+        for c in range(0, len(flat), rows):
+            chunk = flat[c:c + rows]
+            m = round_up(min(next_pow2(len(chunk)), rows), multiple)
+            ex_idx = np.zeros((m,), np.int32)
+            ex_idx[:len(chunk)] = owner[c:c + len(chunk)]
+            if call_shapes is not None:
+                call_shapes.add((b, lp_len, m, lo))
+            with running(placement):
+                out = fn(params, *prompt_batch,
+                         *put(placement, (pad_rows(chunk, m, lo), row_lengths(chunk, m), ex_idx)))
+            got_ll, got_nt = fetch(placement, out)
+            ll[c:c + len(chunk)], nt[c:c + len(chunk)] = got_ll[:len(chunk)], got_nt[:len(chunk)]
         k = 0
         for j, opts in enumerate(o):
             n = len(opts)

@@ -76,7 +76,8 @@ def _example_index(ex: dict) -> int:
 
 
 def rank_rows_scores(model, params, vocab, examples: Sequence[dict], settings: PredictSettings,
-                     stats: dict | None = None) -> tuple[list[float], list[str]]:
+                     stats: dict | None = None,
+                     placement=None) -> tuple[list[float], list[str]]:
     """(summed log-likelihood of each row's target, the best option of each input example).
     Rows of one example that share their input are ranked in one pass over that input."""
     groups: dict[int, list[int]] = {}
@@ -93,7 +94,9 @@ def rank_rows_scores(model, params, vocab, examples: Sequence[dict], settings: P
         ranked = scoring.rank_classify(
             model, params, vocab, inputs, options, score="sum", batch_size=settings.batch_size,
             max_input_length=settings.max_input_length,
-            max_option_length=settings.max_target_length, stats=stats)
+            max_option_length=settings.max_target_length, stats=stats,
+            placement=placement, option_tokens_per_call=settings.option_tokens_per_call,
+            keep_input=settings.keep_input)
         for rows, result in zip(shared, ranked):
             for r, ll in zip(rows, result.log_likelihoods):
                 scores[r] = float(ll)
@@ -102,7 +105,8 @@ def rank_rows_scores(model, params, vocab, examples: Sequence[dict], settings: P
             model, params, vocab, [text(examples[r]["inputs_pretokenized"]) for r in separate],
             [text(examples[r]["targets_pretokenized"]) for r in separate],
             batch_size=settings.batch_size, max_input_length=settings.max_input_length,
-            max_target_length=settings.max_target_length, stats=stats)
+            max_target_length=settings.max_target_length, stats=stats,
+            placement=placement, keep_input=settings.keep_input)
         for r, (ll, _) in zip(separate, scored):
             scores[r] = float(ll)
     for rows in groups.values():
@@ -112,11 +116,13 @@ def rank_rows_scores(model, params, vocab, examples: Sequence[dict], settings: P
 
 
 def evaluate_task(task, examples: Sequence[dict], model, params, vocab,
-                  settings: PredictSettings, stats: dict | None = None) -> TaskOutput:
+                  settings: PredictSettings, stats: dict | None = None,
+                  placement=None) -> TaskOutput:
     """Runs what the task's metric functions need (decoding, target scores or rank rows) and
     applies them, for any seqio task."""
     if is_rank_rows(task, examples):
-        scores, best = rank_rows_scores(model, params, vocab, examples, settings, stats)
+        scores, best = rank_rows_scores(model, params, vocab, examples, settings, stats,
+                                        placement)
         targets = _targets(task, examples)
         metrics: dict[str, float] = {}
         for fn in task.score_metric_fns:
@@ -132,13 +138,14 @@ def evaluate_task(task, examples: Sequence[dict], model, params, vocab,
     predictions: list[str] = []
     if task.predict_metric_fns or task.predict_with_aux_metric_fns:
         predictions = [p.text for p in predict(model, params, vocab, inputs, None, settings,
-                                               stats=stats)]
+                                               stats=stats, placement=placement)]
         metrics.update(predictions_metrics(task, examples, predictions))
     if task.predict_with_aux_metric_fns:
         aux = {"scores": np.asarray([s for s, _ in scoring.score_texts(
             model, params, vocab, inputs, predictions, batch_size=settings.batch_size,
             max_input_length=settings.max_input_length,
-            max_target_length=settings.max_target_length, stats=stats)])}
+            max_target_length=settings.max_target_length, stats=stats,
+            placement=placement, keep_input=settings.keep_input)])}
         targets, preds = _targets(task, examples), _postprocess(task, predictions, examples)
         for fn in task.predict_with_aux_metric_fns:
             metrics.update(_values(fn(targets, preds, aux)))
@@ -147,7 +154,8 @@ def evaluate_task(task, examples: Sequence[dict], model, params, vocab,
         scored = scoring.score_texts(
             model, params, vocab, inputs, raw_targets, batch_size=settings.batch_size,
             max_input_length=settings.max_input_length,
-            max_target_length=settings.max_target_length, stats=stats)
+            max_target_length=settings.max_target_length, stats=stats,
+            placement=placement, keep_input=settings.keep_input)
         scores = [s for s, _ in scored]
         if task.score_metric_fns:
             targets = _targets(task, examples)

@@ -17,11 +17,11 @@ def test_minus_one_takes_the_remaining_devices():
 
 @pytest.mark.parametrize("axes, message", [
     ({"data": -1, "fsdp": -1}, "at most one axis"),
-    ({"data": -1, "fsdp": 3}, "not divisible"),
+    ({"data": -1, "fsdp": 3}, "the 8 devices do not divide by the fixed axes' product 3"),
     ({"data": 2, "fsdp": 2}, "needs 4 devices but 8"),
 ])
 def test_meshes_that_do_not_fit_are_explained(axes, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(partitioning.MeshError, match=message):
         partitioning.resolve_mesh_shape(axes, 8)
 
 
@@ -78,3 +78,17 @@ def test_rules_from_gin_lists_become_tuples():
     rules = partitioning.logical_axis_rules([("batch", ["data", "fsdp"]), ("embed", None)])
     assert rules == (("batch", ("data", "fsdp")), ("embed", None))
     assert nn.logical_to_mesh_axes(("batch", "embed"), rules) == P(("data", "fsdp"), None)
+
+
+def test_a_dimension_that_does_not_divide_its_mesh_axis_is_named():
+    mesh = partitioning.make_mesh({"data": 4, "fsdp": 1, "tensor": 2})
+    with pytest.raises(partitioning.MeshError) as e:
+        partitioning.logical_to_shardings(
+            {"attn": {"q": P("embed", "heads")}},
+            {"attn": {"q": jax.ShapeDtypeStruct((4, 5), jnp.float32)}}, mesh,
+            partitioning.logical_axis_rules())
+    assert str(e.value) == (
+        "attn/q: dimension 1 of size 5 (logical axis 'heads') does not divide over mesh axis "
+        "'tensor' (2) of size 2; pick mesh_axes.axes sizes that divide it (mesh now "
+        "{'data': 4, 'fsdp': 1, 'tensor': 2}) or map 'heads' to None in logical_axis_rules.")
+

@@ -10,13 +10,27 @@ from flan_jax.models.config import TransformerConfig
 from flan_jax.models.decoder_only import DecoderOnly
 from flan_jax.models.encoder_decoder import EncoderDecoder
 
-__all__ = ["TransformerConfig", "EncoderDecoder", "DecoderOnly", "build_model", "count_params",
-           "init_cache", "init_prompt", "output_head_kernel"]
+__all__ = ["TransformerConfig", "EncoderDecoder", "DecoderOnly", "abstract_params",
+           "build_model", "count_params", "init_cache", "init_prompt", "output_head_kernel"]
 
 
 def build_model(config: TransformerConfig) -> nn.Module:
     """The Flax module for a config's family."""
     return EncoderDecoder(config) if config.family == "encoder_decoder" else DecoderOnly(config)
+
+
+def init_params_fn(model: nn.Module):
+    """rng -> the model's parameters (`Partitioned` boxes carrying their logical axis names)."""
+    import jax.numpy as jnp
+
+    dummy = jnp.ones((1, 8), jnp.int32)
+    args = (dummy, dummy) if model.config.family == "encoder_decoder" else (dummy,)
+    return lambda rng: model.init(rng, *args)["params"]
+
+
+def abstract_params(model: nn.Module):
+    """The parameters' shapes and dtypes, boxed with their logical axes; nothing allocated."""
+    return jax.eval_shape(init_params_fn(model), jax.random.PRNGKey(0))
 
 
 def output_head_kernel(config: TransformerConfig, params) -> jax.Array:
