@@ -7,3 +7,10 @@ class UserError(Exception):
 
 class TrainingError(Exception):
     """Stops a run with a message for the user (NaN loss, incompatible checkpoint, ...)."""
+
+
+def one_line(error: BaseException) -> str:
+    """The user-facing message of an error, without the "In call to configurable ..." lines
+    gin appends to exceptions raised inside configurables."""
+    text = str(error.args[0]) if error.args else str(error)
+    return text.split("\n  In call to configurable")[0].strip()
