@@ -139,7 +139,9 @@ def _process(mode: str, args, model, params, vocab, records: list[dict], offset:
 
 def main(argv: list[str] | None = None) -> int:
     from flan_jax import config
-    from flan_jax import placement as _mesh_configurables  # noqa: F401  (for --gin.mesh_axes...)
+    # every configurable this command may touch, before gin locks the config
+    import flan_jax.checkpoints  # noqa: F401
+    import flan_jax.placement  # noqa: F401
 
     err = lambda msg: print(f"flan-jax infer: {msg}", file=sys.stderr)  # noqa: E731
     try:
