@@ -1,6 +1,7 @@
 """Token ids and padded batches shared by scoring, decoding and infer."""
 
 import numpy as np
+import pytest
 
 from flan_jax import batching
 from flan_jax.vocab import ByteVocab
@@ -45,3 +46,14 @@ def test_model_kwargs_keep_the_family_features():
     assert batching.model_kwargs(batch, "decoder_only") == {"decoder_input_tokens": 1}
     assert set(batching.model_kwargs(batch, "encoder_decoder")) == {"decoder_input_tokens",
                                                                     "encoder_input_tokens"}
+
+
+def test_evaluation_can_keep_the_end_of_encoder_inputs():
+    """Instructions end with the question and OPTIONS: evaluation cuts the start instead."""
+    text = "A long passage. " * 4 + "Question? OPTIONS: yes, no"
+    enc = batching.input_ids(V, text, "encoder_decoder", 20, keep="end")
+    assert enc == V.encode(text)[-19:] + [V.eos_id]
+    assert V.decode(enc[:-1]).endswith("OPTIONS: yes, no")
+    assert batching.input_ids(V, text, "decoder_only", 10, keep="start") == V.encode(text)[:10]
+    with pytest.raises(ValueError, match="keep='middle': use one of start, end"):
+        batching.input_ids(V, text, "encoder_decoder", 10, keep="middle")

@@ -135,3 +135,34 @@ def test_rank_and_loglik_match_transformers(tmp_path, family):
     ref = [torch_loglik(hf, family, p, t) for p, t in zip(prompts, targets)]
     np.testing.assert_allclose(np.asarray(ll), ref, atol=1e-4, rtol=1e-5)
     assert list(np.asarray(nt)) == [len(t) for t in targets]
+
+
+@pytest.mark.parametrize("name", ["encoder_decoder", "decoder_only"])
+def test_many_options_are_scored_in_bounded_calls(name):
+    """1,000 options cost more calls, not more memory: every device call holds at most the
+    option-token budget, so its compiled memory equals the 10-option call's (within 1.5x)."""
+    model, params = tiny_model(CONFIGS[name])
+    budget = 16 * 8  # 16 option rows of 8 tokens a call
+    fns = scoring._functions(model.config)
+    fn = fns["rank_encdec" if name == "encoder_decoder" else "rank_decoder_only"]
+
+    def peak(n_options):
+        options = [[f"o{i}" for i in range(n_options)]]
+        shapes: set = set()
+        chunked = scoring.rank_classify(model, params, VOCAB, ["Which one?"], options,
+                                        option_tokens_per_call=budget, call_shapes=shapes)
+        whole = scoring.rank_classify(model, params, VOCAB, ["Which one?"], options,
+                                      option_tokens_per_call=10**9)
+        np.testing.assert_allclose(chunked[0].log_likelihoods, whole[0].log_likelihoods,
+                                   atol=1e-5)
+        memory = []
+        for b, lp, m, lo in shapes:
+            assert m * lo <= budget
+            args = (params, jnp.zeros((b, lp), jnp.int32), jnp.ones((b,), jnp.int32),
+                    jnp.zeros((m, lo), jnp.int32), jnp.ones((m,), jnp.int32),
+                    jnp.zeros((m,), jnp.int32))
+            analysis = fn.lower(*args).compile().memory_analysis()
+            memory.append(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes)
+        return max(memory)
+
+    assert peak(1000) <= 1.5 * peak(10)
