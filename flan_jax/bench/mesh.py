@@ -6,8 +6,9 @@ all N devices) and, where there are 8 devices, `fsdp4_tensor2` ({data: 1, fsdp: 
 Random model (first of each family), byte vocabulary, float32.
 
 On a CPU the "devices" are simulated (`--xla_force_host_platform_device_count`): they share the
-same cores, so a larger mesh cannot be faster; the ratio to one device measures what sharding
-costs (collectives, per-device dispatch, smaller per-device matmuls), not a speed-up. Benchmarks
+same cores, so a larger mesh cannot add compute; the ratio to one device measures what sharding
+costs (collectives, per-device dispatch, smaller per-device matmuls), not a speed-up (a ratio
+above 1 means the one-device run of these small shapes left a core idle). Benchmarks
 otherwise run with one CPU device (`flan_jax.bench`), so when this one finds a single CPU device
 it runs itself in a child process with `HOST_DEVICES` simulated devices.
 """
@@ -29,8 +30,9 @@ from flan_jax.bench.common import (Settings, ensure_gin, family_models, init_par
                                    median_time, say)
 
 HOST_DEVICES = 8
-NOTE = ("simulated CPU devices share the same cores: the ratio to one device is sharding "
-        "overhead, not a speed-up")
+NOTE = ("simulated CPU devices share the same cores: the ratio to one device shows sharding "
+        "overhead (and any core a one-device run of these small shapes leaves idle), not a "
+        "multi-device speed-up")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,8 +149,9 @@ def bench_mesh(models: list[tuple[str, Any]], s: Settings) -> list[dict]:
             # random models have near ties; sharded sums may reorder them
             r["rank_agreement"] = float(np.mean([a == b for a, b in zip(preds, base_preds)]))
             r["decode_agreement"] = float(np.mean([a == b for a, b in zip(texts, base_texts)]))
+            platform = jax.devices()[0].platform
             rows.append({"model": name, "family": model.config.family, "layout": label,
-                         "platform": jax.devices()[0].platform, "note": NOTE, **r})
+                         "platform": platform, "note": NOTE if platform == "cpu" else "", **r})
             say(f"mesh {name} {label} {r['mesh']}: rank {r['rank_examples_per_s']:,.1f} ex/s "
                 f"({r['rank_vs_one_device']:.2f}x one device), greedy "
                 f"{r['decode_examples_per_s']:,.1f} ex/s ({r['decode_vs_one_device']:.2f}x)")

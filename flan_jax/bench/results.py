@@ -99,7 +99,8 @@ def _mesh(rows: list[dict]) -> list[str]:
     out = ["Examples per second of `rank_classify` and greedy `generate` with a `Placement`, "
            "random model, byte vocabulary; ratios are to the same model on one device."
            + (" **The devices are simulated CPU devices sharing the same cores: this measures "
-              "the overhead of sharding, not a speed-up.**" if platform == "cpu" else ""), "",
+              "the overhead of sharding, not a speed-up** (a ratio above 1 only means one device "
+              "left a core idle on these small shapes)." if platform == "cpu" else ""), "",
            "| model | mesh | inputs x options | params MiB per device | rank examples/s | "
            "vs one device | greedy examples/s (new tokens) | vs one device | same answers |",
            "|---|---|---|---|---|---|---|---|---|"]
