@@ -1,4 +1,4 @@
-"""`flan-jax bench {train,compare,pipeline,rank,decode,all} [--quick] [--gin_file=...]`.
+"""`flan-jax bench {train,compare,pipeline,rank,decode,mesh,compile,all} [--quick] ...`.
 
 Throughput, MFU and memory on this machine, written to `bench/results/<machine>.json` and
 `<machine>.md` (see `flan_jax.bench.results`). Each measurement is warmed up (compilation
@@ -29,7 +29,9 @@ RUNNERS = {"train": ("flan_jax.bench.train", "bench_train"),
            "compare": ("flan_jax.bench.compare", "bench_compare"),
            "pipeline": ("flan_jax.bench.pipeline", "bench_pipeline"),
            "rank": ("flan_jax.bench.rank", "bench_rank"),
-           "decode": ("flan_jax.bench.decode", "bench_decode")}
+           "decode": ("flan_jax.bench.decode", "bench_decode"),
+           "mesh": ("flan_jax.bench.mesh", "bench_mesh"),
+           "compile": ("flan_jax.bench.compile", "bench_compile")}
 DEFAULT_MODELS = ("models/decoder_tiny.gin", "models/t5_tiny.gin")
 SMALL_MODELS = ("models/decoder_small.gin", "models/t5_small.gin")
 

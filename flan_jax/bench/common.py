@@ -157,6 +157,21 @@ def f32(cfg, **overrides):
                                **overrides)
 
 
+def family_models(models: Sequence[tuple[str, Any]], s: Settings) -> list[tuple[str, Any]]:
+    """The inference benchmarks' models: the first of each family in `models` (small models
+    only in quick runs, where they are shrunk anyway), each built in float32 with the byte
+    vocabulary. Returns (name, model) pairs; random parameters come from `init_params`."""
+    from flan_jax.models import build_model
+
+    out, families = [], set()
+    for name, cfg in models:
+        if cfg.family in families or ("small" in name and not s.quick):
+            continue
+        families.add(cfg.family)
+        out.append((name, build_model(f32(cfg, vocab_size=BYTE_VOCAB))))
+    return out
+
+
 def init_params(model, seed: int = 0, out_shardings=None):
     """Random parameters of `model` (unboxed), optionally placed with `out_shardings`."""
     import flax.linen as nn

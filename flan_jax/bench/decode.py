@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from flan_jax.bench.common import BYTE_VOCAB, Settings, f32, init_params, median_time, say
+from flan_jax.bench.common import (BYTE_VOCAB, Settings, family_models, init_params,
+                                   median_time, say)
 
 
 def measure_decode(model, params, s: Settings, *, batch: int, prompt_len: int, new: int,
@@ -42,19 +43,13 @@ def measure_decode(model, params, s: Settings, *, batch: int, prompt_len: int, n
 
 
 def bench_decode(models: list[tuple[str, Any]], s: Settings) -> list[dict]:
-    from flan_jax.models import build_model
-
     new = 8 if s.quick else 128
     b, prompt_len = (2, 16) if s.quick else (8, 64)
-    rows, seen = [], set()
-    for name, cfg in models:
-        if cfg.family in seen or ("small" in name and not s.quick):
-            continue
-        seen.add(cfg.family)
-        model = build_model(f32(cfg, vocab_size=BYTE_VOCAB))
-        params = init_params(model)
-        r = measure_decode(model, params, s, batch=b, prompt_len=prompt_len, new=new)
-        rows.append({"model": name, "family": cfg.family, **r})
+    rows = []
+    for name, model in family_models(models, s):
+        r = measure_decode(model, init_params(model), s, batch=b, prompt_len=prompt_len,
+                           new=new)
+        rows.append({"model": name, "family": model.config.family, **r})
         say(f"decode {name}: cache {r['greedy_cache_tokens_per_s']:,.0f} tok/s, no cache "
             f"{r['greedy_no_cache_tokens_per_s']:,.0f} tok/s ({r['speedup_greedy']:.1f}x); "
             f"beam4 {r['beam4_cache_tokens_per_s']:,.0f}")

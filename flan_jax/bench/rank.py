@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from flan_jax.bench.common import BYTE_VOCAB, Settings, f32, init_params, median_time, say
+from flan_jax.bench.common import Settings, family_models, init_params, median_time, say
 
 
 def _random_text(rng, n: int) -> str:
@@ -45,22 +45,16 @@ def measure_rank(model, params, s: Settings, *, n_inputs: int, input_len: int, o
 
 
 def bench_rank(models: list[tuple[str, Any]], s: Settings) -> list[dict]:
-    from flan_jax.models import build_model
-
     input_len = 32 if s.quick else 256
     n_inputs = 2 if s.quick else 16
     counts = (4,) if s.quick else (2, 4, 10)
-    rows, seen = [], set()
-    for name, cfg in models:
-        if cfg.family in seen or ("small" in name and not s.quick):
-            continue
-        seen.add(cfg.family)
-        model = build_model(f32(cfg, vocab_size=BYTE_VOCAB))
+    rows = []
+    for name, model in family_models(models, s):
         params = init_params(model)
         for i, k in enumerate(counts):
             r = measure_rank(model, params, s, n_inputs=n_inputs, input_len=input_len,
                              options=k, seed=i)
-            rows.append({"model": name, "family": cfg.family, **r})
+            rows.append({"model": name, "family": model.config.family, **r})
             say(f"rank {name} {k} options: {r['shared_options_per_s']:,.0f} vs naive "
                 f"{r['naive_options_per_s']:,.0f} options/s ({r['speedup']:.1f}x)")
     return rows

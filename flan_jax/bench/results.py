@@ -8,7 +8,7 @@ import math
 import pathlib
 from typing import Any, Callable
 
-ORDER = ("train", "compare", "pipeline", "rank", "decode", "gpu")
+ORDER = ("train", "compare", "pipeline", "rank", "decode", "mesh", "compile", "gpu")
 TARGETS = {"compare": "JAX >= 1.2x PyTorch tokens/s (decoder_tiny); T5 keeps its lead",
            "pipeline": "pipeline >= 3x step", "rank": ">= 3x at 4 options",
            "decode": ">= 5x (greedy)"}
@@ -90,6 +90,39 @@ def _decode(rows: list[dict]) -> list[str]:
                   f"{fmt(r['beam4_cache_tokens_per_s'])} |" for r in rows]
 
 
+def _axes(mesh: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in mesh.items() if v > 1) or "one device"
+
+
+def _mesh(rows: list[dict]) -> list[str]:
+    platform = rows[0].get("platform", "cpu") if rows else "cpu"
+    out = ["Examples per second of `rank_classify` and greedy `generate` with a `Placement`, "
+           "random model, byte vocabulary; ratios are to the same model on one device."
+           + (" **The devices are simulated CPU devices sharing the same cores: this measures "
+              "the overhead of sharding, not a speed-up** (a ratio above 1 only means one device "
+              "left a core idle on these small shapes)." if platform == "cpu" else ""), "",
+           "| model | mesh | inputs x options | params MiB per device | rank examples/s | "
+           "vs one device | greedy examples/s (new tokens) | vs one device | same answers |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    return out + [f"| {r['model']} | {_axes(r['mesh'])} | {r['inputs']} x {r['options']} | "
+                  f"{r['param_mib_per_device']:.2f} | {fmt(r['rank_examples_per_s'], 1)} | "
+                  f"{r['rank_vs_one_device']:.2f}x | {fmt(r['decode_examples_per_s'], 1)} "
+                  f"({r['new_tokens']}) | {r['decode_vs_one_device']:.2f}x | "
+                  f"{100 * r['rank_agreement']:.0f}% / {100 * r['decode_agreement']:.0f}% |"
+                  for r in rows]
+
+
+def _compile(rows: list[dict]) -> list[str]:
+    out = ["Seconds to lower (trace) and compile a fresh train step (AdamW, one device, "
+           "float32), median of fresh builds; `scan` stacks the layers under `nn.scan`.", "",
+           "| model | layers | scan | params | batch x len | lower s | compile s | total s |",
+           "|---|---|---|---|---|---|---|---|"]
+    return out + [f"| {r['model']} | {r['layers']} | {r['scan_layers']} | "
+                  f"{r['params'] / 1e6:.2f}M | {r['batch']} x {_lengths(r['lengths'])} | "
+                  f"{r['lower_s']:.2f} | {r['compile_s']:.2f} | {r['total_s']:.2f} |"
+                  for r in rows]
+
+
 def _mib(x) -> str:
     return "n/a" if x is None else f"{x / 2 ** 20:,.0f}"
 
@@ -149,7 +182,7 @@ def _gpu(rows: list[dict]) -> list[str]:
 
 RENDERERS: dict[str, Callable[[list[dict]], list[str]]] = {
     "train": _train, "compare": _compare, "pipeline": _pipeline, "rank": _rank,
-    "decode": _decode, "gpu": _gpu}
+    "decode": _decode, "mesh": _mesh, "compile": _compile, "gpu": _gpu}
 
 
 def render_markdown(results: dict) -> str:
