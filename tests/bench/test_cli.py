@@ -19,6 +19,8 @@ EXPECTED = {
     "rank": ("shared_options_per_s", "naive_options_per_s", "speedup", "options"),
     "decode": ("greedy_cache_tokens_per_s", "greedy_no_cache_tokens_per_s", "speedup_greedy",
                "beam4_cache_tokens_per_s", "new_tokens"),
+    "mesh": ("rank_examples_per_s", "decode_examples_per_s"),
+    "compile": ("lower_s", "compile_s", "total_s"),
 }
 
 
