@@ -36,6 +36,8 @@ def test_report_covers_every_cluster_and_matches_t5_metrics(trained_dir):
                                          "evaluate.max_input_length = 256",
                                          "evaluate.max_new_tokens = 32"])
     report = evaluate()
+    assert report["step"] == 6  # the training step evaluated (the run's latest)
+    assert report["mesh"] == {"data": 8, "fsdp": 1, "tensor": 1}
     clusters = catalogue.collection_info("synthetic").clusters
     assert set(report["clusters"]) == set(clusters)
     assert report["held_out_clusters"] == ["nli"]

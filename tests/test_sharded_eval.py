@@ -207,3 +207,26 @@ def test_two_processes_write_what_one_process_writes(tmp_path):
     assert two["mesh"] == {"data": 2, "fsdp": 2, "tensor": 1}
     _same_reports(two, one)
     assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+
+
+def test_report_names_chance_and_keeps_the_previous_one(tmp_path):
+    model = tmp_path / "model"
+    write_model_dir(model, "encoder_decoder")
+    out = tmp_path / "out"
+    first = _evaluate(model, out, SINGLE)
+    first_text = (out / "report.json").read_text()
+    second = _evaluate(model, out, SINGLE)
+    (kept,) = (out / "previous").iterdir()
+    assert (kept / "report.json").read_text() == first_text
+    assert {p.name for p in kept.iterdir()} == {"report.json", "report.md", "clusters.png"}
+    assert second["step"] is None  # a converted checkpoint has no training step
+    rank = second["tasks"][TASKS[0]]
+    import seqio
+
+    examples = list(seqio.get_mixture_or_task(TASKS[0]).get_dataset(
+        None, split=rank["split"] if "split" in rank else "validation", shuffle=False)
+        .take(5).as_numpy_iterator())
+    assert rank["chance"] == pytest.approx(100 * np.mean([1 / len(e["options"])
+                                                          for e in examples]))
+    assert second["clusters"][rank["cluster"]]["chance"] == pytest.approx(rank["chance"])
+    assert first["tasks"][TASKS[0]]["metrics"] == rank["metrics"]
