@@ -20,7 +20,9 @@ shardings and batches split over the data axes. Multi-host: run the same command
 process (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, or a TPU pod's own
 discovery); process 0 writes the output file.
 
-Runs resume: output lines already written are kept (a trailing partial line is cut) and the
+Runs resume: `OUTPUT.infer.json` records the mode, checkpoint, settings and digests of the
+input records done; a run whose output was made another way (another mode, checkpoint, setting
+or input file) is refused unless --overwrite. Output lines already written are kept (a trailing partial line is cut) and the
 run continues with the next record, so an interrupted run finished later gives the same file as
 one uninterrupted run (sampling keys derive from --seed and the record's index).
 """
@@ -48,6 +50,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max_target_length", type=int, default=128,
                    help="targets and options are cut to this many tokens")
     p.add_argument("--skip_bad_lines", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start --output_file again instead of resuming it")
     p.add_argument("--chunk_size", type=int, default=256,
                    help="records processed and written per chunk")
     p.add_argument("--rank_score", choices=("sum", "mean", "per_char"), default="sum",
@@ -96,16 +100,79 @@ def _records(path: str, mode: str) -> Iterator[tuple[int, dict | None, str | Non
                 yield (lineno,) + check_record(line, mode)
 
 
-def _resume(path: str) -> int:
-    """Complete lines already in the output file; a trailing partial line is cut off."""
+def _resume(path: str, cut: bool = True) -> int:
+    """Complete lines already in the output file; a trailing partial line is cut off (when
+    `cut`)."""
     if not os.path.exists(path):
         return 0
     with open(path, "rb+") as f:
         data = f.read()
         end = data.rfind(b"\n") + 1
-        if end < len(data):
+        if cut and end < len(data):
             f.truncate(end)
     return data[:end].count(b"\n")
+
+
+def _meta_path(output_file: str) -> str:
+    return output_file + ".infer.json"
+
+
+def _identity(args) -> dict:
+    """What decides an output line: a resumed run must match it."""
+    from flan_jax.checkpoints import saved_step
+
+    keys = ("mode", "max_input_length", "max_target_length", "rank_score")
+    if args.mode == "predict":
+        keys += ("method", "max_new_tokens", "temperature", "top_k", "top_p", "num_beams",
+                 "length_penalty", "seed")
+    return {"checkpoint": os.path.abspath(args.checkpoint),
+            "step": saved_step(args.checkpoint) if os.path.isdir(args.checkpoint) else None,
+            **{k: getattr(args, k) for k in keys}}
+
+
+def _record_digest(digest, record: dict) -> None:
+    digest.update(json.dumps(record, sort_keys=True, ensure_ascii=False).encode() + b"\n")
+
+
+def _check_resume(args, done: int) -> str | None:
+    """Why the existing output must not be resumed by this run (None: it may be)."""
+    import hashlib
+
+    meta_path = _meta_path(args.output_file)
+    if not os.path.exists(meta_path):
+        return (f"{args.output_file} has {done} lines but no {meta_path} saying how they were "
+                "made; pass --overwrite to start it again, or choose another --output_file.")
+    meta = json.load(open(meta_path, encoding="utf-8"))
+    want = _identity(args)
+    for key, value in want.items():
+        if meta.get("identity", {}).get(key) != value:
+            return (f"{args.output_file} was written with {key}={meta['identity'].get(key)!r}"
+                    f" but this run has {key}={value!r}; pass --overwrite to start it again, "
+                    "or choose another --output_file.")
+    checks = {n: h for n, h in meta.get("input_digests", []) if n <= done}
+    if checks:
+        upto = max(checks)
+        digest, index = hashlib.sha256(), 0
+        for _, record, problem in _records(args.input_file, args.mode):
+            if problem is not None:
+                continue
+            _record_digest(digest, record)
+            index += 1
+            if index == upto:
+                break
+        if index != upto or digest.hexdigest() != checks[upto]:
+            return (f"the first {upto} records of {args.input_file} are not those "
+                    f"{args.output_file} was made from; pass --overwrite to start it again, "
+                    "or choose another --output_file.")
+    return None
+
+
+def _write_meta(args, digests: list) -> None:
+    path = _meta_path(args.output_file)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"identity": _identity(args), "input_digests": digests}, f, indent=1)
+    os.replace(tmp, path)
 
 
 def _process(mode: str, args, model, params, vocab, records: list[dict], offset: int,
@@ -181,11 +248,26 @@ def main(argv: list[str] | None = None) -> int:
     import jax
 
     writer = jax.process_index() == 0  # every process computes; process 0 writes
-    done = _resume(args.output_file) if writer else 0
+    done, refusal = 0, None
+    if writer:
+        if args.overwrite:
+            for path in (args.output_file, _meta_path(args.output_file)):
+                if os.path.exists(path):
+                    os.remove(path)
+        done = _resume(args.output_file, cut=False)
+        if done:
+            refusal = _check_resume(args, done)
+        if refusal is None:
+            done = _resume(args.output_file)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
-        done = int(multihost_utils.broadcast_one_to_all(np.int32(done)))
+        done = int(multihost_utils.broadcast_one_to_all(np.int32(-1 if refusal else done)))
+        if done < 0 and refusal is None:
+            refusal = "process 0 refused to resume the output file (see its message)."
+    if refusal:
+        err(refusal)
+        return 2
     if done > total:
         err(f"{args.output_file} already has {done} lines but {args.input_file} has only "
             f"{total} valid records; is it the output of another input file?")
@@ -206,7 +288,15 @@ def main(argv: list[str] | None = None) -> int:
         model = build_model(cfg)
         progress = ProgressLine(f"infer {args.mode}", total, initial=done,
                                 enabled=writer)
+        import hashlib
+
         index, chunk = 0, []
+        digest = hashlib.sha256()  # of the valid records so far, in order
+        digests = []
+        if writer and os.path.exists(_meta_path(args.output_file)):
+            digests = json.load(open(_meta_path(args.output_file), encoding="utf-8"))[
+                "input_digests"]
+        digests = [d for d in digests if d[0] <= done]
         with (open(args.output_file, "a", encoding="utf-8") if writer
               else open(os.devnull, "w")) as out:
             def flush():
@@ -214,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
                                    index - len(chunk), stats, placement)
                 out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
                 out.flush()
+                if writer:
+                    digests.append([index, digest.hexdigest()])
+                    _write_meta(args, digests)
                 progress.update(len(chunk))
                 chunk.clear()
 
@@ -221,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                 if problem is not None:
                     continue
                 index += 1
+                _record_digest(digest, record)
                 if index <= done:
                     continue
                 chunk.append(record)

@@ -118,6 +118,8 @@ def test_interrupted_run_resumes_to_the_same_file(ckpt, tmp_path, capsys):
     part = tmp_path / "part.jsonl"
     kept = expected.splitlines(keepends=True)
     part.write_text("".join(kept[:2]) + kept[2][:7])  # two lines, then a partial third
+    (tmp_path / "part.jsonl.infer.json").write_text(
+        (tmp_path / "full.jsonl.infer.json").read_text())
     capsys.readouterr()
     rc, _ = run(ckpt, tmp_path, "predict", lines, *args, name="part.jsonl")
     assert rc == 0 and part.read_text() == expected
@@ -146,3 +148,33 @@ def test_unwritable_output_is_refused_before_loading_the_model(tmp_path, capsys)
                      "--input_file", str(tmp_path / "in.jsonl"), "--output_file", str(out)])
     assert rc == 2 and "cannot write" in capsys.readouterr().err
     assert not out.parent.exists()
+
+
+def test_resume_refuses_an_output_made_another_way(ckpt, tmp_path, capsys):
+    lines = [json.dumps(r) for r in RECORDS]
+    rc, out = run(ckpt, tmp_path, "predict", lines, "--max_new_tokens", "4")
+    assert rc == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    cases = [
+        (("rank", lines), "was written with mode='predict' but this run has mode='rank'"),
+        (("predict", lines, "--max_new_tokens", "5"),
+         "was written with max_new_tokens=4 but this run has max_new_tokens=5"),
+        (("predict", [json.dumps({**RECORDS[0], "inputs": "other"})] + lines[1:],
+          "--max_new_tokens", "4"),
+         "are not those"),
+    ]
+    for (mode, src, *flags), message in cases:
+        out.write_bytes(before[:len(before) // 2 + 3])  # half done, a partial line last
+        half = out.read_bytes()
+        rc, _ = run(ckpt, tmp_path, mode, src, *flags)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and message in err[0], err
+        assert err[0].endswith("pass --overwrite to start it again, or choose another "
+                               "--output_file.")
+        assert out.read_bytes() == half
+    (tmp_path / "out.jsonl.infer.json").unlink()
+    rc, _ = run(ckpt, tmp_path, "predict", lines, "--max_new_tokens", "4")
+    assert rc == 2 and "no " in capsys.readouterr().err
+    rc, _ = run(ckpt, tmp_path, "predict", lines, "--max_new_tokens", "4", "--overwrite")
+    assert rc == 0 and out.read_bytes() == before
