@@ -98,22 +98,23 @@ def _is_guarded(key: str) -> bool:
 
 
 def config_changes(before: dict[str, str], after: dict[str, str]) -> tuple[list[str], list[str]]:
-    """(guarded changes, other changes), each as `NAME: old -> new`."""
-    guarded, other, reported = [], [], set()
+    """(guarded changes, other changes), each as `NAME: old -> new`. A macro is guarded when a
+    guarded parameter takes its value (BATCH_SIZE through DataConfig.batch_size)."""
+    changes: dict[str, list] = {}  # name -> [old, new, guarded]
     for key in sorted(set(before) | set(after)):
         old_name, old = _resolve(before, key)
         new_name, new = _resolve(after, key)
         if old == new:
             continue
         name = old_name if old_name == new_name else key
-        if name in reported:
-            continue
-        reported.add(name)
-        change = f"{name}: {old if old is not None else '(unset)'} -> " \
-                 f"{new if new is not None else '(unset)'}"
-        (guarded if _is_guarded(key) and old is not None and new is not None else other
-         ).append(change)
-    return guarded, other
+        guarded = _is_guarded(key) and old is not None and new is not None
+        change = changes.setdefault(name, [old, new, False])
+        change[2] = change[2] or guarded
+    text = {name: f"{name}: {'(unset)' if old is None else old} -> "
+                  f"{'(unset)' if new is None else new}"
+            for name, (old, new, _) in changes.items()}
+    return ([text[n] for n, c in changes.items() if c[2]],
+            [text[n] for n, c in changes.items() if not c[2]])
 
 
 def latest_config(model_dir: pathlib.Path) -> pathlib.Path | None:

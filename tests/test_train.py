@@ -39,6 +39,7 @@ def _main(capsys, model_dir, *extra):
     """`flan-jax train` in this process: (exit code, stdout, stderr)."""
     from flan_jax import train as train_lib
 
+    capsys.readouterr()  # what came before is not this command's
     code = train_lib.main(["--gin_file=runs/demo.gin", f"--gin.MODEL_DIR='{model_dir}'"] + [
         f"--gin.{b.replace(' = ', '=', 1)}" for b in TINY + list(extra)])
     captured = capsys.readouterr()
@@ -120,7 +121,7 @@ def test_resume_keeps_configs_logs_and_one_metrics_line_per_step(tmp_path, capsy
     code, out, err = _main(capsys, tmp_path, "TRAIN_STEPS = 9")
     assert code == 0, err
     assert f"Resumed from step 5 in {tmp_path}." in err
-    assert "Training 69,440 parameters for 9 steps on 8 devices" in err
+    assert "Training 181,504 parameters for 9 steps on 8 devices" in err
     assert "Changed since the run's last start: TRAIN_STEPS: 8 -> 9." in err
     assert (tmp_path / "config.gin").read_bytes() == first_config
     assert "TRAIN_STEPS = 9" in (tmp_path / "config.restart_5.gin").read_text()
