@@ -290,7 +290,7 @@ def restore_step(manager: ocp.CheckpointManager, step: int, abstract_state, abst
 def _unreadable(step_dir: pathlib.Path, error: BaseException):
     from flan_jax.errors import TrainingError
 
-    reason = " ".join(str(error).split())[:120] or type(error).__name__
     return TrainingError(
-        f"the checkpoint {step_dir} cannot be read ({type(error).__name__}: {reason}). Delete "
-        "that step directory to resume from the previous saved step.")
+        f"the checkpoint {step_dir} is damaged or incomplete ({type(error).__name__} while "
+        f"reading it). Delete that step directory (rm -r {step_dir}) to resume from the "
+        "previous saved step, or use another MODEL_DIR.")

@@ -133,6 +133,20 @@ def test_resume_keeps_configs_logs_and_one_metrics_line_per_step(tmp_path, capsy
     assert "step 6/9" in out and "- tok/s  MFU -  ETA ?" in out.splitlines()[0]
 
 
+def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path, capsys):
+    _train(tmp_path, "TRAIN_STEPS = 5")
+    step_dir = tmp_path / "checkpoints" / "5"
+    biggest = max((p for p in step_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    biggest.write_bytes(biggest.read_bytes()[:1000])
+    before = _snapshot(tmp_path)
+    code, out, err = _main(capsys, tmp_path, "TRAIN_STEPS = 8")
+    assert code == 1 and err.strip() == (
+        f"flan-jax train: the checkpoint {step_dir} is damaged or incomplete (Exception while "
+        f"reading it). Delete that step directory (rm -r {step_dir}) to resume from the previous "
+        "saved step, or use another MODEL_DIR.")
+    assert out == "" and _snapshot(tmp_path) == before
+
+
 def test_batch_size_and_model_dir_are_checked_before_writing(tmp_path, capsys, monkeypatch):
     from flan_jax import run_checks
 
