@@ -192,7 +192,12 @@ def test_unknown_binding_and_mixture_are_explained(tmp_path, capsys):
                            "--gin.MIXTURE_OR_TASK_NAME='synthetic_heldout_nil_train'"])
     err = capsys.readouterr().err
     assert code == 2 and "synthetic_heldout_nli_train" in err
-    assert not (tmp_path / "checkpoints").exists()
+    code, _, err = _main(capsys, tmp_path / "run", "MIXTURE_OR_TASK_NAME = 'synthetc'")
+    assert code == 2 and err.strip() == (
+        "flan-jax train: unknown task or mixture `synthetc`. Did you mean the collection "
+        "`synthetic`? Its training mixture is synthetic_all_train; `flan-jax tasks list "
+        "--mixtures --collection synthetic` lists the others.")
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "run").exists()
 
 
 def test_misspelled_macro_and_missing_model_file_stop_before_writing(tmp_path, capsys):
