@@ -68,6 +68,30 @@ def check_batch_size(batch_size: int, mesh, rules, num_processes: int = 1) -> No
                         f"processes: use a multiple of {num_processes}.")
 
 
+# --- examples cut by the feature lengths --------------------------------------------------------
+
+def check_truncation(cfg, per_task: int) -> None:
+    """Logs the share of each task's sampled examples that TASK_FEATURE_LENGTHS truncates;
+    refuses when every sampled target is truncated (the model would never see one end)."""
+    from flan_jax import data as data_lib
+
+    report = data_lib.sample_truncation(cfg, per_task)
+    cut = [r for r in report if any(r.cut.values())]
+    for r in cut:
+        logger.info("%s: TASK_FEATURE_LENGTHS truncates %s of %d sampled examples.", r.task,
+                    ", ".join(f"{k} in {n}" for k, n in r.cut.items() if n), r.sampled)
+    if report and not cut:
+        logger.info("TASK_FEATURE_LENGTHS truncates none of %d sampled examples of %d tasks.",
+                    sum(r.sampled for r in report), len(report))
+    sampled = sum(r.sampled for r in report if "targets" in r.cut)
+    if sampled and sum(r.cut.get("targets", 0) for r in report) == sampled:
+        longest = max(r.longest["targets"] for r in report if "targets" in r.longest)
+        raise UserError(
+            f"TASK_FEATURE_LENGTHS={dict(cfg.task_feature_lengths)} truncates every sampled target "
+            f"of {cfg.mixture_or_task_name} ({sampled} examples, up to {longest} tokens long): "
+            f"raise 'targets' (to {longest} to keep them all).")
+
+
 # --- resuming with the same settings ------------------------------------------------------------
 
 def parse_bindings(text: str) -> dict[str, str]:

@@ -42,7 +42,8 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
           async_checkpoints: bool = True, log_every: int = 10, init_checkpoint: str | None = None,
           eval_every: int | None = None, eval_fn: Callable | None = None,  # e.g. @evaluate
           prompt_tuning_base: str | None = None, loss_chunk_size: int = 0,
-          allow_config_change: bool = False, stop_after: int | None = None) -> dict:
+          allow_config_change: bool = False, truncation_sample: int = 8,
+          stop_after: int | None = None) -> dict:
     """Trains `model_config` on `data` (a `DataConfig`) for `train_steps` steps in `model_dir`.
 
     Resumes from the latest checkpoint in `model_dir`. Returns the last metrics. `stop_after`
@@ -57,12 +58,15 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
 
     Nothing is written before the checks pass (`run_checks`): a resume whose batch size, model,
     optimizer, mixture or feature lengths differ from the run's last start is refused unless
-    `allow_config_change`. Each start keeps its config: config.gin (the first) and
+    `allow_config_change`, and so is a run whose TASK_FEATURE_LENGTHS truncate every target
+    of `truncation_sample` examples per task (0: no check). Each start keeps its config: config.gin (the first) and
     config.restart_STEP.gin (each resume, logging what changed).
     """
     model_dir_path = pathlib.Path(model_dir)
     run_checks.check_model_dir(model_dir_path)
     data_lib.check_source(data)  # an unknown task or mixture fails before any work
+    if truncation_sample:
+        run_checks.check_truncation(data, truncation_sample)
     tuning_prompt = model_config.prompt_length > 0
     base_dir = prompt_tuning.check_prompt_tuning(
         model_config, data, prompt_tuning_base, init_checkpoint) if tuning_prompt else None

@@ -24,6 +24,7 @@ TINY = [
     "MIXTURE_OR_TASK_NAME = 'synthetic_heldout_nli_train'", "train.log_every = 1",
     "train.checkpoint_every = 5", "learning_rate_schedule.warmup_steps = 0",
     "learning_rate_schedule.base_learning_rate = 3e-3",
+    "train.truncation_sample = 0",  # tests/test_run_checks.py and the test below check it
 ]
 
 
@@ -145,6 +146,16 @@ def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path, capsys):
         f"reading it). Delete that step directory (rm -r {step_dir}) to resume from the previous "
         "saved step, or use another MODEL_DIR.")
     assert out == "" and _snapshot(tmp_path) == before
+
+
+def test_feature_lengths_that_cut_every_target_are_refused(tmp_path, capsys):
+    code, _, err = _main(capsys, tmp_path / "run", "train.truncation_sample = 2",
+                         "TASK_FEATURE_LENGTHS = {'inputs': 64, 'targets': 1}")
+    assert code == 2 and err.splitlines()[-1] == (
+        "flan-jax train: TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 1} truncates every "
+        "sampled target of synthetic_heldout_nli_train (28 examples, up to 25 tokens long): "
+        "raise 'targets' (to 25 to keep them all).")
+    assert not (tmp_path / "run").exists()
 
 
 def test_batch_size_and_model_dir_are_checked_before_writing(tmp_path, capsys, monkeypatch):
