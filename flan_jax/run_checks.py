@@ -94,26 +94,42 @@ def check_truncation(cfg, per_task: int) -> None:
 
 # --- resuming with the same settings ------------------------------------------------------------
 
-def parse_bindings(text: str) -> dict[str, str]:
-    """{`[scope/]selector.param` or MACRO: value as gin writes it} of a gin config's text."""
+def parse_bindings(text: str) -> dict:
+    """{`[scope/]selector.param` or MACRO: value} of a gin config's text."""
     parser = gin.config_parser.ConfigParser(text, gin.config.ParserDelegate(skip_unknown=True))
     out = {}
     for statement in parser:
         if isinstance(statement, gin.config_parser.BindingStatement):
             key = statement.selector.split(".")[-1]
             key = f"{key}.{statement.arg_name}" if statement.arg_name else key
-            out[f"{statement.scope}/{key}" if statement.scope else key] = repr(statement.value)
+            out[f"{statement.scope}/{key}" if statement.scope else key] = statement.value
     return out
 
 
-def _resolve(bindings: dict[str, str], key: str) -> tuple[str, str]:
+def _macro(value) -> str | None:
+    text = repr(value) if isinstance(value, gin.config.ConfigurableReference) else ""
+    return text[1:] if text.startswith("%") else None
+
+
+def _resolve(bindings: dict, key: str) -> tuple[str, object]:
     """(the name to report, the value) of `key`, following macro references (`%X`)."""
     name, value, seen = key, bindings.get(key), set()
-    while value is not None and value.startswith("%") and value[1:] not in seen:
-        name = value[1:]
+    while (macro := _macro(value)) is not None and macro not in seen:
+        name = macro
         seen.add(name)
         value = bindings.get(name)
     return name, value
+
+
+def _same(a, b) -> bool:
+    """Equal values ({'inputs': 1, 'targets': 2} in either order), or references written the
+    same way."""
+    try:
+        if a == b:
+            return True
+    except Exception:  # noqa: BLE001 - values that cannot be compared are compared as text
+        pass
+    return repr(a) == repr(b)
 
 
 def _is_guarded(key: str) -> bool:
@@ -121,21 +137,21 @@ def _is_guarded(key: str) -> bool:
     return selector.split(".")[0] in GUARDED_CONFIGURABLES or selector in GUARDED_PARAMETERS
 
 
-def config_changes(before: dict[str, str], after: dict[str, str]) -> tuple[list[str], list[str]]:
+def config_changes(before: dict, after: dict) -> tuple[list[str], list[str]]:
     """(guarded changes, other changes), each as `NAME: old -> new`. A macro is guarded when a
     guarded parameter takes its value (BATCH_SIZE through DataConfig.batch_size)."""
     changes: dict[str, list] = {}  # name -> [old, new, guarded]
     for key in sorted(set(before) | set(after)):
         old_name, old = _resolve(before, key)
         new_name, new = _resolve(after, key)
-        if old == new:
+        if _same(old, new):
             continue
         name = old_name if old_name == new_name else key
         guarded = _is_guarded(key) and old is not None and new is not None
         change = changes.setdefault(name, [old, new, False])
         change[2] = change[2] or guarded
-    text = {name: f"{name}: {'(unset)' if old is None else old} -> "
-                  f"{'(unset)' if new is None else new}"
+    text = {name: f"{name}: {'(unset)' if old is None else repr(old)} -> "
+                  f"{'(unset)' if new is None else repr(new)}"
             for name, (old, new, _) in changes.items()}
     return ([text[n] for n, c in changes.items() if c[2]],
             [text[n] for n, c in changes.items() if not c[2]])

@@ -26,8 +26,9 @@ def test_config_changes_split_guarded_from_other_settings():
                                                run_checks.parse_bindings(after))
     assert guarded == ["BATCH_SIZE: 8 -> 16", "build_optimizer.name: 'adamw' -> 'adafactor'"]
     assert other == ["TRAIN_STEPS: 10 -> 20", "train.log_every: 10 -> 5"]
+    reordered = BEFORE.replace("{'inputs': 64, 'targets': 16}", "{'targets': 16, 'inputs': 64}")
     same = run_checks.config_changes(run_checks.parse_bindings(BEFORE),
-                                     run_checks.parse_bindings(BEFORE))
+                                     run_checks.parse_bindings(reordered))
     assert same == ([], [])
 
 
