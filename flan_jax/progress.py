@@ -79,7 +79,7 @@ def setup_logging(level: int = logging.INFO) -> None:
     log = logging.getLogger("flan_jax")
     for handler in [h for h in log.handlers if getattr(h, "_flan_jax", False)]:
         log.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler._flan_jax = True  # noqa: SLF001
     log.addHandler(handler)
@@ -92,3 +92,18 @@ def format_seconds(s: float) -> str:
         return "?"
     s = int(s)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time (tests and tools replace it)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass

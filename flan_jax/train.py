@@ -59,8 +59,8 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     Nothing is written before the checks pass (`run_checks`): a resume whose batch size, model,
     optimizer, mixture or feature lengths differ from the run's last start is refused unless
     `allow_config_change`, and so is a run whose TASK_FEATURE_LENGTHS truncate every target
-    of `truncation_sample` examples per task (0: no check). Each start keeps its config: config.gin (the first) and
-    config.restart_STEP.gin (each resume, logging what changed).
+    of `truncation_sample` examples per task (0: no check). Each start keeps its config:
+    config.gin (the first) and config.restart_STEP.gin (each resume, logging what changed).
     """
     model_dir_path = pathlib.Path(model_dir)
     run_checks.check_model_dir(model_dir_path)

@@ -1,7 +1,5 @@
 """The checks a training run makes before writing: settings changed on resume, truncation."""
 
-import logging
-
 import pytest
 
 from flan_jax import run_checks
@@ -41,22 +39,24 @@ def test_the_latest_start_config_is_compared(tmp_path):
     assert run_checks.latest_config(tmp_path).name == "config.restart_100.gin"
 
 
-def test_truncation_is_logged_per_task(monkeypatch, caplog):
+def test_truncation_is_logged_per_task(capsys):
     import tasks  # noqa: F401
     from flan_jax.data import DataConfig
+    from flan_jax.progress import setup_logging
 
-    monkeypatch.setattr(logging.getLogger("flan_jax"), "propagate", True)
+    def logged():
+        return [line.split(" INFO ", 1)[1] for line in capsys.readouterr().err.splitlines()
+                if " INFO " in line]
+
+    setup_logging()
+    capsys.readouterr()
     cfg = DataConfig("synthetic_owner_qa_train", {"inputs": 64, "targets": 16}, batch_size=8)
-    with caplog.at_level(logging.INFO, logger="flan_jax"):
-        run_checks.check_truncation(cfg, per_task=4)
-    assert caplog.messages == ["synthetic_owner_qa_train: TASK_FEATURE_LENGTHS truncates "
-                               "inputs in 4, targets in 2 of 4 sampled examples."]
-    caplog.clear()
+    run_checks.check_truncation(cfg, per_task=4)
+    assert logged() == ["synthetic_owner_qa_train: TASK_FEATURE_LENGTHS truncates inputs in 4, "
+                        "targets in 2 of 4 sampled examples."]
     cfg.task_feature_lengths = {"inputs": 256, "targets": 64}
-    with caplog.at_level(logging.INFO, logger="flan_jax"):
-        run_checks.check_truncation(cfg, per_task=4)
-    assert caplog.messages == ["TASK_FEATURE_LENGTHS truncates none of 4 sampled examples of "
-                               "1 tasks."]
+    run_checks.check_truncation(cfg, per_task=4)
+    assert logged() == ["TASK_FEATURE_LENGTHS truncates none of 4 sampled examples of 1 tasks."]
     cfg.task_feature_lengths = {"inputs": 256, "targets": 2}
     with pytest.raises(run_checks.UserError, match="truncates every sampled target"):
         run_checks.check_truncation(cfg, per_task=4)
