@@ -238,10 +238,13 @@ def prompt_base_dir(directory: str | os.PathLike) -> pathlib.Path | None:
 
 def checkpoint_manager(model_dir: pathlib.Path, keep: int, every: int,
                        use_async: bool) -> ocp.CheckpointManager:
-    """Steps under MODEL_DIR/checkpoints, each with the train state and the data position."""
+    """Steps under MODEL_DIR/checkpoints, each with the train state and the data position.
+
+    Steps are saved every `every` steps (and when forced): not, as orbax does by default, also
+    the first step of a fresh run, which would take one of the `keep` places."""
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, save_interval_steps=every, enable_async_checkpointing=use_async,
-        create=True)
+        max_to_keep=keep, should_save_fn=lambda step, _last: step % every == 0,
+        enable_async_checkpointing=use_async, create=True)
     return ocp.CheckpointManager(
         pathlib.Path(model_dir).resolve() / STEPS_DIR, options=options,
         item_handlers={"state": ocp.StandardCheckpointHandler(),
@@ -289,9 +292,11 @@ def params_shapes_match(directory: str | os.PathLike, abstract_params) -> bool:
 
 
 def write_run_files(model_dir: pathlib.Path, cfg: TransformerConfig, vocab_spec: dict,
-                    vocab_file: str | None, prompt_base: pathlib.Path | None = None) -> None:
-    """config.gin (the resolved run), model.gin, vocab.json (+ its SentencePiece file) and, for
-    prompt tuning, prompt_base.txt."""
+                    vocab_file: str | None, prompt_base: pathlib.Path | None = None,
+                    config_name: str = "config.gin") -> None:
+    """`config_name` (the resolved run: config.gin at the first start, config.restart_STEP.gin
+    at a resume), model.gin, vocab.json (+ its SentencePiece file) and, for prompt tuning,
+    prompt_base.txt."""
     import shutil
 
     from flan_jax.vocab import save_vocab_json
@@ -299,8 +304,39 @@ def write_run_files(model_dir: pathlib.Path, cfg: TransformerConfig, vocab_spec:
     model_dir.mkdir(parents=True, exist_ok=True)
     if prompt_base is not None:
         (model_dir / PROMPT_BASE).write_text(f"{prompt_base.resolve()}\n")
-    (model_dir / "config.gin").write_text(gin.config_str())
+    (model_dir / config_name).write_text(gin.config_str())
     (model_dir / MODEL_GIN).write_text(model_gin_text(cfg, header="Model of this training run."))
     if vocab_file:
         shutil.copy(vocab_file, model_dir / os.path.basename(vocab_file))
     save_vocab_json(model_dir, vocab_spec)
+
+
+def restore_step(manager: ocp.CheckpointManager, step: int, abstract_state, abstract_params,
+                 where: str):
+    """(train state, data state) of a saved step, after checking it holds this model.
+
+    A step that cannot be read (a truncated or missing file) stops with one line naming its
+    directory, instead of orbax's stack of errors."""
+    step_dir = pathlib.Path(manager.directory) / str(step)
+    try:
+        meta = manager.item_metadata(step)["state"]
+    except Exception as e:  # noqa: BLE001 - anything orbax raises means the step is unreadable
+        raise _unreadable(step_dir, e) from None
+    check_compatible(meta["params"], abstract_params, where)
+    try:
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+    except Exception as e:  # noqa: BLE001
+        raise _unreadable(step_dir, e) from None
+    if restored.get("data") is None or "position" not in restored["data"]:
+        raise _unreadable(step_dir, ValueError("no data position"))
+    return restored["state"], restored["data"]
+
+
+def _unreadable(step_dir: pathlib.Path, error: BaseException):
+    from flan_jax.errors import TrainingError
+
+    return TrainingError(
+        f"the checkpoint {step_dir} is damaged or incomplete ({type(error).__name__} while "
+        f"reading it). Delete that step directory (rm -r {step_dir}) to resume from the "
+        "previous saved step, or use another MODEL_DIR.")

@@ -21,6 +21,39 @@ class _QuietAbsl(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "uncached FunctionDataset" not in record.getMessage()
 
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with the process's stderr (fd 2) in a temporary file: its C++
+    start-up lines ("All log messages before absl::InitializeLog() ...", "Could not find cuda
+    drivers ...") ignore TF_CPP_MIN_LOG_LEVEL. They are shown only if the import fails; a
+    missing TensorFlow is left for the command to explain."""
+    import importlib.util
+    import tempfile
+
+    try:
+        if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+            return
+    except (ImportError, ValueError):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+            failed = False
+        except Exception:  # noqa: BLE001 - the command's own import reports it
+            failed = True
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if failed:
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode("utf-8", "replace"))
+
+
+# Commands that read tasks (and so import TensorFlow).
+TENSORFLOW_COMMANDS = ("train", "eval", "tasks", "data", "demo", "experiment")
+
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("flan_jax.train", "main", "train or fine-tune a model from gin files"),
@@ -57,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flan-jax: unknown command `{name}`.{hint}\n\n{_usage()}", file=sys.stderr)
         return 2
     logging.getLogger("absl").addFilter(_QuietAbsl())
+    if name in TENSORFLOW_COMMANDS and not any(a in ("-h", "--help") for a in rest):
+        _import_tensorflow_quietly()
     module_name, func_name, _ = COMMANDS[name]
     try:
         module = importlib.import_module(module_name)

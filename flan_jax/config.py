@@ -84,6 +84,22 @@ def _explain(error: Exception) -> str:
     return f"{message}{hint}"
 
 
+def _explain_binding(bindings: Sequence[str]) -> str | None:
+    """The first binding whose value gin cannot read, with the quoting that works in a shell
+    (a string needs gin's quotes inside the shell's: --gin.MODEL_DIR="'/path'")."""
+    for binding in bindings:
+        try:
+            list(gin.config_parser.ConfigParser(
+                binding, gin.config.ParserDelegate(skip_unknown=True)))
+        except (SyntaxError, ValueError):
+            key, _, value = binding.partition("=")
+            key, value = key.strip(), value.strip()
+            quoted = value.strip("'\"")
+            return (f"--gin.{key}={value} is not a gin value. Quote a string for gin inside the "
+                    f"shell's quotes: --gin.{key}=\"'{quoted}'\".")
+    return None
+
+
 def resolve_gin_file(name: str, search_paths: Sequence[str] = ()) -> str:
     for folder in [os.getcwd(), *search_paths, str(GIN_DIR)]:
         candidate = os.path.join(folder, name)
@@ -112,7 +128,7 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
     except ImportError as e:
         raise GinConfigError(_explain_import(e)) from None
     except (ValueError, KeyError, SyntaxError, IOError) as e:
-        raise GinConfigError(_explain(e)) from None
+        raise GinConfigError(_explain_binding(bindings) or _explain(e)) from None
     _check_macros_are_used(bindings)
     if finalize:
         gin.finalize()

@@ -66,6 +66,43 @@ def check_source(cfg: DataConfig) -> None:
     _registered(cfg.mixture_or_task_name)
 
 
+@dataclasses.dataclass
+class Truncation:
+    """How much of a task's sampled examples the feature lengths cut off."""
+    task: str
+    sampled: int
+    cut: dict[str, int]  # feature -> examples longer than its length
+    longest: dict[str, int]  # feature -> longest sampled length (tokens)
+
+
+def sample_truncation(cfg: DataConfig, per_task: int = 8,
+                      max_tasks: int = 64) -> list[Truncation]:
+    """Reads `per_task` tokenized examples of each task of the mixture (the first `max_tasks`)
+    and counts those longer than `cfg.task_feature_lengths`. A task that cannot be read here
+    (e.g. its TFDS data is not prepared) is left out: the input pipeline reports it."""
+    import seqio
+
+    provider = _registered(cfg.mixture_or_task_name)
+    leaves = seqio.get_subtasks(provider)
+    report = []
+    for task in leaves[:max_tasks]:
+        try:
+            ds = task.get_dataset(sequence_length=None, split=cfg.split, shuffle=False,
+                                  num_epochs=1, use_cached=False)
+            examples = list(ds.take(per_task).as_numpy_iterator())
+        except Exception:  # noqa: BLE001 - see the docstring
+            continue
+        if not examples:
+            continue
+        lengths = {k: [len(np.ravel(ex[k])) for ex in examples if k in ex]
+                   for k in cfg.task_feature_lengths}
+        report.append(Truncation(
+            task.name, len(examples),
+            {k: sum(n > cfg.task_feature_lengths[k] for n in v) for k, v in lengths.items() if v},
+            {k: max(v) for k, v in lengths.items() if v}))
+    return report
+
+
 def vocabulary_spec(name: str) -> tuple[dict, str | None]:
     """(vocab.json contents, the SentencePiece file to copy or None) of a task's targets."""
     import seqio

@@ -9,8 +9,8 @@ class TrainingError(Exception):
     """Stops a run with a message for the user (NaN loss, incompatible checkpoint, ...)."""
 
 
-def one_line(error: BaseException) -> str:
-    """The user-facing message of an error, without the "In call to configurable ..." lines
-    gin appends to exceptions raised inside configurables."""
+def message(error: BaseException) -> str:
+    """The user-facing line of an error: its first argument, without the "In call to
+    configurable ..." note gin appends to exceptions raised inside configurables."""
     text = str(error.args[0]) if error.args else str(error)
     return text.split("\n  In call to configurable")[0].strip()

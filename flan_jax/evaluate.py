@@ -398,12 +398,12 @@ def main(argv: list[str]) -> int:
         return 2
     logging.basicConfig(level=logging.WARNING)
     from flan_jax import partitioning
-    from flan_jax.errors import UserError, one_line
+    from flan_jax.errors import UserError, message
 
     partitioning.initialize_distributed()
     try:
         evaluate()
     except (UserError, KeyError, FileNotFoundError, ValueError) as e:
-        print(f"flan-jax eval: {one_line(e)}", file=sys.stderr)
+        print(f"flan-jax eval: {message(e)}", file=sys.stderr)
         return 2
     return 0

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import pathlib
+import sys
 import time
 
 
 class MetricsWriter:
-    """metrics.jsonl (one object per logging step) and TensorBoard event files."""
+    """metrics.jsonl (one object per logging step) and TensorBoard event files.
 
-    def __init__(self, model_dir: pathlib.Path, enabled: bool = True):
+    `keep_until`: the step the run starts from; lines of later steps (written before a crash,
+    and about to be replayed) are dropped, so each logged step has one line."""
+
+    def __init__(self, model_dir: pathlib.Path, enabled: bool = True, keep_until: int = 0):
         self.enabled = enabled
         if not enabled:
             return
         model_dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(model_dir / "metrics.jsonl", "a")
+        path = model_dir / "metrics.jsonl"
+        if path.exists():
+            drop_steps_after(path, keep_until)
+        self._file = open(path, "a")
         from tensorboardX import SummaryWriter
 
         self._tb = SummaryWriter(str(model_dir / "tensorboard" / "train"))
@@ -37,13 +46,45 @@ class MetricsWriter:
             self._tb.close()
 
 
-def print_progress(m: dict, step: int, total: int, start_step: int, run_start: float) -> None:
-    done = step - start_step
+def drop_steps_after(path: pathlib.Path, step: int) -> None:
+    """Rewrites metrics.jsonl without the lines of steps after `step` (and torn lines)."""
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            continue
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(kept))
+    os.replace(tmp, path)
+
+
+def print_progress(m: dict, step: int, total: int, timed_from: int, run_start: float) -> None:
+    """One line per logging step. Rates count the steps after `timed_from` (whose end started
+    `run_start`); a line without them (only the first, compiling step) shows `-`."""
+    done = step - timed_from
     rate = done / max(time.time() - run_start, 1e-9)
     eta = (total - step) / rate if rate > 0 else float("inf")
+    speed = (f"{m['tokens_per_sec']:,.0f} tok/s  MFU {100 * m['mfu']:.1f}%"
+             if "tokens_per_sec" in m else "- tok/s  MFU -")
     print(f"step {step}/{total}  loss {m['loss']:.4f}  acc {m['accuracy']:.3f}  "
-          f"lr {m['learning_rate']:.2e}  {m['tokens_per_sec']:,.0f} tok/s  "
-          f"MFU {100 * m['mfu']:.1f}%  ETA {format_seconds(eta)}", flush=True)
+          f"lr {m['learning_rate']:.2e}  {speed}  ETA {format_seconds(eta)}", flush=True)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Shows the `flan_jax` loggers' lines (resume, parameter count, ...) on stderr whatever
+    another library did to the root logger (absl installs a handler there on import, which makes
+    `logging.basicConfig` do nothing). Calling it again replaces the handler."""
+    log = logging.getLogger("flan_jax")
+    for handler in [h for h in log.handlers if getattr(h, "_flan_jax", False)]:
+        log.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler._flan_jax = True  # noqa: SLF001
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
 
 
 def format_seconds(s: float) -> str:
@@ -99,3 +140,18 @@ class ProgressLine:
             self._bar.close()
         else:
             self._print()
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time (tests and tools replace it)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass

@@ -153,6 +153,29 @@ def _text(task: Any, ex: dict[str, Any], key: str) -> str:
     return task.output_features[key].vocabulary.decode(ex[key].tolist())
 
 
+def unprepared_tfds(name: str) -> list[tuple[str, str]]:
+    """(TFDS name, data dir) of each TFDS dataset `name` reads that is not prepared, found from
+    the builders' metadata without downloading anything. Plain seqio tasks are not checked."""
+    from tasks import catalogue
+    from tasks.spec import TfdsSource
+
+    try:
+        specs = catalogue.dataset_specs(name)
+    except KeyError:
+        return []
+    sources = sorted({s.source.name for s in specs if isinstance(s.source, TfdsSource)})
+    if not sources:
+        return []
+    import tensorflow_datasets as tfds
+
+    missing = []
+    for source in sources:
+        builder = tfds.builder(source)
+        if not builder.is_prepared():
+            missing.append((source, str(builder.data_dir_root)))
+    return missing
+
+
 def _show(args: argparse.Namespace) -> int:
     from tasks import catalogue
 
@@ -162,6 +185,13 @@ def _show(args: argparse.Namespace) -> int:
         print(f"flan-jax tasks: {e}", file=sys.stderr)
         return 2
     split = args.split or _default_split(args.name)
+    missing = [] if args.mock else unprepared_tfds(args.name)
+    if missing:  # tfds.load would start downloading them
+        names = ", ".join(f"{n} (in {d})" for n, d in missing)
+        print(f"flan-jax tasks: `{args.name}` reads TFDS data that is not prepared: {names}. "
+              f"Run `flan-jax data prepare {args.name}`, or add --mock to show mock examples.",
+              file=sys.stderr)
+        return 2
     mock: contextlib.AbstractContextManager = contextlib.nullcontext()
     if args.mock:
         import tensorflow_datasets as tfds

@@ -22,13 +22,13 @@ import flax.linen as nn
 import gin
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 
-from flan_jax import accounting, checkpoints, optim, partitioning, prompt_tuning
+from flan_jax import accounting, checkpoints, errors, optim, partitioning, prompt_tuning
+from flan_jax import run_checks
 from flan_jax import data as data_lib  # no TensorFlow until a dataset is read
 from flan_jax.errors import TrainingError, UserError
 from flan_jax.models import TransformerConfig, build_model, count_params
-from flan_jax.progress import MetricsWriter, print_progress
+from flan_jax.progress import MetricsWriter, print_progress, setup_logging
 from flan_jax.train_step import TrainState, make_train_step, merge_params
 
 logger = logging.getLogger("flan_jax.train")
@@ -42,6 +42,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
           async_checkpoints: bool = True, log_every: int = 10, init_checkpoint: str | None = None,
           eval_every: int | None = None, eval_fn: Callable | None = None,  # e.g. @evaluate
           prompt_tuning_base: str | None = None, loss_chunk_size: int = 0,
+          allow_config_change: bool = False, truncation_sample: int = 8,
           stop_after: int | None = None) -> dict:
     """Trains `model_config` on `data` (a `DataConfig`) for `train_steps` steps in `model_dir`.
 
@@ -54,18 +55,28 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
 
     `loss_chunk_size` > 0: the loss and its gradient over that many positions of each row at a
     time, without the whole [batch, length, vocab] float32 logits (0: all at once).
+
+    Nothing is written before the checks pass (`run_checks`): a resume whose batch size, model,
+    optimizer, mixture or feature lengths differ from the run's last start is refused unless
+    `allow_config_change`, and so is a run whose TASK_FEATURE_LENGTHS truncate every target
+    of `truncation_sample` examples per task (0: no check). Each start keeps its config:
+    config.gin (the first) and config.restart_STEP.gin (each resume, logging what changed).
     """
     model_dir_path = pathlib.Path(model_dir)
+    run_checks.check_model_dir(model_dir_path)
     data_lib.check_source(data)  # an unknown task or mixture fails before any work
+    if truncation_sample:
+        run_checks.check_truncation(data, truncation_sample)
     tuning_prompt = model_config.prompt_length > 0
     base_dir = prompt_tuning.check_prompt_tuning(
         model_config, data, prompt_tuning_base, init_checkpoint) if tuning_prompt else None
     if data.batch_size % accumulate_steps:
-        raise TrainingError(f"batch_size={data.batch_size} is not divisible by "
-                            f"accumulate_steps={accumulate_steps}.")
+        raise UserError(f"BATCH_SIZE={data.batch_size} is not divisible by "
+                        f"train.accumulate_steps={accumulate_steps}: use a multiple of it.")
 
     mesh = partitioning.make_mesh()
     rules = partitioning.logical_axis_rules()
+    run_checks.check_batch_size(data.batch_size, mesh, rules, jax.process_count())
     model = build_model(model_config)
     tx, schedule = optim.build_optimizer()
 
@@ -89,16 +100,20 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
         TrainState(jax.ShapeDtypeStruct((), jnp.int32), abstract_params, abstract_opt), state_sh)
 
+    saved_step = checkpoints.latest_step_dir(model_dir_path)
+    if saved_step is not None:  # before the manager creates anything
+        changes = run_checks.check_resume_config(model_dir_path, int(saved_step.name),
+                                                 allow_config_change)
     manager = checkpoints.checkpoint_manager(model_dir_path, keep_checkpoints, checkpoint_every,
                                              async_checkpoints)
     latest = manager.latest_step()
     if latest is not None:
-        meta = manager.item_metadata(latest)["state"]
-        checkpoints.check_compatible(meta["params"], abstract_params, str(model_dir_path))
-        restored = manager.restore(latest, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
-        state, start_batch = restored["state"], int(restored["data"]["position"])
+        state, data_state = checkpoints.restore_step(manager, latest, abstract_state,
+                                                     abstract_params, str(model_dir_path))
+        start_batch = int(data_state["position"])
         logger.info("Resumed from step %d in %s.", latest, model_dir_path)
+        if saved_step is not None and changes:
+            logger.info("Changed since the run's last start: %s.", "; ".join(changes))
     else:
         if tuning_prompt:
             from flan_jax.models import init_prompt
@@ -128,7 +143,8 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     if jax.process_index() == 0:
         checkpoints.write_run_files(model_dir_path, model_config,
                                     *data_lib.vocabulary_spec(data.mixture_or_task_name),
-                                    prompt_base=base_dir)
+                                    prompt_base=base_dir,
+                                    config_name=run_checks.config_file_for(latest))
     batch_sh = partitioning.batch_sharding(mesh, rules)
     batches = data_lib.BatchIterator(data, model_config.family, batch_sh, start_batch=start_batch)
 
@@ -150,19 +166,22 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
 
     previous_handler = signal.signal(signal.SIGTERM, on_sigterm) \
         if threading.current_thread() is threading.main_thread() else None
-    writer = MetricsWriter(model_dir_path, enabled=jax.process_index() == 0)
+    # a resumed run replays the steps after its checkpoint: their old lines go
+    writer = MetricsWriter(model_dir_path, enabled=jax.process_index() == 0,
+                           keep_until=start_step)
     n_params = count_params(abstract_params)
     # MFU counts the FLOPs of every (padded) position the step computes.
     step_flops = accounting.step_flops(model_config, abstract_model_params,
                                        data.task_feature_lengths, data.batch_size)
     peak = accounting.peak_flops_per_device() * jax.device_count()
     logger.info("Training %s parameters%s for %d steps on %d devices (mesh %s).",
-                f"{n_params:,}", f" (a soft prompt; base {base_dir} frozen)" if prompt_tuning
+                f"{n_params:,}", f" (a soft prompt; base {base_dir} frozen)" if tuning_prompt
                 else "", train_steps, jax.device_count(), dict(mesh.shape))
     rng = jax.random.PRNGKey(seed + 1)
     last: dict = {}
+    # Throughput, MFU and the ETA leave out this process's first step (restore and compile).
     window_start, window_tokens, window_steps = time.time(), 0.0, 0
-    run_start = time.time()
+    run_start, timed_from = time.time(), start_step + 1
     step = last_saved = start_step
     try:
         while step < train_steps:
@@ -176,18 +195,21 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                     f"loss is {float(metrics['loss'])} at step {step}; stopping. The last good "
                     f"checkpoint (step {manager.latest_step()}) is kept in {model_dir_path}. "
                     "Lower the learning rate or check the data.")
-            window_tokens += float(metrics["num_tokens"])
-            window_steps += 1
+            if step == timed_from:  # the clock starts after the first step
+                window_start = run_start = time.time()
+            else:
+                window_tokens += float(metrics["num_tokens"])
+                window_steps += 1
             if step % log_every == 0 or step == train_steps:
-                elapsed = time.time() - window_start
-                tokens_per_sec = window_tokens / max(elapsed, 1e-9)
                 last = {"step": step, **{k: float(v) for k, v in metrics.items()},
-                        "learning_rate": float(schedule(step - 1)),
-                        "tokens_per_sec": tokens_per_sec,
-                        "step_time": elapsed / max(window_steps, 1),
-                        "mfu": window_steps * step_flops / max(elapsed, 1e-9) / peak}
+                        "learning_rate": float(schedule(step - 1))}
+                if window_steps:  # else only the untimed first step is in the window
+                    elapsed = max(time.time() - window_start, 1e-9)
+                    last.update(tokens_per_sec=window_tokens / elapsed,
+                                step_time=elapsed / window_steps,
+                                mfu=window_steps * step_flops / elapsed / peak)
                 writer.write(last)
-                print_progress(last, step, train_steps, start_step, run_start)
+                print_progress(last, step, train_steps, timed_from, run_start)
                 window_start, window_tokens, window_steps = time.time(), 0.0, 0
             if manager.save(step, args=checkpoints.save_args(state, batches.state())):
                 last_saved = step
@@ -226,14 +248,14 @@ def main(argv: list[str]) -> int:
     except config.GinConfigError as e:
         print(f"flan-jax train: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    setup_logging()
     partitioning.initialize_distributed()
     try:
         train()
     except TrainingError as e:
-        print(f"flan-jax train: {e}", file=sys.stderr)
+        print(f"flan-jax train: {errors.message(e)}", file=sys.stderr)
         return 1
     except (UserError, KeyError) as e:  # e.g. an unknown task or mixture
-        print(f"flan-jax train: {e.args[0] if e.args else e}", file=sys.stderr)
+        print(f"flan-jax train: {errors.message(e)}", file=sys.stderr)
         return 2
     return 0

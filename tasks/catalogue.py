@@ -159,6 +159,12 @@ def unknown_name_error(name: str) -> UnknownTaskError:
     known = set(seqio.TaskRegistry.names()) | set(seqio.MixtureRegistry.names())
     close = difflib.get_close_matches(name, sorted(known), n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    collection = difflib.get_close_matches(name, list(COLLECTIONS), n=1, cutoff=0.75)
+    if collection:  # a collection's name (or a typo of one) where a mixture belongs
+        c = collection[0]
+        hint = (f" Did you mean the collection `{c}`? Its training mixture is "
+                f"{COLLECTIONS[c].train_mixture}; `flan-jax tasks list --mixtures --collection "
+                f"{c}` lists the others.")
     if not known:
         hint = " No tasks are registered: `import tasks` registers the built-in collections."
     return UnknownTaskError(f"unknown task or mixture `{name}`.{hint}")

@@ -81,3 +81,14 @@ def test_params_shapes_match_across_layer_layouts(tmp_path):
     wider = jax.eval_shape(lambda: checkpoints.unbox(init(dataclasses.replace(
         cfg, scan_layers=True, mlp_dim=64))))
     assert not checkpoints.params_shapes_match(tmp_path, wider)
+
+
+def test_a_fresh_run_keeps_only_interval_steps(tmp_path):
+    """orbax would also save a fresh run's first step, taking one of the `keep` places."""
+    state = TrainState(jnp.asarray(0), {"w": jnp.ones((2, 2))}, {"m": jnp.zeros((2, 2))})
+    manager = checkpoints.checkpoint_manager(tmp_path, keep=2, every=5, use_async=False)
+    saved = [step for step in range(1, 11)
+             if manager.save(step, args=checkpoints.save_args(state, {"position": step}))]
+    manager.wait_until_finished()
+    assert saved == [5, 10] and manager.all_steps() == [5, 10]
+    manager.close()

@@ -72,3 +72,14 @@ def test_the_documented_macros_are_accepted():
     config.parse_gin(["runs/demo.gin"], ["TRAIN_STEPS = 3", "BATCH_SIZE = 8", "VOCAB_SIZE = 259",
                                          "MODEL_DIR = '/x'", "COMPUTE_DTYPE = 'float32'"])
     config.parse_gin(["runs/eval.gin"], ["CHECKPOINT_PATH = '/x'", "EVAL_MIXTURES = 'a'"])
+
+
+@pytest.mark.parametrize("value", ["/tmp/run", "'/tmp/run", "/tmp/run'", "\"/tmp/run"])
+def test_an_unquoted_or_half_quoted_string_names_the_binding_and_the_quoting(value):
+    bindings, _ = config.split_gin_bindings([f"--gin.MODEL_DIR={value}"])
+    with pytest.raises(config.GinConfigError) as error:
+        config.parse_gin(["runs/demo.gin"], bindings)
+    assert str(error.value) == (
+        f"--gin.MODEL_DIR={value} is not a gin value. Quote a string for gin inside the shell's "
+        "quotes: --gin.MODEL_DIR=\"'/tmp/run'\".")
+    config.parse_gin(["runs/demo.gin"], ["MODEL_DIR = '/tmp/run'"])  # the quoted one is fine

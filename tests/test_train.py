@@ -24,15 +24,38 @@ TINY = [
     "MIXTURE_OR_TASK_NAME = 'synthetic_heldout_nli_train'", "train.log_every = 1",
     "train.checkpoint_every = 5", "learning_rate_schedule.warmup_steps = 0",
     "learning_rate_schedule.base_learning_rate = 3e-3",
+    "train.truncation_sample = 0",  # tests/test_run_checks.py and the test below check it
 ]
 
 
-def _train(model_dir, *extra, files=("runs/demo.gin",)):
+def _train(model_dir, *extra, files=("runs/demo.gin",), **kwargs):
     from flan_jax.train import train
 
     config.parse_gin(list(files), TINY + [f"MODEL_DIR = '{model_dir}'", *extra])
-    train()
+    train(**kwargs)
     return _losses(model_dir)
+
+
+def _main(capsys, model_dir, *extra):
+    """`flan-jax train` in this process: (exit code, stdout, stderr)."""
+    from flan_jax import train as train_lib
+
+    capsys.readouterr()  # what came before is not this command's
+    code = train_lib.main(["--gin_file=runs/demo.gin", f"--gin.MODEL_DIR='{model_dir}'"] + [
+        f"--gin.{b.replace(' = ', '=', 1)}" for b in TINY + list(extra)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _snapshot(path):
+    """Every file and folder under `path` with its bytes (None when `path` does not exist)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return None
+    if path.is_file():
+        return path.read_bytes()
+    return {str(p.relative_to(path)): p.read_bytes() if p.is_file() else "dir"
+            for p in sorted(path.rglob("*"))}
 
 
 def _losses(model_dir):
@@ -70,12 +93,103 @@ def test_gradient_accumulation_equals_larger_batch(tmp_path):
     np.testing.assert_allclose(list(accumulated.values()), list(whole.values()), rtol=1e-5)
 
 
-def test_incompatible_checkpoint_is_refused(tmp_path):
-    from flan_jax.errors import TrainingError
-
+def test_a_resume_with_other_settings_is_refused_before_writing(tmp_path, capsys):
     _train(tmp_path, "TRAIN_STEPS = 5")
-    with pytest.raises(TrainingError, match="different model"):
-        _train(tmp_path, "TRAIN_STEPS = 6", "TransformerConfig.mlp_dim = 96")
+    before = _snapshot(tmp_path)
+    code, _, err = _main(capsys, tmp_path, "BATCH_SIZE = 16", "TransformerConfig.mlp_dim = 96")
+    assert code == 2 and err.strip() == (
+        f"flan-jax train: MODEL_DIR {tmp_path} holds a run (step 5) with other settings: "
+        "BATCH_SIZE: 8 -> 16; TransformerConfig.mlp_dim: 128 -> 96. Resume with its settings "
+        "(config.gin), use another MODEL_DIR, or pass --gin.train.allow_config_change=True.")
+    assert _snapshot(tmp_path) == before
+    # allowed, a checkpoint of another model is still refused
+    code, _, err = _main(capsys, tmp_path, "TransformerConfig.mlp_dim = 96",
+                         "train.allow_config_change = True")
+    assert code == 1 and "holds a checkpoint of a different model" in err.splitlines()[-1]
+    # allowed, another batch size resumes; the first start's config.gin stays
+    code, _, err = _main(capsys, tmp_path, "TRAIN_STEPS = 5", "BATCH_SIZE = 16",
+                         "train.allow_config_change = True")
+    assert code == 0, err
+    assert "BATCH_SIZE: 8 -> 16" in err and "Resumed from step 5" in err
+    assert (tmp_path / "config.gin").read_bytes() == before["config.gin"]
+    assert "BATCH_SIZE = 16" in (tmp_path / "config.restart_5.gin").read_text()
+
+
+def test_resume_keeps_configs_logs_and_one_metrics_line_per_step(tmp_path, capsys):
+    _train(tmp_path, "TRAIN_STEPS = 8", stop_after=7)  # a crash after step 7; step 5 is saved
+    assert list(_losses(tmp_path)) == list(range(1, 8))
+    first_config = (tmp_path / "config.gin").read_bytes()
+    code, out, err = _main(capsys, tmp_path, "TRAIN_STEPS = 9")
+    assert code == 0, err
+    assert f"Resumed from step 5 in {tmp_path}." in err
+    assert "Training 181,504 parameters for 9 steps on 8 devices" in err
+    assert "Changed since the run's last start: TRAIN_STEPS: 8 -> 9." in err
+    assert (tmp_path / "config.gin").read_bytes() == first_config
+    assert "TRAIN_STEPS = 9" in (tmp_path / "config.restart_5.gin").read_text()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    assert [r["step"] for r in rows] == list(range(1, 10))
+    # step 6 restored and compiled: no rates; the steps after it have them
+    assert "tokens_per_sec" not in rows[5] and "mfu" not in rows[5]
+    assert all("tokens_per_sec" in r and "mfu" in r for r in rows[6:])
+    assert "step 6/9" in out and "- tok/s  MFU -  ETA ?" in out.splitlines()[0]
+
+
+def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path, capsys):
+    _train(tmp_path, "TRAIN_STEPS = 5")
+    step_dir = tmp_path / "checkpoints" / "5"
+    biggest = max((p for p in step_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    biggest.write_bytes(biggest.read_bytes()[:1000])
+    before = _snapshot(tmp_path)
+    code, out, err = _main(capsys, tmp_path, "TRAIN_STEPS = 8")
+    assert code == 1 and err.strip() == (
+        f"flan-jax train: the checkpoint {step_dir} is damaged or incomplete (Exception while "
+        f"reading it). Delete that step directory (rm -r {step_dir}) to resume from the previous "
+        "saved step, or use another MODEL_DIR.")
+    assert out == "" and _snapshot(tmp_path) == before
+
+
+def test_feature_lengths_that_cut_every_target_are_refused(tmp_path, capsys):
+    code, _, err = _main(capsys, tmp_path / "run", "train.truncation_sample = 2",
+                         "TASK_FEATURE_LENGTHS = {'inputs': 64, 'targets': 1}")
+    assert code == 2 and err.splitlines()[-1] == (
+        "flan-jax train: TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 1} truncates every "
+        "sampled target of synthetic_heldout_nli_train (28 examples, up to 25 tokens long): "
+        "raise 'targets' (to 25 to keep them all).")
+    assert not (tmp_path / "run").exists()
+
+
+def test_batch_size_and_model_dir_are_checked_before_writing(tmp_path, capsys, monkeypatch):
+    from flan_jax import run_checks
+
+    run = tmp_path / "run"
+    code, _, err = _main(capsys, run, "BATCH_SIZE = 12",
+                         "mesh_axes.axes = {'data': 4, 'fsdp': 2, 'tensor': 1}")
+    assert code == 2 and err.strip() == (
+        "flan-jax train: BATCH_SIZE=12 does not split over the 8 data devices (mesh axes "
+        "data=4 x fsdp=2): use a multiple of 8 or change mesh_axes.axes.")
+    assert not run.exists()
+    run.write_text("not a directory")
+    code, _, err = _main(capsys, run)
+    assert code == 2 and err.strip() == (
+        f"flan-jax train: MODEL_DIR {run} is a file, not a directory: pass a directory, e.g. "
+        f"--gin.MODEL_DIR=\"'{run}_run'\".")
+    code, _, err = _main(capsys, run / "sub")
+    assert code == 2 and err.strip() == (
+        f"flan-jax train: MODEL_DIR {run}/sub cannot be created: {run} is a file. Pass a "
+        "MODEL_DIR under a directory.")
+    assert run.read_text() == "not a directory"
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    # (root may write anywhere: pretend the permission bits apply)
+    monkeypatch.setattr(run_checks.os, "access", lambda p, mode: pathlib.Path(p) != read_only)
+    code, _, err = _main(capsys, read_only / "run")
+    assert code == 2 and err.strip() == (
+        f"flan-jax train: MODEL_DIR {read_only}/run cannot be created: {read_only} is "
+        "read-only. Pass a MODEL_DIR you can write to.")
+    code, _, err = _main(capsys, read_only)
+    assert code == 2 and err.strip() == (
+        f"flan-jax train: MODEL_DIR {read_only} is read-only. Pass a MODEL_DIR you can write to.")
+    assert not list(read_only.iterdir())
 
 
 def test_unknown_binding_and_mixture_are_explained(tmp_path, capsys):
@@ -89,7 +203,12 @@ def test_unknown_binding_and_mixture_are_explained(tmp_path, capsys):
                            "--gin.MIXTURE_OR_TASK_NAME='synthetic_heldout_nil_train'"])
     err = capsys.readouterr().err
     assert code == 2 and "synthetic_heldout_nli_train" in err
-    assert not (tmp_path / "checkpoints").exists()
+    code, _, err = _main(capsys, tmp_path / "run", "MIXTURE_OR_TASK_NAME = 'synthetc'")
+    assert code == 2 and err.strip() == (
+        "flan-jax train: unknown task or mixture `synthetc`. Did you mean the collection "
+        "`synthetic`? Its training mixture is synthetic_all_train; `flan-jax tasks list "
+        "--mixtures --collection synthetic` lists the others.")
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "run").exists()
 
 
 def test_misspelled_macro_and_missing_model_file_stop_before_writing(tmp_path, capsys):

@@ -17,6 +17,16 @@ def test_unknown_names_suggest_close_matches():
     assert isinstance(catalogue.get_task_or_mixture("synthetic_all_train"), seqio.Mixture)
 
 
+def test_a_misspelled_collection_suggests_the_collection_and_its_mixture():
+    for name in ("synthetc", "synthetic"):
+        with pytest.raises(catalogue.UnknownTaskError) as error:
+            catalogue.get_task_or_mixture(name)
+        assert str(error.value) == (
+            f"unknown task or mixture `{name}`. Did you mean the collection `synthetic`? Its "
+            "training mixture is synthetic_all_train; `flan-jax tasks list --mixtures "
+            "--collection synthetic` lists the others.")
+
+
 def test_unknown_task_error_message_is_not_quoted():
     error = catalogue.UnknownTaskError("unknown task `x`.")
     assert str(error) == "unknown task `x`." and isinstance(error, KeyError)

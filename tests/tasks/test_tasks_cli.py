@@ -43,7 +43,11 @@ def test_unknown_name_is_one_line_with_close_matches(capsys):
     assert tasks_cli.main(["list", "--collection", "nope"]) == 2
 
 
-def test_show_mock_renders_a_tfds_backed_task(capsys):
+def _register_tfds_rte():
+    """A collection `tfdstest` reading super_glue/rte from TFDS (its templates are checked)."""
+    import dataclasses
+
+    import pytest
     import tensorflow as tf
 
     from tasks import registry
@@ -59,15 +63,36 @@ def test_show_mock_renders_a_tfds_backed_task(capsys):
         templates=(Template("{premise}\nIs \"{hypothesis}\" true?", "{answer}"),),
         fields_fn=fields, options=("yes", "no"),
     )
-    import dataclasses
-
-    import pytest
-
     broken = dataclasses.replace(spec, templates=(Template("{premise} {nope}", "{answer}"),))
     with pytest.raises(ValueError, match=r"tfdstest.*rte.*template 0.*nope"):
         registry.register_collection([broken], validate_tfds=True, replace=True)
     registry.register_collection([spec], validate_tfds=True, replace=True)
+
+
+def test_show_mock_renders_a_tfds_backed_task(capsys):
+    _register_tfds_rte()
     assert tasks_cli.main(["show", "tfdstest_rte_t0_rank", "--mock", "-n", "2"]) == 0
     out = capsys.readouterr().out
     assert out.count("=== tfdstest_rte_t0_rank") == 2
     assert "OPTIONS:\n- yes\n- no" in out
+
+
+def test_show_without_mock_never_downloads_an_unprepared_dataset(capsys, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    _register_tfds_rte()
+    builder = tfds.builder("super_glue/rte:1.0.2")
+    if builder.is_prepared():
+        import pytest
+
+        pytest.skip("super_glue/rte is prepared on this machine")
+    calls = []
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
+                        lambda self, *a, **k: calls.append(self.name))
+    assert tasks_cli.main(["show", "tfdstest_rte_t0_rank", "-n", "1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and calls == []
+    assert captured.err.strip() == (
+        "flan-jax tasks: `tfdstest_rte_t0_rank` reads TFDS data that is not prepared: "
+        f"super_glue/rte:1.0.2 (in {builder.data_dir_root}). Run `flan-jax data prepare "
+        "tfdstest_rte_t0_rank`, or add --mock to show mock examples.")
