@@ -255,7 +255,7 @@ def main(argv: list[str]) -> int:
     except TrainingError as e:
         print(f"flan-jax train: {errors.message(e)}", file=sys.stderr)
         return 1
-    except (UserError, KeyError) as e:  # e.g. an unknown task or mixture
+    except (UserError, KeyError, partitioning.MeshError) as e:  # e.g. an unknown mixture
         print(f"flan-jax train: {errors.message(e)}", file=sys.stderr)
         return 2
     return 0
