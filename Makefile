@@ -7,6 +7,9 @@ export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 export JAX_PLATFORMS ?= cpu
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 PYTEST_ARGS ?=
+# Two pytest workers (one per core of the reference machine); a test module stays on one worker
+# so its module-scoped fixtures (a trained run, a converted model) are built once.
+XDIST ?= -n 2 --dist loadfile
 
 .PHONY: install test test-slow test-flan-templates test-all demo bench bench-gpu clean
 
@@ -23,14 +26,14 @@ $(STAMP): requirements.txt requirements-nodeps.txt setup.py
 	touch $(STAMP)
 
 test: install
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow" $(PYTEST_ARGS) tests
 
 test-slow: install
-	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -q $(XDIST) -m slow $(PYTEST_ARGS) tests
 
 # Every template of every FLAN 2021 dataset built end to end under TFDS mock data (minutes).
 test-flan-templates: install
-	FLAN_TEST_ALL_TEMPLATES=1 $(BIN)/python -m pytest -q -m all_templates $(PYTEST_ARGS) tests/tasks
+	FLAN_TEST_ALL_TEMPLATES=1 $(BIN)/python -m pytest -q $(XDIST) -m all_templates $(PYTEST_ARGS) tests/tasks
 
 test-all: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests

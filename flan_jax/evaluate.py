@@ -253,25 +253,27 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     from flan_jax.models import build_model
     from tasks import catalogue
 
+    from flan_jax.vocab import load_vocab
+
     eval_tasks = resolve_tasks(mixtures, clusters)
     placement = Placement.from_gin()
     in_training = params is not None
+    out_dir = pathlib.Path(output_dir or pathlib.Path(checkpoint_path) / "eval")
+    if in_training and step is not None:  # evaluation during training
+        out_dir = out_dir / f"step_{step}"
+    writes = jax.process_index() == 0
+    if writes:  # every check before the parameters are read
+        _check_writable(out_dir)
+    vocab = load_vocab(checkpoint_path)
+    for task in eval_tasks:
+        data.check_vocabulary(task.task, vocab, checkpoint_path)
     if not in_training:
         cfg, params, vocab = checkpoints.load_model_dir(checkpoint_path, placement)
         if step is None:
             step = checkpoints.saved_step(checkpoint_path)
     else:  # in-memory parameters (training): only the config and vocabulary come from disk
-        from flan_jax.vocab import load_vocab
-
         cfg = checkpoints.read_model_config(pathlib.Path(checkpoint_path) / checkpoints.MODEL_GIN)
-        vocab = load_vocab(checkpoint_path)
-    for task in eval_tasks:
-        data.check_vocabulary(task.task, vocab, checkpoint_path)
     model = build_model(cfg)
-    out_dir = pathlib.Path(output_dir or pathlib.Path(checkpoint_path) / "eval")
-    if in_training and step is not None:  # evaluation during training
-        out_dir = out_dir / f"step_{step}"
-    writes = jax.process_index() == 0
     if writes:
         out_dir.mkdir(parents=True, exist_ok=True)
     if held_out_clusters is None:
@@ -358,6 +360,22 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
 
 
 REPORT_FILES = ("report.json", "report.md", "clusters.png")
+
+
+def _check_writable(out_dir: pathlib.Path) -> None:
+    """Refuses, before the model is loaded, a report folder that cannot be written (a
+    read-only run directory, a file in the way)."""
+    import os
+
+    from flan_jax.errors import UserError
+
+    existing = out_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise UserError(f"cannot write the reports to {out_dir}: {existing} is "
+                        f"{'not a directory' if not existing.is_dir() else 'read-only'}. "
+                        "Choose another folder with --gin.evaluate.output_dir=\"'/path'\".")
 
 
 def _keep_previous(out_dir: pathlib.Path) -> None:

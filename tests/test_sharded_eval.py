@@ -25,6 +25,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SINGLE = {"data": 1, "fsdp": 1, "tensor": 1}
 MESHES = [{"data": 8, "fsdp": 1, "tensor": 1}, {"data": 1, "fsdp": 4, "tensor": 2},
           {"data": 2, "fsdp": 2, "tensor": 2}]
+# The default run checks the mesh that uses every axis; `make test-slow` checks them all.
+MESH_PARAMS = [pytest.param(m, marks=[] if m == MESHES[-1] else [pytest.mark.slow],
+                            id="_".join(f"{k}{v}" for k, v in m.items())) for m in MESHES]
 TASKS = ["synthetic_fact_nli_t0_rank", "synthetic_reverse_word_t1_eval"]
 FAMILIES = {
     "encoder_decoder": dict(family="encoder_decoder", num_encoder_layers=2,
@@ -79,20 +82,25 @@ def _same_reports(got, want):
             assert got["tasks"][name]["metrics"][metric] == pytest.approx(value, abs=1e-4)
 
 
-def test_every_mesh_reports_what_one_device_reports(model_dir, tmp_path):
-    want = _evaluate(model_dir, tmp_path / "single", SINGLE)
-    assert want["mesh"] == SINGLE
-    for mesh in MESHES:
-        got = _evaluate(model_dir, tmp_path / "_".join(map(str, mesh.values())), mesh)
-        assert got["mesh"] == mesh
-        _same_reports(got, want)
-        written = json.loads((tmp_path / "_".join(map(str, mesh.values())) / "report.json")
-                             .read_text())
-        assert written["mesh"] == mesh and written["param_bytes_total"] == want[
-            "param_bytes_total"]
+@pytest.fixture(scope="module")
+def single_report(model_dir, tmp_path_factory):
+    report = _evaluate(model_dir, tmp_path_factory.mktemp("single"), SINGLE)
+    assert report["mesh"] == SINGLE
+    return report
 
 
-def test_predictions_and_option_scores_match_one_device(model_dir):
+@pytest.mark.parametrize("mesh", MESH_PARAMS)
+def test_every_mesh_reports_what_one_device_reports(model_dir, single_report, mesh, tmp_path):
+    got = _evaluate(model_dir, tmp_path / "mesh", mesh)
+    assert got["mesh"] == mesh
+    _same_reports(got, single_report)
+    written = json.loads((tmp_path / "mesh" / "report.json").read_text())
+    assert written["mesh"] == mesh
+    assert written["param_bytes_total"] == single_report["param_bytes_total"]
+
+
+@pytest.mark.parametrize("mesh", MESH_PARAMS)
+def test_predictions_and_option_scores_match_one_device(model_dir, mesh):
     """Option scores (rank) and generated text, mesh by mesh, against one device."""
     from flan_jax.placement import Placement
     from flan_jax.predict import PredictSettings, predict
@@ -115,13 +123,12 @@ def test_predictions_and_option_scores_match_one_device(model_dir):
         return ranked, texts, beams
 
     want = run(SINGLE, num_devices=1)
-    for axes in MESHES:
-        ranked, texts, beams = run(axes)
-        for g, w in zip(ranked, want[0]):
-            assert g.text == w.text
-            np.testing.assert_allclose(g.option_scores, w.option_scores, atol=1e-4)
-        assert [t.text for t in texts] == [t.text for t in want[1]]
-        assert [t.text for t in beams] == [t.text for t in want[2]]
+    ranked, texts, beams = run(mesh)
+    for g, w in zip(ranked, want[0]):
+        assert g.text == w.text
+        np.testing.assert_allclose(g.option_scores, w.option_scores, atol=1e-4)
+    assert [t.text for t in texts] == [t.text for t in want[1]]
+    assert [t.text for t in beams] == [t.text for t in want[2]]
 
 
 def test_parameters_are_restored_sharded_an_eighth_per_device(model_dir):
@@ -230,3 +237,23 @@ def test_report_names_chance_and_keeps_the_previous_one(tmp_path):
                                                           for e in examples]))
     assert second["clusters"][rank["cluster"]]["chance"] == pytest.approx(rank["chance"])
     assert first["tasks"][TASKS[0]]["metrics"] == rank["metrics"]
+
+
+def test_a_read_only_run_is_refused_before_loading(tmp_path, capsys, monkeypatch):
+    from flan_jax import evaluate
+
+    model = tmp_path / "model"
+    write_model_dir(model, "encoder_decoder")
+    real_access = os.access
+    # the tests run as root, which writes anywhere: make the run directory read-only by hand
+    monkeypatch.setattr(os, "access", lambda p, mode: False if pathlib.Path(p) == model and
+                        mode == os.W_OK else real_access(p, mode))
+    loaded = []
+    monkeypatch.setattr(checkpoints, "load_model_dir", lambda *a, **k: loaded.append(a))
+    rc = evaluate.main([f"--gin.CHECKPOINT_PATH='{model}'", f"--gin.EVAL_MIXTURES={TASKS!r}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and not loaded
+    assert err[-1] == (f"flan-jax eval: cannot write the reports to {model / 'eval'}: {model} "
+                       "is read-only. Choose another folder with "
+                       "--gin.evaluate.output_dir=\"'/path'\".")
+    assert not (model / "eval").exists()

@@ -26,6 +26,8 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
+    """Every benchmark once (minutes: its tests are `slow`; each benchmark also has a test file
+    of its own)."""
     out = tmp_path_factory.mktemp("bench")
     assert cli.main(["all", "--quick", f"--results_dir={out}"]) == 0
     files = sorted(out.glob("*.json"))
@@ -33,6 +35,7 @@ def results(tmp_path_factory):
     return json.loads(files[0].read_text()), files[0].with_suffix(".md").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", sorted(EXPECTED))
 def test_rows_have_positive_finite_numbers(results, what):
     data, _ = results
@@ -45,6 +48,7 @@ def test_rows_have_positive_finite_numbers(results, what):
                 (what, key, value)
 
 
+@pytest.mark.slow
 def test_both_families_measured(results):
     data, _ = results
     for what in ("train", "compare", "rank", "decode", "pipeline"):
@@ -54,6 +58,7 @@ def test_both_families_measured(results):
     assert remats == {"none", "full"}
 
 
+@pytest.mark.slow
 def test_markdown_names_the_machine(results):
     data, md = results
     machine = data["machine"]["id"]
