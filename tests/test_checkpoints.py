@@ -92,3 +92,17 @@ def test_a_fresh_run_keeps_only_interval_steps(tmp_path):
     manager.wait_until_finished()
     assert saved == [5, 10] and manager.all_steps() == [5, 10]
     manager.close()
+
+
+def test_reading_a_steps_parameters_warns_about_nothing(tmp_path, caplog):
+    """A step's state/ has no checkpoint-level metadata of its own (the step holds it): reading
+    the parameters must not log orbax's "Metadata file does not exist" on every eval."""
+    state = TrainState(jnp.asarray(2), {"w": jnp.ones((2, 2))}, {"m": jnp.zeros((2, 2))})
+    manager = checkpoints.checkpoint_manager(tmp_path, keep=2, every=1, use_async=False)
+    manager.save(2, args=checkpoints.save_args(state, {"position": 4}))
+    manager.wait_until_finished()
+    manager.close()
+    with caplog.at_level("WARNING"):
+        params = checkpoints.restore_params_from_step(checkpoints.latest_step_dir(tmp_path))
+    assert set(params) == {"w"}  # the parameter subtree alone
+    assert not [r for r in caplog.records if "Metadata file" in r.getMessage()]
