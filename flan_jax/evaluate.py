@@ -348,7 +348,7 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
         (out_dir / "report.json").write_text(json.dumps(report, indent=2))
         (out_dir / "report.md").write_text(table)
         bar_chart(cluster_scores, out_dir / "clusters.png",
-                  f"{title}: score per cluster (mean of its datasets' primary metric)")
+                  f"{title}\nscore per cluster (mean of its datasets' primary metric)")
         _tensorboard(out_dir, cluster_scores, datasets, step or 0)
     print(table)
     print(f"Mesh {mesh_info['mesh']}; parameters {total_bytes / 2**20:,.1f} MiB in all, at most "
