@@ -89,9 +89,6 @@ class Placement:
             return np.asarray(multihost_utils.process_allgather(x, tiled=True))
         return np.asarray(jax.device_get(x))
 
-    def fetch_tree(self, tree) -> Any:
-        return jax.tree_util.tree_map(self.fetch, tree)
-
 
 def round_up(n: int, multiple: int) -> int:
     return -(-int(n) // max(int(multiple), 1)) * max(int(multiple), 1)
@@ -107,8 +104,8 @@ def put(placement: Placement | None, tree):
 
 
 def fetch(placement: Placement | None, tree):
-    return jax.tree_util.tree_map(Placement.fetch, tree) if placement is None else \
-        placement.fetch_tree(tree)
+    """Model outputs as host arrays, whole, on every process."""
+    return jax.tree_util.tree_map(Placement.fetch, tree)
 
 
 def running(placement: Placement | None):

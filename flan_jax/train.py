@@ -27,7 +27,7 @@ from flan_jax import accounting, checkpoints, errors, optim, partitioning, promp
 from flan_jax import run_checks
 from flan_jax import data as data_lib  # no TensorFlow until a dataset is read
 from flan_jax.errors import TrainingError, UserError
-from flan_jax.models import TransformerConfig, build_model, count_params
+from flan_jax.models import TransformerConfig, build_model, count_params, init_params_fn
 from flan_jax.progress import MetricsWriter, print_progress, setup_logging
 from flan_jax.train_step import TrainState, make_train_step, merge_params
 
@@ -80,9 +80,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     model = build_model(model_config)
     tx, schedule = optim.build_optimizer()
 
-    dummy = jnp.ones((1, 8), jnp.int32)
-    init_args = (dummy, dummy) if model_config.family == "encoder_decoder" else (dummy,)
-    init_fn = lambda rng: model.init(rng, *init_args)["params"]  # noqa: E731
+    init_fn = init_params_fn(model)
     boxed = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
     params_sh = partitioning.params_shardings(boxed, mesh, rules)
     abstract_params = abstract_model_params = nn.meta.unbox(boxed)

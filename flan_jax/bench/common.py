@@ -176,11 +176,11 @@ def init_params(model, seed: int = 0, out_shardings=None):
     """Random parameters of `model` (unboxed), optionally placed with `out_shardings`."""
     import flax.linen as nn
     import jax
-    import jax.numpy as jnp
 
-    dummy = jnp.ones((1, 8), jnp.int32)
-    args = (dummy, dummy) if model.config.family == "encoder_decoder" else (dummy,)
-    return jax.jit(lambda r: nn.meta.unbox(model.init(r, *args)["params"]),
+    from flan_jax.models import init_params_fn
+
+    init = init_params_fn(model)
+    return jax.jit(lambda r: nn.meta.unbox(init(r)),
                    out_shardings=out_shardings)(jax.random.PRNGKey(seed))
 
 

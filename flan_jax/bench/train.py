@@ -95,16 +95,14 @@ def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
 
 def _state_shardings(model, tx, mesh, rules) -> tuple[Any, Any]:
     """(params shardings, TrainState shardings) from the model's logical axes."""
-    import jax
     import flax.linen as nn
-    import jax.numpy as jnp
+    import jax
 
     from flan_jax import partitioning
+    from flan_jax.models import abstract_params
     from flan_jax.train_step import TrainState
 
-    dummy = jnp.ones((1, 8), jnp.int32)
-    args = (dummy, dummy) if model.config.family == "encoder_decoder" else (dummy,)
-    boxed = jax.eval_shape(lambda r: model.init(r, *args)["params"], jax.random.PRNGKey(0))
+    boxed = abstract_params(model)
     params_sh = partitioning.params_shardings(boxed, mesh, rules)
     abstract = nn.meta.unbox(boxed)
     opt_sh = partitioning.state_shardings_like(jax.eval_shape(tx.init, abstract), abstract,
