@@ -123,6 +123,7 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
                                                   if p not in (*search_paths, str(GIN_DIR))]
     files = [resolve_gin_file(f, search_paths) for f in gin_files]
     try:
+        _import_task_registry(files, bindings)
         gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False,
                                             skip_unknown=False)
     except ImportError as e:
@@ -132,6 +133,35 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
     _check_macros_are_used(bindings)
     if finalize:
         gin.finalize()
+
+
+def _import_task_registry(files: Sequence[str], bindings: Sequence[str]) -> None:
+    """Imports the task collections (seqio, TensorFlow) when the run reads the seqio source,
+    before gin is locked and so that bindings of their configurables parse; a run that reads a
+    data cache (`DataConfig.source = 'cache'`) never imports them. A first lenient parse finds
+    out which."""
+    try:
+        gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False,
+                                            skip_unknown=True)
+        reads_seqio = is_bound("DataConfig") and _bound_or(
+            "DataConfig.source", "seqio") != "cache"
+    except Exception:  # noqa: BLE001 - the real parse below reports the error
+        reads_seqio = False
+    gin.clear_config()
+    if reads_seqio:
+        import tasks  # noqa: F401
+
+
+def _bound_or(parameter: str, default):
+    """The value bound to `parameter` (through macros), else `default`."""
+    try:
+        value = gin.query_parameter(parameter)
+        while isinstance(value, gin.config.ConfigurableReference) and \
+                value.selector == "gin.macro":
+            value = gin.query_parameter(f"%{value.scoped_selector.rsplit('/', 1)[0]}")
+        return value
+    except ValueError:
+        return default
 
 
 def _macro_references(value, found: set[str]) -> None:

@@ -1,9 +1,17 @@
-"""seqio mixture -> feature converter -> this host's numpy batches -> global jax.Arrays.
+"""Training data: a source -> this host's numpy batches -> global jax.Arrays.
 
-TensorFlow lives here (and in tasks/), nowhere else in the library, and only inside functions:
-importing this module costs nothing, so the trainer imports it without TensorFlow installed. The stream is deterministic
-for a seed, so its position (the number of batches consumed) is all a checkpoint needs to
-continue the same stream: a resumed run rebuilds the pipeline and skips that many batches.
+Two sources (`DataConfig.source`), one batch format (seqio's feature converters' features):
+- 'seqio': the registered mixture through seqio/tf.data, live. TensorFlow lives here (and in
+  tasks/, cache_writer), only inside functions: importing this module costs nothing. The stream
+  is deterministic for a seed, so its position (batches consumed) is what a checkpoint keeps; a
+  resumed run rebuilds the pipeline and skips that many batches (the cost grows with the step).
+- 'cache': a data cache (`flan-jax data cache`) read with Grain (`cache_reader`), no
+  TensorFlow; a checkpoint keeps the Grain iterator's state, so resuming costs the same at any
+  step.
+
+Either way the checkpoint also keeps what the stream is (`stream_identity`): a resume with
+another source, mixture, feature lengths, seed or cache is refused (`check_same_stream`) unless
+`train.restart_data_stream` starts the new stream deliberately.
 
 Hosts: with `host_data="shard"` (the default, for pods) each process reads its own seqio shard
 and builds its rows of the global batch; with `host_data="slice"` every process builds the whole
@@ -43,6 +51,43 @@ class DataConfig:
     seed: int = 0
     host_data: str = "shard"  # or "slice"
     prefetch: int = 2
+    source: str = "seqio"  # or "cache": read `cache_dir` with Grain, no TensorFlow
+    cache_dir: str | None = None
+
+
+SOURCES = ("seqio", "cache")
+
+
+def _cache_and_rates(cfg: DataConfig):
+    """(CacheInfo, {task: rate}) of a cache-source config, checked against it."""
+    from flan_jax import data_cache
+    from flan_jax.errors import UserError
+
+    info = data_cache.open_cache(cfg.cache_dir)
+    lengths = dict(cfg.task_feature_lengths)
+    if lengths != info.feature_lengths:
+        raise UserError(f"the data cache at {cfg.cache_dir} holds examples tokenized for "
+                        f"TASK_FEATURE_LENGTHS={info.feature_lengths}, not {lengths}: bind those "
+                        "lengths, or build a cache with --feature_lengths "
+                        + ",".join(f"{k}={v}" for k, v in lengths.items()) + ".")
+    if cfg.split != info.split:
+        raise UserError(f"the data cache at {cfg.cache_dir} holds the {info.split!r} split, not "
+                        f"DataConfig.split={cfg.split!r}.")
+    resolve = None
+    if cfg.mixture_or_task_name not in (info.mixture, *info.tasks):
+        resolve = _mixture_rates
+    return info, info.select(cfg.mixture_or_task_name, resolve)
+
+
+def _mixture_rates(name: str) -> dict[str, float]:
+    """{task: rate} of a registered mixture (reads the registry: needs seqio)."""
+    import seqio
+
+    provider = _registered(name)
+    if isinstance(provider, seqio.Mixture):
+        return {t.name: float(provider.get_rate(t)) for t in provider.tasks
+                if provider.get_rate(t) > 0}
+    return {provider.name: 1.0}
 
 
 def _registered(name: str):
@@ -62,8 +107,43 @@ def _registered(name: str):
 
 
 def check_source(cfg: DataConfig) -> None:
-    """Fails before any work when the configured task or mixture is unknown."""
-    _registered(cfg.mixture_or_task_name)
+    """Fails before any work when the configured task, mixture or cache cannot be read."""
+    from flan_jax.errors import UserError
+
+    if cfg.source not in SOURCES:
+        raise UserError(f"DataConfig.source={cfg.source!r}: use one of {', '.join(SOURCES)}.")
+    if cfg.source == "cache":
+        _cache_and_rates(cfg)
+    else:
+        _registered(cfg.mixture_or_task_name)
+
+
+def stream_identity(cfg: DataConfig) -> dict:
+    """What makes the data stream what it is; a checkpoint keeps it with the position."""
+    ident = {"source": cfg.source, "mixture_or_task_name": cfg.mixture_or_task_name,
+             "task_feature_lengths": dict(cfg.task_feature_lengths), "seed": cfg.seed,
+             "pack": cfg.pack, "shuffle": cfg.shuffle, "split": cfg.split,
+             "host_data": cfg.host_data}
+    if cfg.source == "cache":
+        from flan_jax import data_cache
+
+        ident["cache_fingerprint"] = data_cache.open_cache(cfg.cache_dir).fingerprint
+    return ident
+
+
+def check_same_stream(saved: dict, cfg: DataConfig) -> None:
+    """Refuses to continue a checkpoint's data stream with another one, naming the difference.
+    (Checkpoints from before the identity was kept are compared on what they kept.)"""
+    from flan_jax.errors import UserError
+
+    now = stream_identity(cfg)
+    diffs = [f"{k}: {saved[k]!r} in the checkpoint, {v!r} now" for k, v in now.items()
+             if k in saved and saved[k] != v]
+    if diffs:
+        raise UserError(
+            "the checkpoint continues another data stream (" + "; ".join(diffs) + "). Resume "
+            "with the same data, or start the new stream from its beginning on purpose with "
+            "--gin.train.restart_data_stream=True.")
 
 
 @dataclasses.dataclass
@@ -79,7 +159,13 @@ def sample_truncation(cfg: DataConfig, per_task: int = 8,
                       max_tasks: int = 64) -> list[Truncation]:
     """Reads `per_task` tokenized examples of each task of the mixture (the first `max_tasks`)
     and counts those longer than `cfg.task_feature_lengths`. A task that cannot be read here
-    (e.g. its TFDS data is not prepared) is left out: the input pipeline reports it."""
+    (e.g. its TFDS data is not prepared) is left out: the input pipeline reports it. From a
+    cache: the sample its builder took of each task."""
+    if cfg.source == "cache":
+        info, rates = _cache_and_rates(cfg)
+        return [Truncation(t, int(tr["sampled"]), dict(tr["cut"]), dict(tr["longest"]))
+                for t in sorted(rates)[:max_tasks]
+                if (tr := info.tasks[t].truncation) and tr.get("sampled")]
     import seqio
 
     provider = _registered(cfg.mixture_or_task_name)
@@ -101,6 +187,32 @@ def sample_truncation(cfg: DataConfig, per_task: int = 8,
             {k: sum(n > cfg.task_feature_lengths[k] for n in v) for k, v in lengths.items() if v},
             {k: max(v) for k, v in lengths.items() if v}))
     return report
+
+
+def run_vocabulary(cfg: DataConfig) -> tuple[dict, str | None]:
+    """`vocabulary_spec` of what the run trains on (from the cache's metadata on that path)."""
+    if cfg.source == "cache":
+        from flan_jax import data_cache
+
+        info = data_cache.open_cache(cfg.cache_dir)
+        spec = {k: v for k, v in info.vocabulary.items() if k != "sha256"}
+        return spec, info.vocab_file()
+    return vocabulary_spec(cfg.mixture_or_task_name)
+
+
+def check_run_vocabulary(cfg: DataConfig, model_dirs) -> None:
+    """A cache-source run refuses a cache tokenized with another vocabulary than the model
+    directories' (MODEL_DIR when resuming, INIT_CHECKPOINT); None entries are skipped."""
+    if cfg.source != "cache":
+        return
+    from etils import epath
+
+    from flan_jax import data_cache
+
+    info = data_cache.open_cache(cfg.cache_dir)
+    for d in model_dirs:
+        if d:
+            data_cache.check_vocabulary(info, epath.Path(d) / "vocab.json")
 
 
 def vocabulary_spec(name: str) -> tuple[dict, str | None]:
@@ -159,6 +271,71 @@ def _get_seqio_dataset(cfg: DataConfig, family: str, shard_index: int, num_shard
     return ds.with_options(options)
 
 
+def batch_iterator(cfg: DataConfig, family: str, sharding: jax.sharding.Sharding,
+                   saved: dict | None = None):
+    """Global batches of `cfg`'s source, continuing the checkpointed data state `saved`
+    (None: from the beginning)."""
+    if cfg.source == "cache":
+        return CacheBatches(cfg, family, sharding, saved)
+    return BatchIterator(cfg, family, sharding,
+                         start_batch=int(saved["position"]) if saved else 0)
+
+
+def _rows_and_shard(cfg: DataConfig) -> tuple[int, int, int]:
+    """(rows this process builds, its shard index, number of shards)."""
+    nproc, pid = jax.process_count(), jax.process_index()
+    if cfg.batch_size % nproc:
+        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the "
+                         f"{nproc} processes.")
+    if cfg.host_data == "shard":
+        return cfg.batch_size // nproc, pid, nproc
+    if cfg.host_data == "slice":
+        return cfg.batch_size, 0, 1
+    raise ValueError(f"DataConfig.host_data={cfg.host_data!r}: use 'shard' or 'slice'.")
+
+
+class CacheBatches:
+    """Global batches from a data cache (Grain); its state holds each process's iterator."""
+
+    def __init__(self, cfg: DataConfig, family: str, sharding: jax.sharding.Sharding,
+                 saved: dict | None = None):
+        from flan_jax.cache_reader import CacheBatchIterator
+        from flan_jax.errors import UserError
+
+        info, rates = _cache_and_rates(cfg)
+        rows, index, shards = _rows_and_shard(cfg)
+        own = None
+        if saved:
+            states = saved.get("processes") or []
+            if len(states) != shards:
+                raise UserError(f"the checkpoint holds the data state of {len(states)} reading "
+                                f"process(es), this run has {shards}: resume with "
+                                f"{len(states)} processes (or DataConfig.host_data='slice').")
+            own = states[index]
+        self.cfg, self.sharding, self._shards = cfg, sharding, shards
+        self.position = int(saved["position"]) if saved else 0
+        self._it = CacheBatchIterator(info, rates, family, cfg.task_feature_lengths, rows,
+                                      seed=cfg.seed, shuffle=cfg.shuffle, pack=cfg.pack,
+                                      shard_index=index, num_shards=shards, state=own,
+                                      prefetch=cfg.prefetch)
+        self._identity = stream_identity(cfg)
+
+    def state(self) -> dict:
+        from flan_jax.cache_reader import gather_states
+
+        own = self._it.state()
+        states = gather_states(own) if self._shards > 1 else [own]
+        return {"position": self.position, **self._identity, "processes": states}
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, jax.Array]:
+        local = next(self._it)
+        self.position += 1
+        return {k: to_global(v, self.sharding, self.cfg.host_data) for k, v in local.items()}
+
+
 class BatchIterator:
     """Iterates global batches as dicts of jax.Arrays placed with `sharding`; knows its position.
     """
@@ -169,24 +346,13 @@ class BatchIterator:
 
         tf.config.set_visible_devices([], "GPU")
         self.cfg, self.sharding, self.position = cfg, sharding, start_batch
-        nproc, pid = jax.process_count(), jax.process_index()
-        if cfg.batch_size % nproc:
-            raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the "
-                             f"{nproc} processes.")
-        if cfg.host_data == "shard":
-            ds = _get_seqio_dataset(cfg, family, pid, nproc)
-            self._rows = cfg.batch_size // nproc
-        elif cfg.host_data == "slice":
-            ds = _get_seqio_dataset(cfg, family, 0, 1)
-            self._rows = cfg.batch_size
-        else:
-            raise ValueError(f"DataConfig.host_data={cfg.host_data!r}: use 'shard' or 'slice'.")
+        self._rows, index, shards = _rows_and_shard(cfg)
+        ds = _get_seqio_dataset(cfg, family, index, shards)
         ds = ds.batch(self._rows, drop_remainder=True).skip(start_batch).prefetch(cfg.prefetch)
         self._it: Iterator = ds.as_numpy_iterator()
 
     def state(self) -> dict:
-        return {"position": self.position, "mixture_or_task_name": self.cfg.mixture_or_task_name,
-                "seed": self.cfg.seed}
+        return {"position": self.position, **stream_identity(self.cfg)}
 
     def __iter__(self):
         return self

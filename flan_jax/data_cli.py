@@ -1,4 +1,8 @@
-"""`flan-jax data prepare MIXTURE_OR_TASK`: download and prepare the TFDS datasets a mixture reads.
+"""`flan-jax data prepare|cache MIXTURE_OR_TASK`: prepare the TFDS datasets a mixture reads, or
+cache its tokenized examples for training without TensorFlow (`flan_jax.cache_writer`).
+
+    flan-jax data cache flan2021_heldout_nli_train --out DIR [--split train]
+                        [--max_examples_per_task N] [--feature_lengths inputs=1024,targets=256]
 
     flan-jax data prepare flan2021_heldout_nli_train [--data_dir DIR] [--manual_dir DIR]
                           [--datasets rte,glue/mnli]
@@ -53,7 +57,55 @@ def _parser() -> argparse.ArgumentParser:
                            "manual)")
     prep.add_argument("--datasets", default=None,
                       help="comma-separated subset: our dataset names or TFDS names")
+    cache = sub.add_parser("cache", help="tokenize a mixture once into ArrayRecord shards "
+                                         "that training reads with Grain")
+    cache.add_argument("name", metavar="MIXTURE_OR_TASK")
+    cache.add_argument("--out", required=True, help="the cache folder (local or gs://)")
+    cache.add_argument("--split", default="train")
+    cache.add_argument("--feature_lengths", default="inputs=1024,targets=256",
+                       help="the TASK_FEATURE_LENGTHS training will use (default: %(default)s)")
+    cache.add_argument("--max_examples_per_task", type=int, default=None,
+                       help="cache only the first N examples of each task")
+    cache.add_argument("--examples_per_shard", type=int, default=50_000)
     return p
+
+
+def parse_lengths(text: str) -> dict[str, int]:
+    """`inputs=1024,targets=256` -> {"inputs": 1024, "targets": 256}."""
+    out = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if not value.strip().isdigit() or key.strip() not in ("inputs", "targets"):
+            raise ValueError(f"--feature_lengths {text!r}: write it as inputs=N,targets=M.")
+        out[key.strip()] = int(value)
+    if "targets" not in out:
+        raise ValueError(f"--feature_lengths {text!r} needs a targets length.")
+    return out
+
+
+def cache_main(args) -> int:
+    from flan_jax import cache_writer
+    from flan_jax.errors import UserError, message
+    from flan_jax.progress import setup_logging
+
+    setup_logging()
+    try:
+        plan = cache_writer.Plan(
+            args.name, args.split, parse_lengths(args.feature_lengths),
+            args.max_examples_per_task, args.examples_per_shard,
+            f"flan-jax data cache {args.name} --out {args.out} --split {args.split} "
+            f"--feature_lengths {args.feature_lengths} --examples_per_shard "
+            f"{args.examples_per_shard}" + (f" --max_examples_per_task {args.max_examples_per_task}"
+                                            if args.max_examples_per_task is not None else ""))
+        info = cache_writer.build_cache(plan, args.out)
+    except (UserError, KeyError, ValueError) as e:
+        print(f"flan-jax data cache: {message(e)}", file=sys.stderr)
+        return 2
+    examples = sum(t.examples for t in info.tasks.values())
+    print(f"{info.path}: {len(info.tasks)} task(s), {examples:,} examples of {info.mixture} "
+          f"({info.split}, lengths {info.feature_lengths}). Train from it with "
+          f"--gin.DataConfig.source=\"'cache'\" --gin.DataConfig.cache_dir=\"'{info.path}'\".")
+    return 0
 
 
 def specs_for(name: str) -> list:
@@ -155,6 +207,8 @@ def table(rows: Sequence[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command == "cache":
+        return cache_main(args)
     try:
         specs = specs_for(args.name)
         subset = [s.strip() for s in args.datasets.split(",") if s.strip()] if args.datasets \

@@ -43,7 +43,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
           eval_every: int | None = None, eval_fn: Callable | None = None,  # e.g. @evaluate
           prompt_tuning_base: str | None = None, loss_chunk_size: int = 0,
           allow_config_change: bool = False, truncation_sample: int = 8,
-          stop_after: int | None = None) -> dict:
+          restart_data_stream: bool = False, stop_after: int | None = None) -> dict:
     """Trains `model_config` on `data` (a `DataConfig`) for `train_steps` steps in `model_dir`.
 
     Resumes from the latest checkpoint in `model_dir`. Returns the last metrics. `stop_after`
@@ -61,6 +61,10 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     `allow_config_change`, and so is a run whose TASK_FEATURE_LENGTHS truncate every target
     of `truncation_sample` examples per task (0: no check). Each start keeps its config:
     config.gin (the first) and config.restart_STEP.gin (each resume, logging what changed).
+
+    The data stream continues where the checkpoint left it (`data.batch_iterator`); a resume
+    whose data source, mixture, feature lengths, seed or cache differ is refused unless
+    `restart_data_stream`, which starts the configured stream from its beginning.
     """
     model_dir_path = pathlib.Path(model_dir)
     run_checks.check_model_dir(model_dir_path)
@@ -108,7 +112,11 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     if latest is not None:
         state, data_state = checkpoints.restore_step(manager, latest, abstract_state,
                                                      abstract_params, str(model_dir_path))
-        start_batch = int(data_state["position"])
+        if restart_data_stream:
+            logger.info("train.restart_data_stream: the data stream starts from its beginning.")
+            data_state = None
+        else:
+            data_lib.check_same_stream(data_state, data)
         logger.info("Resumed from step %d in %s.", latest, model_dir_path)
         if saved_step is not None and changes:
             logger.info("Changed since the run's last start: %s.", "; ".join(changes))
@@ -135,16 +143,16 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                 abstract_params, params_sh))
         opt_state = jax.jit(tx.init, out_shardings=opt_sh)(params)
         state = TrainState(jax.device_put(jnp.zeros((), jnp.int32), repl), params, opt_state)
-        start_batch = 0
+        data_state = None
 
     start_step = int(state.step)
+    data_lib.check_run_vocabulary(data, [model_dir_path, init_checkpoint])
     if jax.process_index() == 0:
-        checkpoints.write_run_files(model_dir_path, model_config,
-                                    *data_lib.vocabulary_spec(data.mixture_or_task_name),
+        checkpoints.write_run_files(model_dir_path, model_config, *data_lib.run_vocabulary(data),
                                     prompt_base=base_dir,
                                     config_name=run_checks.config_file_for(latest))
     batch_sh = partitioning.batch_sharding(mesh, rules)
-    batches = data_lib.BatchIterator(data, model_config.family, batch_sh, start_batch=start_batch)
+    batches = data_lib.batch_iterator(data, model_config.family, batch_sh, data_state)
 
     step_fn = make_train_step(model, tx, rules, z_loss=z_loss,
                               loss_normalization=loss_normalization,
@@ -209,7 +217,8 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                 writer.write(last)
                 print_progress(last, step, train_steps, timed_from, run_start)
                 window_start, window_tokens, window_steps = time.time(), 0.0, 0
-            if manager.save(step, args=checkpoints.save_args(state, batches.state())):
+            if manager.should_save(step) and manager.save(
+                    step, args=checkpoints.save_args(state, batches.state())):
                 last_saved = step
             if eval_fn is not None and eval_every and step % eval_every == 0:
                 eval_fn(params=merge_params(state.params, frozen), step=step)

@@ -1,0 +1,136 @@
+"""Training batches from a data cache, read with Grain. No TensorFlow on this path.
+
+    per task:  ArrayRecord shards -> seeded shuffle, reshuffled each epoch -> repeated
+    mixed:     Grain's deterministic examples-proportional mix with the cached rates
+    this host: every `process_count`-th example (host_data='shard'), or all ('slice')
+    rows:      `packing.Packer` (seqio's packing rules) -> batches of this host's rows
+
+Every stage is a Grain MapDataset, so the stream is random-access: the iterator's state is the
+index of the next example (plus the packer's position in its window), and restoring it costs
+the same at step 10 as at step 100,000. The state saved with a checkpoint is the state at the
+start of the row being filled when the batch ended, so a resume rebuilds that row exactly.
+A background thread prepares `prefetch` batches ahead; each carries the state after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from typing import Mapping
+
+import jax
+import numpy as np
+
+from flan_jax import data_cache as dc
+from flan_jax.packing import Packer
+
+
+def _task_seed(seed: int, task: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{task}".encode()).digest()[:4], "little")
+
+
+def example_stream(info: dc.CacheInfo, rates: Mapping[str, float], seed: int, shuffle: bool,
+                   shard_index: int = 0, num_shards: int = 1):
+    """The (infinite) Grain MapDataset of this host's decoded examples."""
+    import grain
+
+    per_task = []
+    for task in sorted(rates):
+        ds = grain.MapDataset.source(grain.sources.ArrayRecordDataSource(info.files(task)))
+        if shuffle:
+            ds = ds.shuffle(seed=_task_seed(seed, task))  # a new order each epoch
+        per_task.append(ds.repeat(None))
+    weights = [float(rates[t]) for t in sorted(rates)]
+    mixed = per_task[0] if len(per_task) == 1 else grain.MapDataset.mix(per_task, weights)
+    if num_shards > 1:
+        mixed = mixed[shard_index::num_shards]
+    features = info.features
+    return mixed.map(lambda record: dc.decode(record, features))
+
+
+class CacheBatchIterator:
+    """This host's rows of each global batch, from a cache; `state()` continues it exactly."""
+
+    def __init__(self, info: dc.CacheInfo, rates: Mapping[str, float], family: str,
+                 task_lengths: Mapping[str, int], rows: int, seed: int = 0,
+                 shuffle: bool = True, pack: bool = True, shard_index: int = 0,
+                 num_shards: int = 1, state: dict | None = None, prefetch: int = 2,
+                 read_threads: int = 4):
+        import grain
+
+        self._stream = example_stream(info, rates, seed, shuffle, shard_index, num_shards)
+        self._it = iter(self._stream.to_iter_dataset(grain.ReadOptions(
+            num_threads=read_threads, prefetch_buffer_size=max(64, 4 * rows))))
+        state = state or {}
+        if "grain" in state:
+            self._it.set_state(state["grain"])
+        self._packer = Packer(family, task_lengths, pack,
+                              window_position=int(state.get("window_position", 0)))
+        self._rows = rows
+        self._row_start = self._snapshot()  # where the row being filled began
+        self._pending: list[tuple[dict, dict]] = []  # completed rows not yet batched
+        self._state = self._row_start
+        self._queue: queue.Queue = queue.Queue(maxsize=max(prefetch, 1))
+        self._thread = threading.Thread(target=self._produce, daemon=True,
+                                        name="cache-batches")
+        self._thread.start()
+
+    def _snapshot(self) -> dict:
+        return {"grain": self._it.get_state(), "window_position": self._packer.window_position}
+
+    def _next_batch(self) -> tuple[dict, dict]:
+        """This host's rows of one batch, and the state of the first row not in it."""
+        while len(self._pending) < self._rows:
+            before = self._snapshot()
+            start = self._row_start if not self._packer.row_is_empty() else before
+            completed = self._packer.add(next(self._it))
+            # the first completed row began where the row in progress began; a second one
+            # (a window ending) holds only this example
+            self._pending += [(self._packer.features(r), s)
+                              for r, s in zip(completed, (start, before))]
+            if self._packer.row_is_empty():
+                self._row_start = self._snapshot()
+            elif self._packer.examples_in_row() == 1:  # this example began the row
+                self._row_start = before
+            else:
+                self._row_start = start
+        rows = [self._pending.pop(0)[0] for _ in range(self._rows)]
+        after = self._pending[0][1] if self._pending else self._row_start
+        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}, dict(after)
+
+    def _produce(self) -> None:
+        try:
+            while True:
+                self._queue.put(self._next_batch())
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+            self._queue.put(e)
+
+    def state(self) -> dict:
+        """Where the stream continues after the last batch returned."""
+        return dict(self._state)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        batch, self._state = item
+        return batch
+
+
+def gather_states(state: dict) -> list[dict]:
+    """Every process's state (a process's own JSON, exchanged as padded bytes)."""
+    import json
+
+    from jax.experimental import multihost_utils
+
+    raw = json.dumps(state, sort_keys=True).encode()
+    size = int(np.max(multihost_utils.process_allgather(np.array([len(raw)], np.int32))))
+    padded = np.zeros(size, np.uint8)
+    padded[:len(raw)] = np.frombuffer(raw, np.uint8)
+    everyone = np.asarray(multihost_utils.process_allgather(padded)).reshape(
+        jax.process_count(), size)
+    return [json.loads(bytes(row).rstrip(b"\0").decode()) for row in everyone]
