@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--loss_chunk_sizes", default="0,128",
                    help="compare: comma-separated train.loss_chunk_size values to measure "
                         "(0 = the whole logits at once)")
+    p.add_argument("--sections", default="decoder_1b,torch,t5,inference",
+                   help="gpu: the sections to run, comma-separated (default: all)")
     p.add_argument("--budget_s", type=float, default=400.0,
                    help="gpu: seconds the whole suite may take; what no longer fits is skipped")
     from flan_jax.config import add_gin_flags
@@ -129,7 +131,8 @@ def _gpu(args, bindings: list[str], command: str) -> int:
         box["path"] = write_results(pathlib.Path(args.results_dir), machine, {"gpu": entry})
 
     try:
-        gpu.run(args.quick, bindings, args.budget_s, write)
+        gpu.run(args.quick, bindings, args.budget_s, write,
+                sections=tuple(x.strip() for x in args.sections.split(",")))
     except GinConfigError as e:
         print(f"flan-jax bench: {e}", file=sys.stderr)
         return 2

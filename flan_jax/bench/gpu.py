@@ -275,9 +275,18 @@ def bench_inference(cfg, shapes: Shapes, s: Settings, budget: Budget) -> list[di
     return rows
 
 
+SECTIONS = ("decoder_1b", "torch", "t5", "inference")
+
+
 def run(quick: bool, bindings: list[str], budget_s: float,
-        write: Callable[[list[dict]], None]) -> list[dict]:
-    """Every section in turn; `write(rows so far)` after each."""
+        write: Callable[[list[dict]], None], sections: tuple = SECTIONS) -> list[dict]:
+    """The `sections` in turn (all by default); `write(rows so far)` after each."""
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        from flan_jax.config import GinConfigError
+
+        raise GinConfigError(f"--sections: {', '.join(sorted(unknown))} unknown; choose from "
+                             f"{', '.join(SECTIONS)}.")
     s = Settings.make(quick)
     shapes = QUICK if quick else FULL
     budget = Budget(budget_s)
@@ -290,12 +299,17 @@ def run(quick: bool, bindings: list[str], budget_s: float,
                                   dropout_rate=0.0)
     t5 = [(n, dataclasses.replace(c, dtype="bfloat16", param_dtype="float32", dropout_rate=0.0))
           for n, c in t5]
-    rows = bench_decoder_1b(decoder, shapes, s, budget, share=0.45)
-    write(rows)
-    rows += bench_torch(decoder, shapes, s, rows)
-    write(rows)
-    rows += bench_t5(t5, shapes, s, budget)
-    write(rows)
-    rows += bench_inference(decoder, shapes, s, budget)
-    write(rows)
+    rows: list[dict] = []
+    if "decoder_1b" in sections:
+        rows += bench_decoder_1b(decoder, shapes, s, budget, share=0.45)
+        write(rows)
+    if "torch" in sections:
+        rows += bench_torch(decoder, shapes, s, rows)
+        write(rows)
+    if "t5" in sections:
+        rows += bench_t5(t5, shapes, s, budget)
+        write(rows)
+    if "inference" in sections:
+        rows += bench_inference(decoder, shapes, s, budget)
+        write(rows)
     return rows

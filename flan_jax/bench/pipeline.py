@@ -1,6 +1,9 @@
-"""`bench pipeline`: packed tokens/s from the synthetic suite through `BatchIterator`, and from a
-few FLAN 2021 tasks under `tfds.testing.mock_data`, next to what the train step of the same
-family and shape consumes. The one benchmark that needs TensorFlow and seqio (imported when run)."""
+"""`bench pipeline`: packed tokens/s from the synthetic suite through the seqio path
+(`BatchIterator`) and the cache path (a data cache read with Grain), and from a few FLAN 2021
+tasks under `tfds.testing.mock_data`, next to what the train step of the same family and shape
+consumes; and the restart overhead of each path: seconds from building the pipeline for a
+resume at an early and a late step to its first batch. The one benchmark that needs TensorFlow
+and seqio (imported when run)."""
 
 from __future__ import annotations
 
@@ -57,6 +60,63 @@ def _flan_mock_iterator(family: str, lengths: dict, batch: int, quick: bool):
     return names, ds.as_numpy_iterator()
 
 
+RESUME_STEPS = (10, 2000)
+
+
+def _first_batch_seconds(make: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    next(make())
+    return time.perf_counter() - t0
+
+
+def _cache_rows(data, family: str, sharding, n: int, consume: float, s: Settings) -> list[dict]:
+    """The cache path: tokens/s, and restart overhead at RESUME_STEPS for it and for seqio."""
+    import tempfile
+
+    import jax
+
+    from flan_jax import cache_writer
+    from flan_jax.data import BatchIterator, CacheBatches
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = cache_writer.Plan(data.mixture_or_task_name, "train",
+                                 dict(data.task_feature_lengths), 50 if s.quick else 5000,
+                                 10_000, "bench")
+        t0 = time.perf_counter()
+        cache_writer.build_cache(plan, tmp, show_progress=False)
+        build_s = time.perf_counter() - t0
+        cfg = type(data)(**{**data.__dict__, "source": "cache", "cache_dir": tmp})
+        t0 = time.perf_counter()
+        it = CacheBatches(cfg, family, sharding)
+        timed = _time_batches(lambda: jax.device_get(next(it)), n, warmup=2)
+        timed["startup_s"] = time.perf_counter() - t0 - timed["seconds"]
+        rows.append({"source": f"{data.mixture_or_task_name} (cache, Grain)", "family": family,
+                     "batch": data.batch_size, "lengths": dict(data.task_feature_lengths),
+                     "cache_examples_per_task": plan.max_examples, "cache_build_s": build_s,
+                     **timed, "train_step_tokens_per_s": consume,
+                     "ratio_pipeline_over_step": timed["tokens_per_s"] / consume})
+        say(f"pipeline cache {family}: {timed['tokens_per_s']:,.0f} tok/s vs step "
+            f"{consume:,.0f} tok/s")
+        steps = (2, 20) if s.quick else RESUME_STEPS
+        states = {}
+        it = CacheBatches(cfg, family, sharding)
+        for step in range(1, max(steps) + 1):
+            next(it)
+            if step in steps:
+                states[step] = it.state()
+        restart = {"family": family, "section": "restart", "batch": data.batch_size}
+        for step in steps:
+            restart[f"cache_first_batch_s_at_{step}"] = _first_batch_seconds(
+                lambda: CacheBatches(cfg, family, sharding, states[step]))
+            restart[f"seqio_first_batch_s_at_{step}"] = _first_batch_seconds(
+                lambda: BatchIterator(data, family, sharding, start_batch=step))
+        rows.append(restart)
+        say("restart " + ", ".join(f"{k} {v:.2f}" for k, v in restart.items()
+                                   if k.endswith(tuple(f"_at_{x}" for x in steps))))
+    return rows
+
+
 def bench_pipeline(models: list[tuple[str, Any]], s: Settings) -> list[dict]:
     import logging
 
@@ -89,6 +149,7 @@ def bench_pipeline(models: list[tuple[str, Any]], s: Settings) -> list[dict]:
                      "ratio_pipeline_over_step": synth["tokens_per_s"] / consume})
         say(f"pipeline synthetic {family}: {synth['tokens_per_s']:,.0f} tok/s vs step "
             f"{consume:,.0f} tok/s")
+        rows += _cache_rows(data, family, sharding, n, consume, s)
         num_examples = 8 if s.quick else 200
         t0 = time.perf_counter()
         with tfds.testing.mock_data(num_examples=num_examples,

@@ -59,14 +59,28 @@ def _compare(rows: list[dict]) -> list[str]:
 
 
 def _pipeline(rows: list[dict]) -> list[str]:
+    flow = [r for r in rows if r.get("section") != "restart"]
     out = ["Packed tokens (slots) per second delivered to the host vs consumed by the train step "
            f"of the same family and shape. Target: {TARGETS['pipeline']}.", "",
            "| source | family | batch x len | tokens/s | fill | step tokens/s | pipeline / step |",
            "|---|---|---|---|---|---|---|"]
-    return out + [f"| {r['source']} | {r['family']} | {r['batch']} x {_lengths(r['lengths'])} | "
-                  f"{fmt(r['tokens_per_s'])} | {100 * r['fill']:.0f}% | "
-                  f"{fmt(r['train_step_tokens_per_s'])} | {r['ratio_pipeline_over_step']:.1f}x |"
-                  for r in rows]
+    out += [f"| {r['source']} | {r['family']} | {r['batch']} x {_lengths(r['lengths'])} | "
+            f"{fmt(r['tokens_per_s'])} | {100 * r['fill']:.0f}% | "
+            f"{fmt(r['train_step_tokens_per_s'])} | {r['ratio_pipeline_over_step']:.1f}x |"
+            for r in flow]
+    restarts = [r for r in rows if r.get("section") == "restart"]
+    if restarts:
+        steps = sorted({int(k.rsplit("_", 1)[1]) for r in restarts for k in r if "_at_" in k})
+        out += ["", "Restart overhead: seconds from building the pipeline to its first batch when "
+                "resuming at a step (the seqio path skips the batches before it; the cache path "
+                "restores the Grain state).", "",
+                "| family | batch | " + " | ".join(f"{p} at step {s}" for p in ("seqio", "cache")
+                                                    for s in steps) + " |",
+                "|---|---|" + "---|" * (2 * len(steps))]
+        out += [f"| {r['family']} | {r['batch']} | " + " | ".join(
+            f"{r[f'{p}_first_batch_s_at_{s}']:.2f} s" for p in ("seqio", "cache")
+            for s in steps) + " |" for r in restarts]
+    return out
 
 
 def _rank(rows: list[dict]) -> list[str]:
