@@ -45,7 +45,11 @@ def encode(example: Mapping[str, np.ndarray], features: Sequence[str]) -> bytes:
 
 def decode(record: bytes, features: Sequence[str]) -> dict[str, np.ndarray]:
     n = len(features)
-    sizes = np.frombuffer(record, "<u4", count=n)
+    sizes = np.frombuffer(record, "<u4", count=n) if len(record) >= 4 * n else None
+    if sizes is None or len(record) != 4 * (n + int(sizes.sum(dtype=np.int64))):
+        raise UserError(f"a record of the data cache is malformed ({len(record)} bytes, not "
+                        f"the {n} lengths and tokens of {', '.join(features)}): the cache is "
+                        "damaged or from another format; rebuild it into a new folder.")
     out, offset = {}, 4 * n
     for k, size in zip(features, sizes):
         out[k] = np.frombuffer(record, "<i4", count=int(size), offset=offset).astype(np.int32)

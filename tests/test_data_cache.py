@@ -202,3 +202,14 @@ def test_bad_caches_are_explained(tmp_path, cache):
         {"kind": "sentencepiece", "file": "other.model"}))
     with pytest.raises(UserError, match="another vocabulary"):
         data_cache.check_vocabulary(cache, pathlib.Path(tmp_path / "vocab" / "vocab.json"))
+
+
+def test_records_round_trip_and_a_malformed_one_is_explained():
+    example = {"inputs": np.array([5, 6, 1], np.int32), "targets": np.array([], np.int32)}
+    record = data_cache.encode(example, ["inputs", "targets"])
+    back = data_cache.decode(record, ["inputs", "targets"])
+    np.testing.assert_array_equal(back["inputs"], example["inputs"])
+    assert back["targets"].size == 0
+    for broken in (record[:-2], record + b"\0\0\0\0", b"\1"):
+        with pytest.raises(UserError, match="malformed"):
+            data_cache.decode(broken, ["inputs", "targets"])
