@@ -294,7 +294,24 @@ def _rows_and_shard(cfg: DataConfig) -> tuple[int, int, int]:
     raise ValueError(f"DataConfig.host_data={cfg.host_data!r}: use 'shard' or 'slice'.")
 
 
-class CacheBatches:
+class _GlobalBatches:
+    """This host's numpy batches from `self._it` -> global jax.Arrays; counts the batches."""
+
+    cfg: DataConfig
+    sharding: jax.sharding.Sharding
+    position: int
+    _it: Iterator
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, jax.Array]:
+        local = next(self._it)
+        self.position += 1
+        return {k: to_global(v, self.sharding, self.cfg.host_data) for k, v in local.items()}
+
+
+class CacheBatches(_GlobalBatches):
     """Global batches from a data cache (Grain); its state holds each process's iterator."""
 
     def __init__(self, cfg: DataConfig, family: str, sharding: jax.sharding.Sharding,
@@ -327,16 +344,9 @@ class CacheBatches:
         states = gather_states(own) if self._shards > 1 else [own]
         return {"position": self.position, **self._identity, "processes": states}
 
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> dict[str, jax.Array]:
-        local = next(self._it)
-        self.position += 1
-        return {k: to_global(v, self.sharding, self.cfg.host_data) for k, v in local.items()}
 
 
-class BatchIterator:
+class BatchIterator(_GlobalBatches):
     """Iterates global batches as dicts of jax.Arrays placed with `sharding`; knows its position.
     """
 
@@ -354,13 +364,6 @@ class BatchIterator:
     def state(self) -> dict:
         return {"position": self.position, **stream_identity(self.cfg)}
 
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> dict[str, jax.Array]:
-        local = next(self._it)
-        self.position += 1
-        return {k: to_global(v, self.sharding, self.cfg.host_data) for k, v in local.items()}
 
 
 def to_global(local: np.ndarray, sharding: jax.sharding.Sharding, host_data: str) -> jax.Array:
