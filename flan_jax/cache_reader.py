@@ -37,7 +37,7 @@ def example_stream(info: dc.CacheInfo, rates: Mapping[str, float], seed: int, sh
 
     per_task = []
     for task in sorted(rates):
-        ds = grain.MapDataset.source(grain.sources.ArrayRecordDataSource(info.files(task)))
+        ds = grain.MapDataset.source(_source(info.files(task)))
         if shuffle:
             ds = ds.shuffle(seed=_task_seed(seed, task))  # a new order each epoch
         per_task.append(ds.repeat(None))
@@ -47,6 +47,20 @@ def example_stream(info: dc.CacheInfo, rates: Mapping[str, float], seed: int, sh
         mixed = mixed[shard_index::num_shards]
     features = info.features
     return mixed.map(lambda record: dc.decode(record, features))
+
+
+def _source(files: list[str]):
+    import grain
+
+    from flan_jax.errors import UserError
+
+    try:
+        return grain.sources.ArrayRecordDataSource(files)
+    except (RuntimeError, OSError) as e:
+        hint = (" If this ArrayRecord build cannot read the bucket, mount it (e.g. with "
+                "gcsfuse) and set DataConfig.cache_dir to the mounted folder."
+                if "://" in files[0] else " Rebuild the cache into a new folder.")
+        raise UserError(f"cannot read the data cache shard {files[0]} ({e}).{hint}") from None
 
 
 class CacheBatchIterator:

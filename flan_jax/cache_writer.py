@@ -160,10 +160,37 @@ def _truncation_sample(task, split: str, lengths: Mapping[str, int], n: int = 8)
             "longest": {k: max(v) for k, v in sizes.items() if v}}
 
 
+class _ShardWriter:
+    """Writes one shard so that it appears under its final name only when complete: as a
+    hidden .tmp file renamed at the end, or, for a bucket (ArrayRecord writes local files), in a
+    local temporary file uploaded at the end (an object appears whole)."""
+
+    def __init__(self, folder: epath.Path, name: str):
+        import tempfile
+
+        from array_record.python.array_record_module import ArrayRecordWriter
+
+        self.final = folder / name
+        self.remote = "://" in str(folder)
+        self.local = (epath.Path(tempfile.mkdtemp()) / name if self.remote
+                      else folder / f".{name}.tmp")
+        self._writer = ArrayRecordWriter(str(self.local), "group_size:1")
+
+    def write(self, record: bytes) -> None:
+        self._writer.write(record)
+
+    def close(self) -> str:
+        self._writer.close()
+        if self.remote:
+            self.local.copy(self.final)
+            self.local.unlink()
+        else:
+            self.local.rename(self.final)
+        return self.final.name
+
+
 def _write_task(task, rate: float, plan: Plan, out: epath.Path, progress) -> dict:
     """Writes (or finishes) one task's shards; returns its task.json contents."""
-    from array_record.python.array_record_module import ArrayRecordWriter
-
     folder = dc.task_dir(out, task.name)
     folder.mkdir(parents=True, exist_ok=True)
     for tmp in folder.glob(".*.tmp"):  # a shard being written when the run was killed
@@ -179,25 +206,19 @@ def _write_task(task, rate: float, plan: Plan, out: epath.Path, progress) -> dic
         ds = ds.take(plan.max_examples)
     features = list(plan.feature_lengths)
     progress.update(skip)
-    shards, count, writer, index = [dc.shard_name(i) for i in range(done)], skip, None, done
-    in_shard = 0
+    shards, count, writer = [dc.shard_name(i) for i in range(done)], skip, None
     for example in ds.skip(skip).as_numpy_iterator():
         if writer is None:
-            tmp = folder / f".{dc.shard_name(index)}.tmp"
-            writer = ArrayRecordWriter(str(tmp), "group_size:1")
+            writer, in_shard = _ShardWriter(folder, dc.shard_name(len(shards))), 0
         writer.write(dc.encode(example, features))
         in_shard += 1
         count += 1
         progress.update(1)
         if in_shard == per:
-            writer.close()
-            tmp.rename(folder / dc.shard_name(index))
-            shards.append(dc.shard_name(index))
-            writer, index, in_shard = None, index + 1, 0
+            shards.append(writer.close())
+            writer = None
     if writer is not None:
-        writer.close()
-        tmp.rename(folder / dc.shard_name(index))
-        shards.append(dc.shard_name(index))
+        shards.append(writer.close())
     if count == 0:
         raise UserError(f"task {task.name!r} has no {plan.split!r} examples: leave it out of "
                         "the mixture or cache another split.")
