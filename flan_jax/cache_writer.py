@@ -292,8 +292,8 @@ def build_cache(plan: Plan, out: str, show_progress: bool = True) -> dc.CacheInf
         logger.info("%s is a finished, current cache of %s; nothing to do.", out, info.mixture)
         return info
 
+    tasks = _tasks_and_rates(plan.name)  # an unknown name fails before anything is written
     _check_settings(out_path, plan)
-    tasks = _tasks_and_rates(plan.name)
     vocab_spec, vocab_file = data_lib.vocabulary_spec(plan.name)
     if vocab_file:
         target = out_path / epath.Path(vocab_file).name

@@ -59,3 +59,22 @@ def test_data_prepare_manual_download_and_bad_subset(offline_tfds, capsys):
     rc = data_cli.main(["prepare", "nli", "--datasets", "not_a_dataset"])
     assert rc == 2
     assert "not_a_dataset" in capsys.readouterr().err
+
+
+def test_cache_command_builds_then_reports_a_finished_cache(tmp_path, capsys):
+    from flan_jax import data_cli
+
+    args = ["cache", "synthetic_clusters1_train", "--out", str(tmp_path / "c"),
+            "--feature_lengths", "inputs=64,targets=16", "--max_examples_per_task", "5"]
+    assert data_cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 task(s), 10 examples" in out and "DataConfig.source" in out
+    meta = (tmp_path / "c" / "cache.json").read_text()
+    assert "--max_examples_per_task 5" in meta  # the command that rebuilds it
+    assert data_cli.main(args) == 0  # finished: checked, not rewritten
+    assert data_cli.main(["cache", "synthetic_clusters1_train", "--out", str(tmp_path / "d"),
+                          "--feature_lengths", "inputs=64"]) == 2
+    assert "needs a targets length" in capsys.readouterr().err
+    assert data_cli.main(["cache", "synthetc_clusters1_train", "--out", str(tmp_path / "e")]) == 2
+    assert "Did you mean" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()  # nothing written for a bad name
