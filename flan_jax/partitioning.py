@@ -45,8 +45,9 @@ class MeshError(ValueError):
 
 @gin.configurable
 def mesh_axes(axes: Mapping[str, int] | None = None) -> dict[str, int]:
-    """Mesh axis sizes from gin, e.g. `mesh_axes.axes = {"data": -1, "fsdp": 1, "tensor": 1}`."""
-    return dict(axes or {"data": -1, "fsdp": 1, "tensor": 1})
+    """Mesh axis sizes from gin, e.g. `mesh_axes.axes = {"data": -1, "fsdp": 1, "tensor": 1}`;
+    an axis left out has size 1 (`{'fsdp': -1}` is fsdp over every device)."""
+    return {"data": 1, "fsdp": 1, "tensor": 1, **dict(axes or {"data": -1})}
 
 
 @gin.configurable
@@ -81,7 +82,7 @@ def make_mesh(axes: Mapping[str, int] | None = None, devices: Sequence[Any] | No
     devices = list(devices if devices is not None else jax.devices())
     if num_devices:
         devices = devices[:num_devices]
-    sizes = resolve_mesh_shape(axes or mesh_axes(), len(devices))
+    sizes = resolve_mesh_shape(mesh_axes(axes) if axes else mesh_axes(), len(devices))
     names = tuple(sizes)
     auto = (jax.sharding.AxisType.Auto,) * len(names)
     return jax.make_mesh(tuple(sizes.values()), names, axis_types=auto, devices=devices)

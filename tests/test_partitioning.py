@@ -92,3 +92,12 @@ def test_a_dimension_that_does_not_divide_its_mesh_axis_is_named():
         "'tensor' (2) of size 2; pick mesh_axes.axes sizes that divide it (mesh now "
         "{'data': 4, 'fsdp': 1, 'tensor': 2}) or map 'heads' to None in logical_axis_rules.")
 
+
+
+def test_mesh_axes_left_out_have_size_one():
+    from flan_jax.partitioning import make_mesh, mesh_axes
+
+    assert mesh_axes({"fsdp": -1}) == {"data": 1, "fsdp": -1, "tensor": 1}
+    assert mesh_axes() == {"data": -1, "fsdp": 1, "tensor": 1}
+    mesh = make_mesh({"tensor": 2, "data": -1})
+    assert dict(mesh.shape) == {"data": jax.device_count() // 2, "fsdp": 1, "tensor": 2}

@@ -1,4 +1,4 @@
-"""`flan-jax bench {train,compare,pipeline,rank,decode,mesh,compile,all} [--quick] ...`.
+"""`flan-jax bench {train,compare,pipeline,restart,rank,decode,mesh,compile,all} [--quick] ...`.
 
 Throughput, MFU and memory on this machine, written to `bench/results/<machine>.json` and
 `<machine>.md` (see `flan_jax.bench.results`). Each measurement is warmed up (compilation
@@ -28,6 +28,7 @@ from flan_jax.bench.common import (BYTE_VOCAB, RESULTS_DIR, Settings, ensure_gin
 RUNNERS = {"train": ("flan_jax.bench.train", "bench_train"),
            "compare": ("flan_jax.bench.compare", "bench_compare"),
            "pipeline": ("flan_jax.bench.pipeline", "bench_pipeline"),
+           "restart": ("flan_jax.bench.restart", "bench_restart"),
            "rank": ("flan_jax.bench.rank", "bench_rank"),
            "decode": ("flan_jax.bench.decode", "bench_decode"),
            "mesh": ("flan_jax.bench.mesh", "bench_mesh"),

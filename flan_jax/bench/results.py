@@ -8,7 +8,7 @@ import math
 import pathlib
 from typing import Any, Callable
 
-ORDER = ("train", "compare", "pipeline", "rank", "decode", "mesh", "compile", "gpu")
+ORDER = ("train", "compare", "pipeline", "restart", "rank", "decode", "mesh", "compile", "gpu")
 TARGETS = {"compare": "JAX >= 1.2x PyTorch tokens/s (decoder_tiny); T5 keeps its lead",
            "pipeline": "pipeline >= 3x step", "rank": ">= 3x at 4 options",
            "decode": ">= 5x (greedy)"}
@@ -194,7 +194,22 @@ def _gpu(rows: list[dict]) -> list[str]:
     return out
 
 
+def _restart(rows: list[dict]) -> list[str]:
+    steps = sorted({int(k.rsplit("_", 1)[1]) for r in rows for k in r
+                    if k.startswith("first_step_s_at_")})
+    out = ["Seconds from launching `flan-jax train` to the end of its first step when resuming "
+           "(t5_tiny, 8 x 64+16; imports, restore and compile included), and to the process's "
+           "exit (one step and the final save).", "",
+           "| source | " + " | ".join(f"first step, resumed at {s}" for s in steps) + " | "
+           + " | ".join(f"exit, at {s}" for s in steps) + " |",
+           "|---|" + "---|" * (2 * len(steps))]
+    return out + [f"| {r['source']} | " + " | ".join(
+        f"{r[f'first_step_s_at_{s}']:.1f} s" for s in steps) + " | " + " | ".join(
+        f"{r[f'exit_s_at_{s}']:.1f} s" for s in steps) + " |" for r in rows]
+
+
 RENDERERS: dict[str, Callable[[list[dict]], list[str]]] = {
+    "restart": _restart,
     "train": _train, "compare": _compare, "pipeline": _pipeline, "rank": _rank,
     "decode": _decode, "mesh": _mesh, "compile": _compile, "gpu": _gpu}
 

@@ -16,6 +16,7 @@ EXPECTED = {
                 "jax_params", "torch_params", "torch_threads"),
     "pipeline": ("tokens_per_s", "nonpad_tokens_per_s", "train_step_tokens_per_s",
                  "ratio_pipeline_over_step"),
+    "restart": ("first_step_s_at_2", "first_step_s_at_4", "exit_s_at_2", "exit_s_at_4"),
     "rank": ("shared_options_per_s", "naive_options_per_s", "speedup", "options"),
     "decode": ("greedy_cache_tokens_per_s", "greedy_no_cache_tokens_per_s", "speedup_greedy",
                "beam4_cache_tokens_per_s", "new_tokens"),
