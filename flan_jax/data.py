@@ -202,7 +202,8 @@ def run_vocabulary(cfg: DataConfig) -> tuple[dict, str | None]:
 
 def check_run_vocabulary(cfg: DataConfig, model_dirs) -> None:
     """A cache-source run refuses a cache tokenized with another vocabulary than the model
-    directories' (MODEL_DIR when resuming, INIT_CHECKPOINT); None entries are skipped."""
+    directories' (MODEL_DIR when resuming, INIT_CHECKPOINT, a prompt-tuning base); None entries
+    are skipped."""
     if cfg.source != "cache":
         return
     from etils import epath

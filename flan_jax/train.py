@@ -146,7 +146,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
         data_state = None
 
     start_step = int(state.step)
-    data_lib.check_run_vocabulary(data, [model_dir_path, init_checkpoint])
+    data_lib.check_run_vocabulary(data, [model_dir_path, init_checkpoint, base_dir])
     if jax.process_index() == 0:
         checkpoints.write_run_files(model_dir_path, model_config, *data_lib.run_vocabulary(data),
                                     prompt_base=base_dir,
