@@ -96,6 +96,29 @@ def copy_file(src: PathLike, dst: PathLike) -> None:
     write_bytes_atomic(dst, as_path(src).read_bytes())
 
 
+def move(src: PathLike, dst: PathLike) -> None:
+    """Renames a file. On a bucket a "folder" exists only once something is in it (which
+    epath's rename insists on), so there the object is copied, then the original removed."""
+    src, dst = as_path(src), as_path(dst)
+    if is_url(src) or is_url(dst):
+        write_bytes_atomic(dst, src.read_bytes())
+        src.unlink()
+    else:
+        ensure_dir(dst.parent)
+        src.rename(dst)
+
+
+def modified_time(path: PathLike) -> float:
+    """When the file was last written (seconds since the epoch); now, where the store does not
+    say."""
+    import time
+
+    path = as_path(path)
+    if not is_url(path):
+        return os.stat(os.fspath(path)).st_mtime
+    return float(path.stat().mtime) or time.time()
+
+
 def append_text(path: PathLike, text: str) -> None:
     """Appends `text` to a file. Object stores cannot append: there the file is rewritten
     whole (atomically), so use it for small files (metrics, reports), not bulk output."""

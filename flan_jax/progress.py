@@ -28,11 +28,7 @@ class MetricsWriter:
         if path.exists():
             drop_steps_after(path, keep_until)
         self._file = paths.TextAppender(path)
-        from tensorboardX import SummaryWriter
-
-        if paths.is_url(model_dir):
-            _tensorboard_through_epath(os.fspath(model_dir).split("://")[0])
-        self._tb = SummaryWriter(os.fspath(model_dir / "tensorboard" / "train"))
+        self._tb = summary_writer(model_dir / "tensorboard" / "train")
 
     def write(self, metrics: dict) -> None:
         if not self.enabled:
@@ -88,12 +84,17 @@ class _EpathEventFiles:
         pass
 
 
-def _tensorboard_through_epath(scheme: str) -> None:
-    """tensorboardX writes gs:// with its own google-cloud-storage client (and s3:// with
-    boto): route that scheme through epath instead, like every other file."""
-    from tensorboardX import record_writer
+def summary_writer(logdir: str | os.PathLike):
+    """A tensorboardX `SummaryWriter` for a local folder or a bucket. tensorboardX would
+    write gs:// with its own google-cloud-storage client (and s3:// with boto): that scheme is
+    routed through epath instead, like every other file."""
+    from tensorboardX import SummaryWriter, record_writer
 
-    record_writer.register_writer_factory(scheme, _EpathEventFiles())
+    logdir = paths.as_path(logdir)
+    if paths.is_url(logdir):
+        record_writer.register_writer_factory(os.fspath(logdir).split("://")[0],
+                                              _EpathEventFiles())
+    return SummaryWriter(os.fspath(logdir))
 
 
 def print_progress(m: dict, step: int, total: int, timed_from: int, run_start: float) -> None:
