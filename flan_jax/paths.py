@@ -188,8 +188,10 @@ def check_bucket_writable(path: PathLike, what: str) -> None:
             probe.write_text("")
             probe.unlink()
     except Exception as e:  # noqa: BLE001 - any client error means "cannot be written"
-        raise UserError(f"{what} {shown} cannot be written: {type(e).__name__}: "
-                        f"{_one_line(e)}. Check the bucket name and your credentials "
+        cause = ("no such bucket, " if isinstance(e, FileNotFoundError) else "") + \
+            f"{type(e).__name__}: {_one_line(e)}"
+        raise UserError(f"{what} {shown} cannot be written ({cause}). Check the bucket name and "
+                        "your credentials "
                         "(gcloud auth application-default login).") from None
     if is_file:
         raise UserError(f"{what} {shown} is a file, not a directory.")
