@@ -33,6 +33,8 @@ PARAMS_DIR = "params"
 STEPS_DIR = "checkpoints"
 PROMPT_BASE = "prompt_base.txt"
 PROMPT_PARAM = "prompt"
+# what orbax writes last into a step folder on a bucket (orbax.checkpoint atomicity)
+COMMIT_FILE = "commit_success.txt"
 
 
 def model_gin_text(cfg: TransformerConfig, header: str = "") -> str:
@@ -161,8 +163,18 @@ def latest_step_dir(directory: str | os.PathLike) -> epath.Path | None:
     steps_root = paths.as_path(directory) / STEPS_DIR
     if not steps_root.is_dir():
         return None
-    steps = sorted(int(p.name) for p in steps_root.iterdir() if p.name.isdigit())
-    return steps_root / str(steps[-1]) if steps else None
+    steps = sorted((int(p.name) for p in steps_root.iterdir() if p.name.isdigit()), reverse=True)
+    for step in steps:
+        if _finished(steps_root / str(step)):
+            return steps_root / str(step)
+    return None
+
+
+def _finished(step_dir: epath.Path) -> bool:
+    """Whether orbax finished writing the step. Locally it writes under a temporary name and
+    renames; on a bucket (no atomic folder rename) it writes in place and adds a commit file
+    last, so a step folder without it is a save cut short."""
+    return not paths.is_url(step_dir) or (step_dir / COMMIT_FILE).exists()
 
 
 def saved_step(directory: str | os.PathLike) -> int | None:
