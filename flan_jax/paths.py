@@ -72,9 +72,16 @@ def _temporary_beside(path: epath.Path) -> epath.Path:
 
 
 def write_bytes_atomic(path: PathLike, data: bytes) -> None:
-    """Writes `data` to a temporary name in the same folder, then renames it into place: no
-    reader ever sees a half-written file under `path` (locally, or on a bucket)."""
+    """Writes `data` so that no reader ever sees a half-written file under `path`.
+
+    Locally: to a temporary name in the same folder, then renamed into place. On a bucket an
+    object becomes visible only once its upload completes (GCS and S3 uploads are atomic), so
+    it is written under its final name directly: a rename there would be a copy and a delete,
+    three requests instead of one, with no gain."""
     path = as_path(path)
+    if is_url(path):
+        path.write_bytes(data)
+        return
     ensure_dir(path.parent)
     tmp = _temporary_beside(path)
     try:
@@ -100,7 +107,10 @@ def move(src: PathLike, dst: PathLike) -> None:
     """Renames a file. On a bucket a "folder" exists only once something is in it (which
     epath's rename insists on), so there the object is copied, then the original removed."""
     src, dst = as_path(src), as_path(dst)
-    if is_url(src) or is_url(dst):
+    if is_url(src) and is_url(dst):
+        src.copy(dst, overwrite=True)  # a copy inside the store, not through this machine
+        src.unlink()
+    elif is_url(src) or is_url(dst):
         write_bytes_atomic(dst, src.read_bytes())
         src.unlink()
     else:
