@@ -6,11 +6,13 @@ import setuptools
 # only what the model, trainer and scorer import. TensorFlow, seqio and t5 (tasks and data) come
 # with the `data` extra; `make install` installs the exact pins of requirements.txt.
 CORE = ["jax>=0.10", "flax>=0.12", "optax>=0.2.8", "orbax-checkpoint>=0.12", "gin-config>=0.5",
-        "numpy", "safetensors", "tqdm", "tensorboardX", "matplotlib"]
+        "numpy", "safetensors", "tqdm", "tensorboardX", "matplotlib",
+        "etils[epath]", "gcsfs"]  # gs:// paths (flan_jax.paths: fsspec, not TensorFlow's gfile)
 DATA = ["seqio==0.0.20", "tensorflow==2.21.0", "tensorflow-datasets==4.9.10",
         "tensorflow-text==2.21.1", "sentencepiece", "babel", "editdistance", "immutabledict",
         "nltk", "rouge-score", "sacrebleu", "scikit-learn", "scipy", "six", "absl-py"]
-TEST = ["pytest", "pytest-xdist", "torch==2.13.0", "transformers", "safetensors"]
+TEST = ["pytest", "pytest-xdist", "torch==2.13.0", "transformers", "safetensors",
+        "gcp-storage-emulator"]  # tests/test_cloud_storage.py
 
 setuptools.setup(
     name="flan-jax",
