@@ -229,7 +229,8 @@ def test_train_kill_resume_evaluate_infer_and_convert_on_the_bucket(gcs, tmp_pat
     assert (paths.as_path(f"{run_dir}_hf") / "config.json").exists()
     convert(f"{run_dir}_hf", f"{run_dir}_back")
     _, params, _ = checkpoints.load_model_dir(run_dir)
-    _, back, _ = checkpoints.load_model_dir(f"{run_dir}_back")
+    # (the import writes no byte vocabulary for a ByT5 tokenizer, so only the parameters)
+    back = checkpoints.load_params(f"{run_dir}_back")
     import jax
     import numpy as np
 
