@@ -351,8 +351,8 @@ def restore_step(manager: ocp.CheckpointManager, step: int, abstract_state, abst
 def _unreadable(step_dir: epath.Path, error: BaseException):
     from flan_jax.errors import TrainingError
 
+    rm = "gcloud storage rm -r" if paths.is_url(step_dir) else "rm -r"
     return TrainingError(
         f"the checkpoint {step_dir} is damaged or incomplete ({type(error).__name__} while "
-        f"reading it). Delete that step directory ({'gcloud storage ' if paths.is_url(step_dir) else ''}"
-        f"rm -r {step_dir}) to resume from the "
+        f"reading it). Delete that step directory ({rm} {step_dir}) to resume from the "
         "previous saved step, or use another MODEL_DIR.")

@@ -17,7 +17,7 @@ import os
 import pathlib
 import re
 import uuid
-from typing import IO, Iterator
+from typing import IO
 
 from etils import epath
 
@@ -214,20 +214,3 @@ def check_bucket_writable(path: PathLike, what: str) -> None:
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split())
     return text[:300] + ("..." if len(text) > 300 else "")
-
-
-@contextlib.contextmanager
-def local_copy(path: PathLike) -> Iterator[str]:
-    """A local file name holding `path`'s content, for libraries that only open local files
-    (SentencePiece); the path itself when it is already local."""
-    path = as_path(path)
-    if not is_url(path):
-        yield os.fspath(path)
-        return
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="flan_jax_") as tmp:
-        local = os.path.join(tmp, path.name)
-        with open(local, "wb") as f:
-            f.write(path.read_bytes())
-        yield local

@@ -81,7 +81,8 @@ class SentencePieceVocab:
 
 
 def save_vocab_json(directory: str | os.PathLike, spec: dict) -> None:
-    paths.write_text_atomic(paths.as_path(directory) / VOCAB_FILE, json.dumps(spec, indent=2) + "\n")
+    paths.write_text_atomic(paths.as_path(directory) / VOCAB_FILE,
+                            json.dumps(spec, indent=2) + "\n")
 
 
 def load_vocab(directory: str | os.PathLike) -> Vocab:
