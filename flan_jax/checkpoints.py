@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pathlib
 from typing import Any
 
 import flax.linen as nn
@@ -23,6 +22,9 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from etils import epath
+
+from flan_jax import paths
 from flan_jax.models import layout
 from flan_jax.models.config import TransformerConfig, plain_config
 
@@ -31,6 +33,8 @@ PARAMS_DIR = "params"
 STEPS_DIR = "checkpoints"
 PROMPT_BASE = "prompt_base.txt"
 PROMPT_PARAM = "prompt"
+# what orbax writes last into a step folder on a bucket (orbax.checkpoint atomicity)
+COMMIT_FILE = "commit_success.txt"
 
 
 def model_gin_text(cfg: TransformerConfig, header: str = "") -> str:
@@ -45,7 +49,7 @@ def model_gin_text(cfg: TransformerConfig, header: str = "") -> str:
 
 def read_model_config(path: str | os.PathLike) -> TransformerConfig:
     """Reads `TransformerConfig.*` bindings from a gin file without touching global gin state."""
-    text = pathlib.Path(path).read_text()
+    text = paths.as_path(path).read_text()
     parser = gin.config_parser.ConfigParser(text, gin.config.ParserDelegate(skip_unknown=True))
     names = {f.name for f in dataclasses.fields(TransformerConfig)}
     values: dict[str, Any] = {}
@@ -66,7 +70,7 @@ def unbox(params):
 
 def save_params(directory: str | os.PathLike, params) -> None:
     """Writes params (numpy or jax arrays) as an orbax checkpoint at `directory/params`."""
-    path = pathlib.Path(directory).resolve() / PARAMS_DIR
+    path = paths.as_path(directory) / PARAMS_DIR
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save(path, unbox(params))
         ckptr.wait_until_finished()
@@ -79,18 +83,18 @@ def load_params(directory: str | os.PathLike, target=None,
 
     Saved in the other layer layout than `target` (or else `config`) has, the parameters are
     converted (`flan_jax.models.layout`), each restored straight into its sharding."""
-    return _load_tree(pathlib.Path(directory).resolve() / PARAMS_DIR, target, config)
+    return _load_tree(paths.as_path(directory) / PARAMS_DIR, target, config)
 
 
-def restore_params_from_step(step_dir: pathlib.Path, config: TransformerConfig | None = None,
+def restore_params_from_step(step_dir: str | os.PathLike, config: TransformerConfig | None = None,
                              target=None):
     """The parameters of a training run's saved step, in `config`'s (or `target`'s) layer
     layout; only the parameter subtree is read, never the optimizer state."""
-    return _load_tree(pathlib.Path(step_dir).resolve() / "state", target, config,
+    return _load_tree(paths.as_path(step_dir) / "state", target, config,
                       subtree="params")
 
 
-def _load_tree(path: pathlib.Path, target, config: TransformerConfig | None,
+def _load_tree(path: epath.Path, target, config: TransformerConfig | None,
                subtree: str | None = None):
     """The saved tree at `path` (or its `subtree`), converted to the wanted layer layout and
     restored into `target`'s shardings when given."""
@@ -117,7 +121,7 @@ def _load_tree(path: pathlib.Path, target, config: TransformerConfig | None,
                    )(restored)
 
 
-def _saved_tree(path: pathlib.Path, subtree: str | None = None) -> dict:
+def _saved_tree(path: epath.Path, subtree: str | None = None) -> dict:
     """The saved tree's arrays' metadata as nested dicts (no array is read)."""
     # The handler, not a Checkpointer: a step's state/ has no checkpoint-level metadata file of
     # its own (the step directory holds it), and a Checkpointer warns about that on every read.
@@ -136,7 +140,7 @@ def _saved_tree(path: pathlib.Path, subtree: str | None = None) -> dict:
     return tree
 
 
-def _restore(path: pathlib.Path, target=None, subtree: str | None = None, saved=None):
+def _restore(path: epath.Path, target=None, subtree: str | None = None, saved=None):
     """Restores the tree (or its `subtree` alone: the rest is never read) into `target`, or
     onto the default device."""
     if target is None:
@@ -155,18 +159,28 @@ def _restore(path: pathlib.Path, target=None, subtree: str | None = None, saved=
     return restored[subtree] if subtree is not None else restored
 
 
-def latest_step_dir(directory: str | os.PathLike) -> pathlib.Path | None:
-    steps_root = pathlib.Path(directory) / STEPS_DIR
+def latest_step_dir(directory: str | os.PathLike) -> epath.Path | None:
+    steps_root = paths.as_path(directory) / STEPS_DIR
     if not steps_root.is_dir():
         return None
-    steps = sorted(int(p.name) for p in steps_root.iterdir() if p.name.isdigit())
-    return steps_root / str(steps[-1]) if steps else None
+    steps = sorted((int(p.name) for p in steps_root.iterdir() if p.name.isdigit()), reverse=True)
+    for step in steps:
+        if _finished(steps_root / str(step)):
+            return steps_root / str(step)
+    return None
+
+
+def _finished(step_dir: epath.Path) -> bool:
+    """Whether orbax finished writing the step. Locally it writes under a temporary name and
+    renames; on a bucket (no atomic folder rename) it writes in place and adds a commit file
+    last, so a step folder without it is a save cut short."""
+    return not paths.is_url(step_dir) or (step_dir / COMMIT_FILE).exists()
 
 
 def saved_step(directory: str | os.PathLike) -> int | None:
     """The step `load_model_dir` reads: a training run's latest step, None for a converted
     checkpoint (params/)."""
-    directory = pathlib.Path(directory)
+    directory = paths.as_path(directory)
     if (directory / PARAMS_DIR).is_dir():
         return None
     step_dir = latest_step_dir(directory)
@@ -191,27 +205,27 @@ def load_model_dir(directory: str | os.PathLike, placement=None):
     A prompt-tuning run (only the prompt saved) comes back merged with its base's parameters."""
     from flan_jax.vocab import load_vocab
 
-    directory = pathlib.Path(directory)
+    shown, directory = paths.display(directory), paths.as_path(directory)
     gin_path = directory / MODEL_GIN
     if not gin_path.exists():
         raise FileNotFoundError(
-            f"{directory} is not a flan-jax model directory (no {MODEL_GIN}). Convert a Hugging "
+            f"{shown} is not a flan-jax model directory (no {MODEL_GIN}). Convert a Hugging "
             "Face checkpoint with `flan-jax convert hf --src ... --dst ...` or train one.")
     cfg = read_model_config(gin_path)
     if (directory / PARAMS_DIR).is_dir():
-        path, subtree = directory.resolve() / PARAMS_DIR, None
+        path, subtree = directory / PARAMS_DIR, None
     else:
         step_dir = latest_step_dir(directory)
         if step_dir is None:
-            raise FileNotFoundError(f"{directory} has neither {PARAMS_DIR}/ nor saved steps.")
-        path, subtree = step_dir.resolve() / "state", "params"
+            raise FileNotFoundError(f"{shown} has neither {PARAMS_DIR}/ nor saved steps.")
+        path, subtree = step_dir / "state", "params"
     target = sharded_model_params(cfg, placement) if placement is not None else None
     prompt_only = set(_saved_tree(path, subtree)) == {PROMPT_PARAM}
     if prompt_only:
         base = prompt_base_dir(directory)
         if base is None:
             raise FileNotFoundError(
-                f"{directory} holds only a soft prompt but no {PROMPT_BASE} naming the model "
+                f"{shown} holds only a soft prompt but no {PROMPT_BASE} naming the model "
                 "directory it was tuned on; write that directory's path into it.")
         prompt_target = None if target is None else {PROMPT_PARAM: target[PROMPT_PARAM]}
         prompt = _restore(path, prompt_target, subtree)
@@ -225,18 +239,20 @@ def load_model_dir(directory: str | os.PathLike, placement=None):
     return cfg, params, load_vocab(directory)
 
 
-def prompt_base_dir(directory: str | os.PathLike) -> pathlib.Path | None:
+def prompt_base_dir(directory: str | os.PathLike) -> epath.Path | None:
     """The base model directory of a prompt-tuning run (None for other directories)."""
-    path = pathlib.Path(directory) / PROMPT_BASE
+    path = paths.as_path(directory) / PROMPT_BASE
     if not path.exists():
         return None
-    base = pathlib.Path(path.read_text().strip())
-    return base if base.is_absolute() else (pathlib.Path(directory) / base).resolve()
+    base = path.read_text().strip()
+    if paths.is_url(base) or os.path.isabs(base):
+        return paths.as_path(base)
+    return paths.as_path(os.fspath(paths.as_path(directory) / base))
 
 
 # --- training runs: the step manager and its checks -------------------------------------------
 
-def checkpoint_manager(model_dir: pathlib.Path, keep: int, every: int,
+def checkpoint_manager(model_dir: str | os.PathLike, keep: int, every: int,
                        use_async: bool) -> ocp.CheckpointManager:
     """Steps under MODEL_DIR/checkpoints, each with the train state and the data position.
 
@@ -246,7 +262,7 @@ def checkpoint_manager(model_dir: pathlib.Path, keep: int, every: int,
         max_to_keep=keep, should_save_fn=lambda step, _last: step % every == 0,
         enable_async_checkpointing=use_async, create=True)
     return ocp.CheckpointManager(
-        pathlib.Path(model_dir).resolve() / STEPS_DIR, options=options,
+        paths.as_path(model_dir) / STEPS_DIR, options=options,
         item_handlers={"state": ocp.StandardCheckpointHandler(),
                        "data": ocp.JsonCheckpointHandler()})
 
@@ -284,30 +300,29 @@ def check_compatible(saved, expected, where: str) -> None:
 def params_shapes_match(directory: str | os.PathLike, abstract_params) -> bool:
     """Whether `directory/params` holds arrays of the shapes of `abstract_params` (in either
     layer layout)."""
-    saved = _saved_tree(pathlib.Path(directory).resolve() / PARAMS_DIR)
+    saved = _saved_tree(paths.as_path(directory) / PARAMS_DIR)
     if layout.has_layers(saved) and layout.has_layers(abstract_params):
         # the other layer layout converts on load: compare in the saved one
         abstract_params = layout.to_layout(abstract_params, layout.params_layout(saved))
     return tree_shapes(saved) == tree_shapes(abstract_params)
 
 
-def write_run_files(model_dir: pathlib.Path, cfg: TransformerConfig, vocab_spec: dict,
-                    vocab_file: str | None, prompt_base: pathlib.Path | None = None,
+def write_run_files(model_dir: str | os.PathLike, cfg: TransformerConfig, vocab_spec: dict,
+                    vocab_file: str | None, prompt_base: str | os.PathLike | None = None,
                     config_name: str = "config.gin") -> None:
     """`config_name` (the resolved run: config.gin at the first start, config.restart_STEP.gin
     at a resume), model.gin, vocab.json (+ its SentencePiece file) and, for prompt tuning,
-    prompt_base.txt."""
-    import shutil
-
+    prompt_base.txt; each written whole under a temporary name first."""
     from flan_jax.vocab import save_vocab_json
 
-    model_dir.mkdir(parents=True, exist_ok=True)
+    model_dir = paths.ensure_dir(model_dir)
     if prompt_base is not None:
-        (model_dir / PROMPT_BASE).write_text(f"{prompt_base.resolve()}\n")
-    (model_dir / config_name).write_text(gin.config_str())
-    (model_dir / MODEL_GIN).write_text(model_gin_text(cfg, header="Model of this training run."))
+        paths.write_text_atomic(model_dir / PROMPT_BASE, f"{paths.as_path(prompt_base)}\n")
+    paths.write_text_atomic(model_dir / config_name, gin.config_str())
+    paths.write_text_atomic(model_dir / MODEL_GIN,
+                            model_gin_text(cfg, header="Model of this training run."))
     if vocab_file:
-        shutil.copy(vocab_file, model_dir / os.path.basename(vocab_file))
+        paths.copy_file(vocab_file, model_dir / paths.as_path(vocab_file).name)
     save_vocab_json(model_dir, vocab_spec)
 
 
@@ -317,7 +332,7 @@ def restore_step(manager: ocp.CheckpointManager, step: int, abstract_state, abst
 
     A step that cannot be read (a truncated or missing file) stops with one line naming its
     directory, instead of orbax's stack of errors."""
-    step_dir = pathlib.Path(manager.directory) / str(step)
+    step_dir = paths.as_path(manager.directory) / str(step)
     try:
         meta = manager.item_metadata(step)["state"]
     except Exception as e:  # noqa: BLE001 - anything orbax raises means the step is unreadable
@@ -333,10 +348,11 @@ def restore_step(manager: ocp.CheckpointManager, step: int, abstract_state, abst
     return restored["state"], restored["data"]
 
 
-def _unreadable(step_dir: pathlib.Path, error: BaseException):
+def _unreadable(step_dir: epath.Path, error: BaseException):
     from flan_jax.errors import TrainingError
 
+    rm = "gcloud storage rm -r" if paths.is_url(step_dir) else "rm -r"
     return TrainingError(
         f"the checkpoint {step_dir} is damaged or incomplete ({type(error).__name__} while "
-        f"reading it). Delete that step directory (rm -r {step_dir}) to resume from the "
+        f"reading it). Delete that step directory ({rm} {step_dir}) to resume from the "
         "previous saved step, or use another MODEL_DIR.")

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import gin
 
-from flan_jax import GIN_DIR
+from flan_jax import GIN_DIR, paths
 
 
 class GinConfigError(Exception):
@@ -100,7 +100,28 @@ def _explain_binding(bindings: Sequence[str]) -> str | None:
     return None
 
 
+def _open_url(name: str):
+    return paths.as_path(name).open("r")
+
+
+def _readable_url(name: str) -> bool:
+    return paths.is_url(name) and paths.as_path(name).exists()
+
+
+# gin opens local files itself; a gin file on a bucket (gs://.../model.gin) goes through epath.
+gin.config.register_file_reader(_open_url, _readable_url)
+
+
 def resolve_gin_file(name: str, search_paths: Sequence[str] = ()) -> str:
+    if paths.is_url(name):
+        try:
+            found = _readable_url(name)
+        except Exception as e:  # noqa: BLE001 - no credentials, no such bucket, ...
+            raise GinConfigError(f"gin file {name!r} cannot be read: {type(e).__name__}: "
+                                 f"{e}") from None
+        if not found:
+            raise GinConfigError(f"gin file {name!r} not found.")
+        return name
     for folder in [os.getcwd(), *search_paths, str(GIN_DIR)]:
         candidate = os.path.join(folder, name)
         if os.path.exists(candidate):

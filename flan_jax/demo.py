@@ -8,8 +8,9 @@ Any `--gin.X=V` binding is passed to training, e.g. `flan-jax demo --gin.TRAIN_S
 from __future__ import annotations
 
 import logging
-import pathlib
 import sys
+
+from flan_jax import paths
 
 
 def main(argv: list[str]) -> int:
@@ -42,7 +43,7 @@ def main(argv: list[str]) -> int:
     from flan_jax.evaluate import evaluate
 
     evaluate()
-    out = pathlib.Path(model_dir) / "eval"
+    out = paths.as_path(model_dir) / "eval"
     print(f"Report: {out / 'report.json'}, table: {out / 'report.md'}, chart: "
           f"{out / 'clusters.png'}")
     return 0

@@ -16,9 +16,10 @@ TensorBoard scalars, and prints the Markdown table.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
-import pathlib
+import os
 import sys
 import time
 from collections import defaultdict
@@ -27,7 +28,9 @@ from typing import Any, Mapping, Sequence
 import gin
 import numpy as np
 
-from flan_jax import checkpoints, data
+from etils import epath
+
+from flan_jax import checkpoints, data, paths
 from flan_jax.placement import Placement, param_bytes  # gin: the mesh is configurable here too
 from flan_jax.predict import PredictSettings, predict
 from flan_jax.task_metrics import evaluate_task, predictions_metrics, text
@@ -195,7 +198,7 @@ def markdown_report(datasets: dict, clusters: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bar_chart(clusters: dict, path: pathlib.Path, title: str) -> None:
+def bar_chart(clusters: dict, path: str | os.PathLike, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -218,7 +221,9 @@ def bar_chart(clusters: dict, path: pathlib.Path, title: str) -> None:
                   label="chance (random option)")
         ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=100)
+    paths.write_bytes_atomic(path, image.getvalue())
     plt.close(fig)
 
 
@@ -258,7 +263,7 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     eval_tasks = resolve_tasks(mixtures, clusters)
     placement = Placement.from_gin()
     in_training = params is not None
-    out_dir = pathlib.Path(output_dir or pathlib.Path(checkpoint_path) / "eval")
+    out_dir = paths.as_path(output_dir or paths.as_path(checkpoint_path) / "eval")
     if in_training and step is not None:  # evaluation during training
         out_dir = out_dir / f"step_{step}"
     writes = jax.process_index() == 0
@@ -272,10 +277,10 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
         if step is None:
             step = checkpoints.saved_step(checkpoint_path)
     else:  # in-memory parameters (training): only the config and vocabulary come from disk
-        cfg = checkpoints.read_model_config(pathlib.Path(checkpoint_path) / checkpoints.MODEL_GIN)
+        cfg = checkpoints.read_model_config(paths.as_path(checkpoint_path) / checkpoints.MODEL_GIN)
     model = build_model(cfg)
     if writes:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        paths.ensure_dir(out_dir)
     if held_out_clusters is None:
         held_out = set()
         if train_mixture:
@@ -328,7 +333,7 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
               f"({len(examples)} examples, {elapsed:.0f}s, ETA "
               f"{elapsed / i * (len(eval_tasks) - i):.0f}s)", file=sys.stderr, flush=True)
     datasets, cluster_scores = aggregate(results, held_out)
-    title = (f"{pathlib.Path(checkpoint_path).resolve().name}"
+    title = (f"{paths.as_path(checkpoint_path).name}"
              + (f" step {step}" if step is not None else ""))
     table = markdown_report(datasets, cluster_scores, title)
     truncated = sum(v for k, v in stats.items() if "trunc" in k)
@@ -345,8 +350,8 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
               **mesh_info, "seconds": time.time() - start}
     if writes:
         _keep_previous(out_dir)
-        (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-        (out_dir / "report.md").write_text(table)
+        paths.write_text_atomic(out_dir / "report.json", json.dumps(report, indent=2))
+        paths.write_text_atomic(out_dir / "report.md", table)
         bar_chart(cluster_scores, out_dir / "clusters.png",
                   f"{title}\nscore per cluster (mean of its datasets' primary metric)")
         _tensorboard(out_dir, cluster_scores, datasets, step or 0)
@@ -362,13 +367,16 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
 REPORT_FILES = ("report.json", "report.md", "clusters.png")
 
 
-def _check_writable(out_dir: pathlib.Path) -> None:
+def _check_writable(out_dir: epath.Path) -> None:
     """Refuses, before the model is loaded, a report folder that cannot be written (a
     read-only run directory, a file in the way)."""
     import os
 
     from flan_jax.errors import UserError
 
+    if paths.is_url(out_dir):
+        paths.check_bucket_writable(out_dir, "the report folder")
+        return
     existing = out_dir
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -378,27 +386,26 @@ def _check_writable(out_dir: pathlib.Path) -> None:
                         "Choose another folder with --gin.evaluate.output_dir=\"'/path'\".")
 
 
-def _keep_previous(out_dir: pathlib.Path) -> None:
+def _keep_previous(out_dir: epath.Path) -> None:
     """A re-run keeps the report it replaces, in previous/<the old report's UTC time>/."""
     old = out_dir / "report.json"
     if not old.exists():
         return
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(old.stat().st_mtime))
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(paths.modified_time(old)))
     dest = out_dir / "previous" / stamp
     n = 1
     while dest.exists():
         n += 1
         dest = out_dir / "previous" / f"{stamp}_{n}"
-    dest.mkdir(parents=True)
     for name in REPORT_FILES:
         if (out_dir / name).exists():
-            (out_dir / name).rename(dest / name)
+            paths.move(out_dir / name, dest / name)
 
 
-def _tensorboard(out_dir: pathlib.Path, clusters: dict, datasets: dict, step: int) -> None:
-    from tensorboardX import SummaryWriter
+def _tensorboard(out_dir: epath.Path, clusters: dict, datasets: dict, step: int) -> None:
+    from flan_jax.progress import summary_writer
 
-    with SummaryWriter(str(out_dir / "tensorboard")) as writer:
+    with summary_writer(out_dir / "tensorboard") as writer:
         for cl, r in clusters.items():
             writer.add_scalar(f"cluster/{cl}", r["score"], step)
         for ds, r in datasets.items():

@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import logging
-import pathlib
+import os
 import sys
 from typing import Any, Sequence
 
 import gin
 import numpy as np
+from etils import epath
+
+from flan_jax import paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +185,7 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
 
 
-def _resolve(bindings: Sequence[str], run_dirs: dict[str, pathlib.Path]) -> list[str]:
+def _resolve(bindings: Sequence[str], run_dirs: dict[str, epath.Path]) -> list[str]:
     out = []
     for b in bindings:
         for label, d in run_dirs.items():
@@ -208,9 +212,10 @@ def run_experiment(experiment_file: str, user_bindings: Sequence[str] = (),
 
     config.parse_gin([experiment_file], user_bindings, search_paths)
     spec = experiment()
-    out = pathlib.Path(spec["output_dir"] or pathlib.Path("experiments") / spec["name"])
-    out.mkdir(parents=True, exist_ok=True)
-    run_dirs: dict[str, pathlib.Path] = {}
+    # relative stays relative (as before); a bucket URL stays a URL
+    out = epath.Path(spec["output_dir"] or f"experiments/{spec['name']}")
+    paths.ensure_dir(out)
+    run_dirs: dict[str, epath.Path] = {}
     rows = []
     for i, run in enumerate(spec["runs"], 1):
         extra_files, train_bindings = _split_includes(_resolve(run.train, run_dirs))
@@ -229,7 +234,7 @@ def run_experiment(experiment_file: str, user_bindings: Sequence[str] = (),
             from flan_jax.train import train
 
             train()
-            (run_dir / "DONE").write_text(gin.config_str())
+            paths.write_text_atomic(run_dir / "DONE", gin.config_str())
         else:
             print("   trained already: reusing it", flush=True)
         for eval_bindings, eval_label in zip(run.evals, run.eval_labels):
@@ -254,9 +259,9 @@ def run_experiment(experiment_file: str, user_bindings: Sequence[str] = (),
                 "held_out_clusters": report["held_out_clusters"],
                 "model_dir": str(run_dir), "report": str(report_path)})
     results = {"experiment": spec["name"], "x_label": spec["x_label"], "rows": rows}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    paths.write_text_atomic(out / "results.json", json.dumps(results, indent=2))
     table = results_markdown(results)
-    (out / "results.md").write_text(table)
+    paths.write_text_atomic(out / "results.md", table)
     plot(results, out / "results.png")
     print(table)
     print(f"Results: {out / 'results.json'}, {out / 'results.md'}, {out / 'results.png'}")
@@ -271,7 +276,7 @@ def results_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict, path: pathlib.Path) -> None:
+def plot(results: dict, path: str | os.PathLike) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -293,7 +298,9 @@ def plot(results: dict, path: pathlib.Path) -> None:
     ax.set_title(results["experiment"])
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=100)
+    paths.write_bytes_atomic(path, image.getvalue())
     plt.close(fig)
 
 

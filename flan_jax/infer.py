@@ -37,6 +37,8 @@ from typing import Iterator
 
 import numpy as np
 
+from flan_jax import paths
+
 MODES = ("score", "rank", "predict")
 
 
@@ -94,7 +96,7 @@ def check_record(line: str, mode: str) -> tuple[dict | None, str | None]:
 
 
 def _records(path: str, mode: str) -> Iterator[tuple[int, dict | None, str | None]]:
-    with open(path, encoding="utf-8") as f:
+    with paths.as_path(path).open("r", encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if line.strip():
                 yield (lineno,) + check_record(line, mode)
@@ -103,8 +105,14 @@ def _records(path: str, mode: str) -> Iterator[tuple[int, dict | None, str | Non
 def _resume(path: str, cut: bool = True) -> int:
     """Complete lines already in the output file; a trailing partial line is cut off (when
     `cut`)."""
-    if not os.path.exists(path):
+    if not paths.as_path(path).exists():
         return 0
+    if paths.is_url(path):  # an object cannot be truncated in place: it is rewritten
+        data = paths.as_path(path).read_bytes()
+        end = data.rfind(b"\n") + 1
+        if cut and end < len(data):
+            paths.write_bytes_atomic(path, data[:end])
+        return data[:end].count(b"\n")
     with open(path, "rb+") as f:
         data = f.read()
         end = data.rfind(b"\n") + 1
@@ -125,8 +133,11 @@ def _identity(args) -> dict:
     if args.mode == "predict":
         keys += ("method", "max_new_tokens", "temperature", "top_k", "top_p", "num_beams",
                  "length_penalty", "seed")
-    return {"checkpoint": os.path.abspath(args.checkpoint),
-            "step": saved_step(args.checkpoint) if os.path.isdir(args.checkpoint) else None,
+    checkpoint = (args.checkpoint if paths.is_url(args.checkpoint)
+                  else os.path.abspath(args.checkpoint))
+    return {"checkpoint": checkpoint,
+            "step": saved_step(args.checkpoint) if paths.as_path(args.checkpoint).is_dir()
+            else None,
             **{k: getattr(args, k) for k in keys}}
 
 
@@ -139,10 +150,10 @@ def _check_resume(args, done: int) -> str | None:
     import hashlib
 
     meta_path = _meta_path(args.output_file)
-    if not os.path.exists(meta_path):
+    if not paths.as_path(meta_path).exists():
         return (f"{args.output_file} has {done} lines but no {meta_path} saying how they were "
                 "made; pass --overwrite to start it again, or choose another --output_file.")
-    meta = json.load(open(meta_path, encoding="utf-8"))
+    meta = json.loads(paths.as_path(meta_path).read_text(encoding="utf-8"))
     want = _identity(args)
     for key, value in want.items():
         if meta.get("identity", {}).get(key) != value:
@@ -168,11 +179,8 @@ def _check_resume(args, done: int) -> str | None:
 
 
 def _write_meta(args, digests: list) -> None:
-    path = _meta_path(args.output_file)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"identity": _identity(args), "input_digests": digests}, f, indent=1)
-    os.replace(tmp, path)
+    paths.write_text_atomic(_meta_path(args.output_file), json.dumps(
+        {"identity": _identity(args), "input_digests": digests}, indent=1))
 
 
 def _process(mode: str, args, model, params, vocab, records: list[dict], offset: int,
@@ -217,19 +225,33 @@ def main(argv: list[str] | None = None) -> int:
     except config.GinConfigError as e:
         err(str(e))
         return 2
-    if not os.path.exists(args.input_file):
-        err(f"{args.input_file} does not exist.")
+    try:
+        if not paths.as_path(args.input_file).exists():
+            err(f"{args.input_file} does not exist.")
+            return 2
+    except Exception as e:  # noqa: BLE001 - a bucket without credentials, or no such bucket
+        err(f"cannot read {args.input_file}: {type(e).__name__}: {e}")
         return 2
     for flag in ("batch_size", "max_input_length", "max_target_length", "chunk_size"):
         if getattr(args, flag) < 1:
             err(f"--{flag} must be at least 1 (got {getattr(args, flag)}).")
             return 2
-    out_dir = os.path.dirname(os.path.abspath(args.output_file))
-    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK) or (
-            os.path.exists(args.output_file) and not os.access(args.output_file, os.W_OK)):
-        err(f"cannot write {args.output_file}: its folder is missing or not writable. Choose "
-            "another --output_file.")
-        return 2
+    if paths.is_url(args.output_file):
+        from flan_jax.errors import UserError
+
+        try:
+            paths.check_bucket_writable(paths.as_path(args.output_file).parent,
+                                        f"the folder of {args.output_file}")
+        except UserError as e:
+            err(f"{e} Choose another --output_file.")
+            return 2
+    else:
+        out_dir = os.path.dirname(os.path.abspath(args.output_file))
+        if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK) or (
+                os.path.exists(args.output_file) and not os.access(args.output_file, os.W_OK)):
+            err(f"cannot write {args.output_file}: its folder is missing or not writable. "
+                "Choose another --output_file.")
+            return 2
 
     # Pass 1: validate every line before loading the model.
     total, bad = 0, 0
@@ -252,8 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     if writer:
         if args.overwrite:
             for path in (args.output_file, _meta_path(args.output_file)):
-                if os.path.exists(path):
-                    os.remove(path)
+                if paths.as_path(path).exists():
+                    paths.as_path(path).unlink()
         done = _resume(args.output_file, cut=False)
         if done:
             refusal = _check_resume(args, done)
@@ -293,11 +315,13 @@ def main(argv: list[str] | None = None) -> int:
         index, chunk = 0, []
         digest = hashlib.sha256()  # of the valid records so far, in order
         digests = []
-        if writer and os.path.exists(_meta_path(args.output_file)):
-            digests = json.load(open(_meta_path(args.output_file), encoding="utf-8"))[
-                "input_digests"]
+        if writer and paths.as_path(_meta_path(args.output_file)).exists():
+            digests = json.loads(paths.as_path(_meta_path(args.output_file)).read_text(
+                encoding="utf-8"))["input_digests"]
         digests = [d for d in digests if d[0] <= done]
-        with (open(args.output_file, "a", encoding="utf-8") if writer
+        # on a bucket the output is rewritten whole after each chunk (objects cannot be
+        # appended to); locally it is appended
+        with (paths.TextAppender(args.output_file) if writer
               else open(os.devnull, "w")) as out:
             def flush():
                 results = _process(args.mode, args, model, params, vocab, chunk,

@@ -6,29 +6,29 @@ import json
 import logging
 import math
 import os
-import pathlib
 import sys
 import time
 
+from flan_jax import paths
+
 
 class MetricsWriter:
-    """metrics.jsonl (one object per logging step) and TensorBoard event files.
+    """metrics.jsonl (one object per logging step) and TensorBoard event files, in a local
+    folder or on a bucket (see `flan_jax.paths`).
 
     `keep_until`: the step the run starts from; lines of later steps (written before a crash,
     and about to be replayed) are dropped, so each logged step has one line."""
 
-    def __init__(self, model_dir: pathlib.Path, enabled: bool = True, keep_until: int = 0):
+    def __init__(self, model_dir: str | os.PathLike, enabled: bool = True, keep_until: int = 0):
         self.enabled = enabled
         if not enabled:
             return
-        model_dir.mkdir(parents=True, exist_ok=True)
+        model_dir = paths.ensure_dir(model_dir)
         path = model_dir / "metrics.jsonl"
         if path.exists():
             drop_steps_after(path, keep_until)
-        self._file = open(path, "a")
-        from tensorboardX import SummaryWriter
-
-        self._tb = SummaryWriter(str(model_dir / "tensorboard" / "train"))
+        self._file = paths.TextAppender(path)
+        self._tb = summary_writer(model_dir / "tensorboard" / "train")
 
     def write(self, metrics: dict) -> None:
         if not self.enabled:
@@ -46,8 +46,9 @@ class MetricsWriter:
             self._tb.close()
 
 
-def drop_steps_after(path: pathlib.Path, step: int) -> None:
+def drop_steps_after(path: str | os.PathLike, step: int) -> None:
     """Rewrites metrics.jsonl without the lines of steps after `step` (and torn lines)."""
+    path = paths.as_path(path)
     kept = []
     for line in path.read_text().splitlines():
         try:
@@ -55,9 +56,45 @@ def drop_steps_after(path: pathlib.Path, step: int) -> None:
                 kept.append(line + "\n")
         except (ValueError, KeyError, TypeError):
             continue
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(kept))
-    os.replace(tmp, path)
+    paths.write_text_atomic(path, "".join(kept))
+
+
+class _EpathEventFile:
+    """A TensorBoard event file on a bucket, written through epath: objects cannot be appended
+    to, so each flush rewrites the whole file (event files of a run are small)."""
+
+    def __init__(self, path: str):
+        self.path, self._data = path, bytearray()
+
+    def write(self, data: bytes) -> None:
+        self._data += data
+
+    def flush(self) -> None:
+        paths.write_bytes_atomic(self.path, bytes(self._data))
+
+    def close(self) -> None:
+        self.flush()
+
+
+class _EpathEventFiles:
+    def open(self, path: str) -> _EpathEventFile:
+        return _EpathEventFile(path)
+
+    def directory_check(self, path: str) -> None:  # bucket folders need not be created
+        pass
+
+
+def summary_writer(logdir: str | os.PathLike):
+    """A tensorboardX `SummaryWriter` for a local folder or a bucket. tensorboardX would
+    write gs:// with its own google-cloud-storage client (and s3:// with boto): that scheme is
+    routed through epath instead, like every other file."""
+    from tensorboardX import SummaryWriter, record_writer
+
+    logdir = paths.as_path(logdir)
+    if paths.is_url(logdir):
+        record_writer.register_writer_factory(os.fspath(logdir).split("://")[0],
+                                              _EpathEventFiles())
+    return SummaryWriter(os.fspath(logdir))
 
 
 def print_progress(m: dict, step: int, total: int, timed_from: int, run_start: float) -> None:

@@ -5,17 +5,16 @@ loaded from `train.prompt_tuning_base` and stay frozen."""
 
 from __future__ import annotations
 
-import pathlib
-
 import jax
+from etils import epath
 
-from flan_jax import checkpoints
+from flan_jax import checkpoints, paths
 from flan_jax.errors import TrainingError
 from flan_jax.models import TransformerConfig
 
 
 def check_prompt_tuning(cfg: TransformerConfig, data, base: str | None,
-                        init_checkpoint: str | None) -> pathlib.Path:
+                        init_checkpoint: str | None) -> epath.Path:
     """The base model directory, after checking the run can tune a prompt on it."""
     if not base:
         raise TrainingError(
@@ -28,7 +27,7 @@ def check_prompt_tuning(cfg: TransformerConfig, data, base: str | None,
     if data.pack:
         raise TrainingError("Prompt tuning prepends one prompt to each row, so packed rows "
                             "cannot be used: set DataConfig.pack = False.")
-    base_dir = pathlib.Path(base)
+    base_dir = paths.as_path(base)
     if not (base_dir / checkpoints.MODEL_GIN).exists():
         raise TrainingError(f"train.prompt_tuning_base={base!r} is not a model directory "
                             f"(no {checkpoints.MODEL_GIN}).")
@@ -38,7 +37,7 @@ def check_prompt_tuning(cfg: TransformerConfig, data, base: str | None,
     return base_dir
 
 
-def load_frozen_params(base_dir: pathlib.Path, abstract, shardings):
+def load_frozen_params(base_dir: epath.Path, abstract, shardings):
     """The base model's parameters (without a prompt), placed with the run's shardings."""
     mismatch = TrainingError(f"{base_dir} has other parameter shapes than the configured model; "
                              "use the base's model.gin (plus the prompt settings).")

@@ -15,6 +15,9 @@ import re
 import gin
 import numpy as np
 
+from etils import epath
+
+from flan_jax import paths
 from flan_jax.errors import UserError
 
 logger = logging.getLogger("flan_jax.train")
@@ -32,8 +35,14 @@ GUARDED_PARAMETERS = ("DataConfig.batch_size", "DataConfig.mixture_or_task_name"
 
 # --- MODEL_DIR ---------------------------------------------------------------------------------
 
-def check_model_dir(model_dir: pathlib.Path) -> None:
-    """MODEL_DIR (or the nearest folder above it that exists) must be a writable directory."""
+def check_model_dir(model_dir: str | os.PathLike) -> None:
+    """MODEL_DIR (or the nearest folder above it that exists) must be a writable directory.
+
+    On a bucket (gs://...) a probe object is written and removed: missing credentials, a
+    missing bucket or no permission stop here, in one line, before any training starts."""
+    if paths.is_url(model_dir):
+        paths.check_bucket_writable(model_dir, "MODEL_DIR")
+        return
     path = pathlib.Path(model_dir)
     if path.exists() and not path.is_dir():
         raise UserError(f"MODEL_DIR {path} is a file, not a directory: pass a directory, e.g. "
@@ -157,17 +166,18 @@ def config_changes(before: dict, after: dict) -> tuple[list[str], list[str]]:
             [text[n] for n, c in changes.items() if not c[2]])
 
 
-def latest_config(model_dir: pathlib.Path) -> pathlib.Path | None:
+def latest_config(model_dir: str | os.PathLike) -> epath.Path | None:
     """The config written by the run's most recent start (config.gin or a restart's)."""
-    restarts = sorted((int(m.group(1)), p) for p in pathlib.Path(model_dir).glob("config.*.gin")
+    model_dir = paths.as_path(model_dir)
+    restarts = sorted((int(m.group(1)), p) for p in model_dir.glob("config.*.gin")
                       if (m := _RESTART_RE.fullmatch(p.name)))
     if restarts:
         return restarts[-1][1]
-    first = pathlib.Path(model_dir) / FIRST_CONFIG
+    first = model_dir / FIRST_CONFIG
     return first if first.exists() else None
 
 
-def check_resume_config(model_dir: pathlib.Path, step: int, allow_change: bool) -> list[str]:
+def check_resume_config(model_dir: str | os.PathLike, step: int, allow_change: bool) -> list[str]:
     """Compares the current gin config with the one of the run's last start; refuses changes
     of guarded settings unless `allow_change`. Returns every change (to log)."""
     previous = latest_config(model_dir)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pathlib
 import signal
 import sys
 import threading
@@ -24,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from flan_jax import accounting, checkpoints, errors, optim, partitioning, prompt_tuning
-from flan_jax import run_checks
+from flan_jax import paths, run_checks
 from flan_jax import data as data_lib  # no TensorFlow until a dataset is read
 from flan_jax.errors import TrainingError, UserError
 from flan_jax.models import TransformerConfig, build_model, count_params, init_params_fn
@@ -66,8 +65,9 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     whose data source, mixture, feature lengths, seed or cache differ is refused unless
     `restart_data_stream`, which starts the configured stream from its beginning.
     """
-    model_dir_path = pathlib.Path(model_dir)
-    run_checks.check_model_dir(model_dir_path)
+    # a local folder or a bucket (gs://...): every file below goes through etils.epath
+    model_dir_path = paths.as_path(model_dir)
+    run_checks.check_model_dir(model_dir)
     data_lib.check_source(data)  # an unknown task or mixture fails before any work
     if truncation_sample:
         run_checks.check_truncation(data, truncation_sample)
@@ -133,7 +133,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                     jax.random.PRNGKey(seed))
         if init_checkpoint:
             init_cfg = checkpoints.read_model_config(
-                pathlib.Path(init_checkpoint) / checkpoints.MODEL_GIN)
+                paths.as_path(init_checkpoint) / checkpoints.MODEL_GIN)
             if init_cfg != model_config:
                 logger.warning("init_checkpoint's model.gin differs from the run's model config.")
             if not checkpoints.params_shapes_match(init_checkpoint, abstract_params):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 from typing import Protocol, Sequence
+
+from flan_jax import paths
 
 VOCAB_FILE = "vocab.json"
 
@@ -57,7 +58,8 @@ class SentencePieceVocab:
 
         self.path = str(path)
         self.add_bos = add_bos
-        self._sp = spm.SentencePieceProcessor(model_file=self.path)
+        # read through epath (a bucket works too); SentencePiece itself opens only local files
+        self._sp = spm.SentencePieceProcessor(model_proto=paths.as_path(self.path).read_bytes())
         self.pad_id = max(self._sp.pad_id(), 0)
         self.eos_id = self._sp.eos_id()
         self.bos_id = self._sp.bos_id() if add_bos else None
@@ -79,12 +81,13 @@ class SentencePieceVocab:
 
 
 def save_vocab_json(directory: str | os.PathLike, spec: dict) -> None:
-    (pathlib.Path(directory) / VOCAB_FILE).write_text(json.dumps(spec, indent=2) + "\n")
+    paths.write_text_atomic(paths.as_path(directory) / VOCAB_FILE,
+                            json.dumps(spec, indent=2) + "\n")
 
 
 def load_vocab(directory: str | os.PathLike) -> Vocab:
     """The vocabulary a checkpoint directory's vocab.json names."""
-    path = pathlib.Path(directory) / VOCAB_FILE
+    path = paths.as_path(directory) / VOCAB_FILE
     if not path.exists():  # guessing bytes would silently mis-tokenize a SentencePiece model
         raise FileNotFoundError(
             f"{directory} has no {VOCAB_FILE}: write {{\"kind\": \"byte\"}} there for a byte "
@@ -98,7 +101,7 @@ def load_vocab(directory: str | os.PathLike) -> Vocab:
     if spec.get("kind") == "byte":
         return ByteVocab()
     if spec.get("kind") == "sentencepiece":
-        model = pathlib.Path(directory) / spec["file"]
+        model = paths.as_path(directory) / spec["file"]
         if not model.exists():
             raise FileNotFoundError(f"{path} names {spec['file']}, which is not in {directory}.")
         return SentencePieceVocab(model, add_bos=spec.get("add_bos", False))

@@ -18,7 +18,7 @@ import ml_dtypes
 import numpy as np
 from etils import epath
 
-from flan_jax import checkpoints
+from flan_jax import checkpoints, paths
 from flan_jax.convert import safetensors_io
 from flan_jax.convert.staging import staged_directory
 from flan_jax.convert.lazy import LazyTensor, save_lazy_params
@@ -121,7 +121,7 @@ def _torch_to_numpy(t) -> np.ndarray:
 
 
 def _is_local(path: epath.Path) -> bool:
-    return "://" not in str(path)
+    return not paths.is_url(path)
 
 
 # --- T5 -------------------------------------------------------------------------------------
@@ -259,7 +259,7 @@ def convert(src: str | epath.PathLike, dst: str | epath.PathLike, overwrite: boo
 
     Tensors are read, reshaped and written one at a time. `dtype` None keeps each tensor's
     stored dtype (bfloat16 stays bfloat16); "float32", "bfloat16" or "float16" casts."""
-    src, dst = epath.Path(src), epath.Path(dst)
+    src, dst = paths.as_path(src), paths.as_path(dst)
     if dtype is not None and dtype not in DTYPES:
         raise ConversionError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}.")
     if not src.is_dir():

@@ -27,7 +27,7 @@ import re
 import numpy as np
 from etils import epath
 
-from flan_jax import checkpoints
+from flan_jax import checkpoints, paths
 from flan_jax.convert import safetensors_io
 from flan_jax.convert.hf import ConversionError
 from flan_jax.convert.staging import staged_directory
@@ -78,7 +78,7 @@ def export(src: str | epath.PathLike, dst: str | epath.PathLike,
            max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES, overwrite: bool = False) -> list[str]:
     """Writes the model directory `src` (converted, trained or prompt-tuned) as a Hugging Face
     checkpoint at `dst`; returns the names of the files written."""
-    src, dst = epath.Path(src), epath.Path(dst)
+    src, dst = paths.as_path(src), paths.as_path(dst)
     if dst.exists() and any(dst.iterdir()) and not overwrite:
         raise ConversionError(f"--dst {dst} exists and is not empty (pass --overwrite).")
     if not (src / checkpoints.MODEL_GIN).exists():
