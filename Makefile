@@ -10,6 +10,11 @@ PYTEST_ARGS ?=
 # Two pytest workers (one per core of the reference machine); a test module stays on one worker
 # so its module-scoped fixtures (a trained run, a converted model) are built once.
 XDIST ?= -n 2 --dist loadfile
+# The tests compile the same tiny models in many processes (each trainer test is a subprocess):
+# one JAX compilation cache for all of them compiles each program once per checkout. Results
+# are unchanged (an executable read back is the one compiled); bench/compile.py switches it off.
+TEST_JAX_CACHE := JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.cache/jax-tests \
+	JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5
 
 .PHONY: install test test-slow test-flan-templates test-all demo bench bench-gpu clean
 
@@ -26,17 +31,17 @@ $(STAMP): requirements.txt requirements-nodeps.txt setup.py
 	touch $(STAMP)
 
 test: install
-	$(BIN)/python -m pytest -q $(XDIST) -m "not slow" $(PYTEST_ARGS) tests
+	$(TEST_JAX_CACHE) $(BIN)/python -m pytest -q $(XDIST) -m "not slow" $(PYTEST_ARGS) tests
 
 test-slow: install
-	$(BIN)/python -m pytest -q $(XDIST) -m slow $(PYTEST_ARGS) tests
+	$(TEST_JAX_CACHE) $(BIN)/python -m pytest -q $(XDIST) -m slow $(PYTEST_ARGS) tests
 
 # Every template of every FLAN 2021 dataset built end to end under TFDS mock data (minutes).
 test-flan-templates: install
-	FLAN_TEST_ALL_TEMPLATES=1 $(BIN)/python -m pytest -q $(XDIST) -m all_templates $(PYTEST_ARGS) tests/tasks
+	$(TEST_JAX_CACHE) FLAN_TEST_ALL_TEMPLATES=1 $(BIN)/python -m pytest -q $(XDIST) -m all_templates $(PYTEST_ARGS) tests/tasks
 
 test-all: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
+	$(TEST_JAX_CACHE) $(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
 
 demo: install
 	$(BIN)/flan-jax demo
@@ -45,7 +50,7 @@ bench: install
 	$(BIN)/flan-jax bench all
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info .cache
 
 # The accelerator suite on a machine without TensorFlow, gin-config or network: the pure-Python
 # wheels kept in bench/wheels/ are installed into a temporary folder on PYTHONPATH, never into

@@ -17,6 +17,7 @@ train.checkpoint_every = 3
 """ + "\n".join(TINY[:4])
 
 
+@pytest.mark.slow  # two trainings and two evaluations end to end (~70 s cold)
 def test_two_run_miniature_writes_table_and_plot_then_resumes(tmp_path, monkeypatch):
     from flan_jax import experiments
 
