@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         from flan_jax.checkpoints import load_model_dir
         from flan_jax.models import build_model
         from flan_jax.placement import Placement
-        from flan_jax.progress import ProgressLine
+        from flan_jax.progress import BUCKET_STORE_EVERY_S, ProgressLine
 
         try:
             placement = Placement.from_gin()
@@ -319,18 +319,20 @@ def main(argv: list[str] | None = None) -> int:
             digests = json.loads(paths.as_path(_meta_path(args.output_file)).read_text(
                 encoding="utf-8"))["input_digests"]
         digests = [d for d in digests if d[0] <= done]
-        # on a bucket the output is rewritten whole after each chunk (objects cannot be
-        # appended to); locally it is appended
-        with (paths.TextAppender(args.output_file) if writer
-              else open(os.devnull, "w")) as out:
+        # Locally the output is appended after each chunk. A bucket object cannot be appended
+        # to: the whole output is rewritten, at most every BUCKET_STORE_EVERY_S seconds (chunks
+        # done since wait in memory; a crash recomputes them). The sidecar's digests are
+        # stored only with the lines they vouch for.
+        with (paths.TextAppender(args.output_file, bucket_every_s=BUCKET_STORE_EVERY_S)
+              if writer else open(os.devnull, "w")) as out:
             def flush():
                 results = _process(args.mode, args, model, params, vocab, chunk,
                                    index - len(chunk), stats, placement)
                 out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
-                out.flush()
                 if writer:
                     digests.append([index, digest.hexdigest()])
-                    _write_meta(args, digests)
+                    if out.flush():
+                        _write_meta(args, digests)
                 progress.update(len(chunk))
                 chunk.clear()
 
@@ -346,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
                     flush()
             if chunk:
                 flush()
+        if writer:  # the output is stored whole now (closed)
+            _write_meta(args, digests)
         progress.close()
 
     parts = [f"{total - done} records written to {args.output_file}"]

@@ -13,9 +13,11 @@ where TensorFlow is not installed, and gfile's GCS client cannot be pointed at a
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pathlib
 import re
+import time
 import uuid
 from typing import IO
 
@@ -125,8 +127,6 @@ def move(src: PathLike, dst: PathLike) -> None:
 def modified_time(path: PathLike) -> float:
     """When the file was last written (seconds since the epoch); now, where the store does not
     say."""
-    import time
-
     path = as_path(path)
     if not is_url(path):
         return os.stat(os.fspath(path)).st_mtime
@@ -149,12 +149,17 @@ class TextAppender:
     """An open-for-append text file that works on buckets too.
 
     Locally it is a plain file opened with "a". On an object store the whole content is kept
-    in memory and the object is rewritten (atomically) on each `flush`, since objects cannot
-    be appended to."""
+    in memory and the object is rewritten (atomically) by `flush`, since objects cannot be
+    appended to. Each rewrite uploads the whole file, so on a bucket `flush` writes at most
+    once every `bucket_every_s` seconds (text written since stays in memory); `sync` and
+    `close` always write. Callers make their own points of no loss with `sync` (the trainer at
+    each checkpoint: lines after it are replayed on resume anyway)."""
 
-    def __init__(self, path: PathLike):
+    def __init__(self, path: PathLike, bucket_every_s: float = 0.0):
         self.path = as_path(path)
         self._remote = is_url(self.path)
+        self._every = bucket_every_s
+        self._written_at = -math.inf
         if self._remote:
             self._text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
             self._dirty = False
@@ -168,15 +173,26 @@ class TextAppender:
         else:
             self._file.write(text)
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Makes what was written visible (on a bucket: unless the last rewrite was less than
+        `bucket_every_s` ago). Returns whether everything written so far is now stored."""
+        if not self._remote:
+            self._file.flush()
+            return True
+        if self._dirty and time.monotonic() - self._written_at >= self._every:
+            self.sync()
+        return not self._dirty
+
+    def sync(self) -> None:
+        """Stores everything written so far, now."""
         if not self._remote:
             self._file.flush()
         elif self._dirty:
             write_text_atomic(self.path, self._text)
-            self._dirty = False
+            self._dirty, self._written_at = False, time.monotonic()
 
     def close(self) -> None:
-        self.flush()
+        self.sync()
         if not self._remote:
             self._file.close()
 

@@ -7,9 +7,14 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
 
 from flan_jax import paths
+
+# On a bucket metrics.jsonl and the event file are rewritten whole on each store (objects
+# cannot be appended to): they are stored at most this often, and at each checkpoint.
+BUCKET_STORE_EVERY_S = 30.0
 
 
 class MetricsWriter:
@@ -17,7 +22,13 @@ class MetricsWriter:
     folder or on a bucket (see `flan_jax.paths`).
 
     `keep_until`: the step the run starts from; lines of later steps (written before a crash,
-    and about to be replayed) are dropped, so each logged step has one line."""
+    and about to be replayed) are dropped, so each logged step has one line.
+
+    Locally every line is flushed as it is written. On a bucket a line may wait up to
+    `BUCKET_STORE_EVERY_S` in memory, so that a run logging every step does not upload its
+    whole history every step; `sync` (the trainer calls it with each checkpoint) stores
+    everything. What a crash loses there belongs to steps after the last checkpoint, which the
+    resumed run replays and logs again."""
 
     def __init__(self, model_dir: str | os.PathLike, enabled: bool = True, keep_until: int = 0):
         self.enabled = enabled
@@ -27,8 +38,12 @@ class MetricsWriter:
         path = model_dir / "metrics.jsonl"
         if path.exists():
             drop_steps_after(path, keep_until)
-        self._file = paths.TextAppender(path)
-        self._tb = summary_writer(model_dir / "tensorboard" / "train")
+        self._file = paths.TextAppender(path, bucket_every_s=BUCKET_STORE_EVERY_S)
+        # tensorboardX's own thread stores events every `flush_secs`; locally `write` also
+        # flushes each time
+        self._remote = paths.is_url(model_dir)
+        self._tb = summary_writer(model_dir / "tensorboard" / "train",
+                                  flush_secs=BUCKET_STORE_EVERY_S)
 
     def write(self, metrics: dict) -> None:
         if not self.enabled:
@@ -38,7 +53,14 @@ class MetricsWriter:
         for k, v in metrics.items():
             if k != "step":
                 self._tb.add_scalar(k, v, metrics["step"])
-        self._tb.flush()
+        if not self._remote:
+            self._tb.flush()
+
+    def sync(self) -> None:
+        """Stores every line and event written so far (on a bucket too)."""
+        if self.enabled:
+            self._file.sync()
+            self._tb.flush()
 
     def close(self) -> None:
         if self.enabled:
@@ -61,16 +83,20 @@ def drop_steps_after(path: str | os.PathLike, step: int) -> None:
 
 class _EpathEventFile:
     """A TensorBoard event file on a bucket, written through epath: objects cannot be appended
-    to, so each flush rewrites the whole file (event files of a run are small)."""
+    to, so each flush rewrites the whole file (event files of a run are small). tensorboardX
+    writes from its own thread while the trainer may flush."""
 
     def __init__(self, path: str):
         self.path, self._data = path, bytearray()
+        self._lock = threading.Lock()
 
     def write(self, data: bytes) -> None:
-        self._data += data
+        with self._lock:
+            self._data += data
 
     def flush(self) -> None:
-        paths.write_bytes_atomic(self.path, bytes(self._data))
+        with self._lock:  # held through the upload: an older copy never lands last
+            paths.write_bytes_atomic(self.path, bytes(self._data))
 
     def close(self) -> None:
         self.flush()
@@ -84,7 +110,7 @@ class _EpathEventFiles:
         pass
 
 
-def summary_writer(logdir: str | os.PathLike):
+def summary_writer(logdir: str | os.PathLike, flush_secs: float = 120):
     """A tensorboardX `SummaryWriter` for a local folder or a bucket. tensorboardX would
     write gs:// with its own google-cloud-storage client (and s3:// with boto): that scheme is
     routed through epath instead, like every other file."""
@@ -94,7 +120,7 @@ def summary_writer(logdir: str | os.PathLike):
     if paths.is_url(logdir):
         record_writer.register_writer_factory(os.fspath(logdir).split("://")[0],
                                               _EpathEventFiles())
-    return SummaryWriter(os.fspath(logdir))
+    return SummaryWriter(os.fspath(logdir), flush_secs=flush_secs)
 
 
 def print_progress(m: dict, step: int, total: int, timed_from: int, run_start: float) -> None:

@@ -220,6 +220,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
             if manager.should_save(step) and manager.save(
                     step, args=checkpoints.save_args(state, batches.state())):
                 last_saved = step
+                writer.sync()  # on a bucket, lines wait in memory until here (or 30 s)
             if eval_fn is not None and eval_every and step % eval_every == 0:
                 eval_fn(params=merge_params(state.params, frozen), step=step)
             if stop["signal"] is not None:

@@ -135,6 +135,17 @@ def test_paths_layer_on_the_bucket(gcs):
         f.write("2\n")
     paths.append_text(f"{root}/log.jsonl", "3\n")
     assert paths.as_path(f"{root}/log.jsonl").read_text() == "1\n2\n3\n"
+    # an object rewritten whole on each store is stored at most every `bucket_every_s`
+    with paths.TextAppender(f"{root}/slow.jsonl", bucket_every_s=3600) as f:
+        f.write("1\n")
+        assert f.flush()  # the first store is immediate
+        f.write("2\n")
+        assert not f.flush()  # too soon: kept in memory
+        assert paths.as_path(f"{root}/slow.jsonl").read_text() == "1\n"
+        f.sync()
+        assert paths.as_path(f"{root}/slow.jsonl").read_text() == "1\n2\n"
+        f.write("3\n")
+    assert paths.as_path(f"{root}/slow.jsonl").read_text() == "1\n2\n3\n"  # close stores
     paths.move(f"{root}/a.txt", f"{root}/old/1/a.txt")
     assert not paths.as_path(f"{root}/a.txt").exists()
     assert paths.as_path(f"{root}/old/1/a.txt").read_text() == "two"
@@ -149,6 +160,27 @@ def test_paths_layer_on_the_bucket(gcs):
     assert gin.query_parameter("evaluate.max_new_tokens") == 7
     with pytest.raises(config.GinConfigError, match="not found"):
         config.parse_gin([f"{root}/missing.gin"])
+
+
+def test_metrics_on_a_bucket_are_stored_every_interval_and_at_sync(gcs):
+    """A run logging every step does not upload its whole history every step: lines wait in
+    memory up to BUCKET_STORE_EVERY_S; `sync` (called at each checkpoint) stores them all."""
+    from flan_jax.progress import MetricsWriter
+
+    run = f"gs://{BUCKET}/metrics"
+    stored = lambda: paths.as_path(f"{run}/metrics.jsonl").read_text().splitlines()  # noqa: E731
+    writer = MetricsWriter(run)
+    writer.write({"step": 1, "loss": 2.0})
+    assert [json.loads(x)["step"] for x in stored()] == [1]
+    writer.write({"step": 2, "loss": 1.5})
+    assert [json.loads(x)["step"] for x in stored()] == [1]
+    writer.sync()
+    assert [json.loads(x)["step"] for x in stored()] == [1, 2]
+    events = list(paths.as_path(f"{run}/tensorboard/train").iterdir())
+    assert len(events) == 1 and events[0].stat().length > 0
+    writer.write({"step": 3, "loss": 1.0})
+    writer.close()
+    assert [json.loads(x)["step"] for x in stored()] == [1, 2, 3]
 
 
 @pytest.mark.slow
