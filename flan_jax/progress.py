@@ -57,7 +57,8 @@ class MetricsWriter:
             self._tb.flush()
 
     def sync(self) -> None:
-        """Stores every line and event written so far (on a bucket too)."""
+        """Stores every metrics line written so far, and the events tensorboardX's thread has
+        taken from its queue (on a bucket too)."""
         if self.enabled:
             self._file.sync()
             self._tb.flush()
