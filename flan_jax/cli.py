@@ -62,7 +62,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": ("flan_jax.convert.cli", "main",
                 "import a Hugging Face checkpoint (hf) or export one (to-hf)"),
     "tasks": ("flan_jax.tasks_cli", "main", "list registered tasks or show rendered examples"),
-    "data": ("flan_jax.data_cli", "main", "prepare a mixture's TFDS datasets, or cache it tokenized"),
+    "data": ("flan_jax.data.cli", "main", "prepare a mixture's TFDS datasets, or cache it tokenized"),
     "bench": ("flan_jax.bench.cli", "main", "measure throughput, MFU and memory"),
     "demo": ("flan_jax.demo", "main", "train and evaluate a tiny model on the offline suite"),
     "experiment": ("flan_jax.experiments", "main", "run one of the paper's experiments"),

@@ -30,7 +30,7 @@ import numpy as np
 
 from etils import epath
 
-from flan_jax import checkpoints, data, paths
+from flan_jax import checkpoints, paths
 from flan_jax.placement import Placement, param_bytes  # gin: the mesh is configurable here too
 from flan_jax.predict import PredictSettings, predict
 from flan_jax.task_metrics import evaluate_task, predictions_metrics, text
@@ -255,10 +255,10 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     """
     import jax
 
+    from flan_jax.data import seqio_source
     from flan_jax.models import build_model
-    from tasks import catalogue
-
     from flan_jax.vocab import load_vocab
+    from tasks import catalogue
 
     eval_tasks = resolve_tasks(mixtures, clusters)
     placement = Placement.from_gin()
@@ -271,7 +271,7 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
         _check_writable(out_dir)
     vocab = load_vocab(checkpoint_path)
     for task in eval_tasks:
-        data.check_vocabulary(task.task, vocab, checkpoint_path)
+        seqio_source.check_vocabulary(task.task, vocab, checkpoint_path)
     if not in_training:
         cfg, params, vocab = checkpoints.load_model_dir(checkpoint_path, placement)
         if step is None:

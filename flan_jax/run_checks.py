@@ -79,12 +79,12 @@ def check_batch_size(batch_size: int, mesh, rules, num_processes: int = 1) -> No
 
 # --- examples cut by the feature lengths --------------------------------------------------------
 
-def check_truncation(cfg, per_task: int) -> None:
+def check_truncation(source, per_task: int) -> None:
     """Logs the share of each task's sampled examples that TASK_FEATURE_LENGTHS truncates;
-    refuses when every sampled target is truncated (the model would never see one end)."""
-    from flan_jax import data as data_lib
-
-    report = data_lib.sample_truncation(cfg, per_task)
+    refuses when every sampled target is truncated (the model would never see one end).
+    `source`: a `flan_jax.data.DataSource`."""
+    cfg = source.cfg
+    report = source.truncation_sample(per_task)
     cut = [r for r in report if any(r.cut.values())]
     for r in cut:
         logger.info("%s: TASK_FEATURE_LENGTHS truncates %s of %d sampled examples.", r.task,

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from flan_jax import accounting, checkpoints, errors, optim, partitioning, prompt_tuning
 from flan_jax import paths, run_checks
-from flan_jax import data as data_lib  # no TensorFlow until a dataset is read
+from flan_jax import data as data_lib  # no TensorFlow until a seqio source is opened
 from flan_jax.errors import TrainingError, UserError
 from flan_jax.models import TransformerConfig, build_model, count_params, init_params_fn
 from flan_jax.progress import MetricsWriter, print_progress, setup_logging
@@ -61,16 +61,16 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     of `truncation_sample` examples per task (0: no check). Each start keeps its config:
     config.gin (the first) and config.restart_STEP.gin (each resume, logging what changed).
 
-    The data stream continues where the checkpoint left it (`data.batch_iterator`); a resume
+    The data stream continues where the checkpoint left it (`DataSource.batches`); a resume
     whose data source, mixture, feature lengths, seed or cache differ is refused unless
     `restart_data_stream`, which starts the configured stream from its beginning.
     """
     # a local folder or a bucket (gs://...): every file below goes through etils.epath
     model_dir_path = paths.as_path(model_dir)
     run_checks.check_model_dir(model_dir)
-    data_lib.check_source(data)  # an unknown task or mixture fails before any work
+    source = data_lib.open_source(data)  # an unknown task or mixture fails before any work
     if truncation_sample:
-        run_checks.check_truncation(data, truncation_sample)
+        run_checks.check_truncation(source, truncation_sample)
     tuning_prompt = model_config.prompt_length > 0
     base_dir = prompt_tuning.check_prompt_tuning(
         model_config, data, prompt_tuning_base, init_checkpoint) if tuning_prompt else None
@@ -116,7 +116,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
             logger.info("train.restart_data_stream: the data stream starts from its beginning.")
             data_state = None
         else:
-            data_lib.check_same_stream(data_state, data)
+            source.check_same_stream(data_state)
         logger.info("Resumed from step %d in %s.", latest, model_dir_path)
         if saved_step is not None and changes:
             logger.info("Changed since the run's last start: %s.", "; ".join(changes))
@@ -146,13 +146,13 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
         data_state = None
 
     start_step = int(state.step)
-    data_lib.check_run_vocabulary(data, [model_dir_path, init_checkpoint, base_dir])
+    source.check_model_vocabulary([model_dir_path, init_checkpoint, base_dir])
     if jax.process_index() == 0:
-        checkpoints.write_run_files(model_dir_path, model_config, *data_lib.run_vocabulary(data),
+        checkpoints.write_run_files(model_dir_path, model_config, *source.vocabulary(),
                                     prompt_base=base_dir,
                                     config_name=run_checks.config_file_for(latest))
     batch_sh = partitioning.batch_sharding(mesh, rules)
-    batches = data_lib.batch_iterator(data, model_config.family, batch_sh, data_state)
+    batches = source.batches(model_config.family, batch_sh, data_state)
 
     step_fn = make_train_step(model, tx, rules, z_loss=z_loss,
                               loss_normalization=loss_normalization,

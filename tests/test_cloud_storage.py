@@ -275,7 +275,8 @@ def test_a_data_cache_is_built_on_the_bucket_like_locally(gcs, tmp_path):
     """`flan-jax data cache --out gs://...`: shards are written locally and uploaded whole; the
     cache on the bucket opens and equals a local build. (Training reads shards through
     ArrayRecord's own file layer, which cannot be pointed at the emulator: not tested here.)"""
-    from flan_jax import cache_writer, data_cache
+    from flan_jax.data import cache_format as data_cache
+    from flan_jax.data import cache_writer
 
     plan = cache_writer.Plan("synthetic_clusters1_train", "train",
                              {"inputs": 64, "targets": 16}, 20, 8, "test")

@@ -8,8 +8,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from flan_jax import cache_writer, data_cache
-from flan_jax.cache_reader import CacheBatchIterator, example_stream
+from flan_jax.data import cache_format as data_cache
+from flan_jax.data import cache_writer
+from flan_jax.data.cache_reader import CacheBatchIterator, example_stream
 from flan_jax.errors import UserError
 
 MIXTURE = "synthetic_heldout_nli_train"
@@ -177,7 +178,7 @@ def test_fingerprints_change_with_a_template_and_not_between_processes():
 
 
 def test_bad_caches_are_explained(tmp_path, cache):
-    from flan_jax.data import DataConfig, check_source
+    from flan_jax.data import DataConfig, open_source as check_source
 
     def cfg(**kw):
         base = dict(mixture_or_task_name=MIXTURE, task_feature_lengths=LENGTHS, batch_size=8,

@@ -1,4 +1,4 @@
-"""flan-jax data prepare (flan_jax/data_cli.py), offline: downloads always fail here."""
+"""flan-jax data prepare (flan_jax/data/cli.py), offline: downloads always fail here."""
 
 import os
 
@@ -10,7 +10,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 @pytest.fixture
 def offline_tfds(monkeypatch, tmp_path):
     """download_and_prepare always fails (as it does without network); records who called."""
-    from flan_jax import data_cli
+    from flan_jax.data import cli as data_cli
 
     calls = []
 
@@ -26,7 +26,7 @@ def offline_tfds(monkeypatch, tmp_path):
 
 
 def test_data_prepare_reports_failures_and_keeps_prepared(offline_tfds, capsys):
-    from flan_jax import data_cli
+    from flan_jax.data import cli as data_cli
 
     data_dir, calls = offline_tfds
     sentinel = data_dir / "super_glue" / "rte" / "1.0.2" / "SENTINEL"
@@ -48,7 +48,7 @@ def test_data_prepare_reports_failures_and_keeps_prepared(offline_tfds, capsys):
 
 
 def test_data_prepare_manual_download_and_bad_subset(offline_tfds, capsys):
-    from flan_jax import data_cli
+    from flan_jax.data import cli as data_cli
 
     data_dir, calls = offline_tfds
     rc = data_cli.main(["prepare", "flan2021_commonsense_eval", "--data_dir", str(data_dir),
@@ -62,7 +62,7 @@ def test_data_prepare_manual_download_and_bad_subset(offline_tfds, capsys):
 
 
 def test_cache_command_builds_then_reports_a_finished_cache(tmp_path, capsys):
-    from flan_jax import data_cli
+    from flan_jax.data import cli as data_cli
 
     args = ["cache", "synthetic_clusters1_train", "--out", str(tmp_path / "c"),
             "--feature_lengths", "inputs=64,targets=16", "--max_examples_per_task", "5"]

@@ -1,9 +1,9 @@
-"""flan_jax.packing against seqio's own feature converters on the same examples."""
+"""flan_jax.data.packing against seqio's own feature converters on the same examples."""
 
 import numpy as np
 import pytest
 
-from flan_jax.packing import Packer
+from flan_jax.data.packing import Packer
 
 
 def _examples(n: int, seed: int, max_inputs: int, max_targets: int) -> list[dict]:
@@ -20,7 +20,7 @@ def _examples(n: int, seed: int, max_inputs: int, max_targets: int) -> list[dict
 def _seqio_rows(examples, family, lengths, pack):
     import tensorflow as tf
 
-    from flan_jax.data import feature_converter
+    from flan_jax.data.seqio_source import feature_converter
 
     ds = tf.data.Dataset.from_generator(
         lambda: iter(examples), output_signature={

@@ -67,12 +67,12 @@ def _prompt_tune(base, model_dir, *extra):
 
 def _batches_loss(model, params, n=6):
     """Mean token loss over the first `n` batches of the training data (the TINY settings)."""
-    from flan_jax.data import BatchIterator, DataConfig
+    from flan_jax.data import DataConfig, open_source
 
     data = DataConfig(mixture_or_task_name="synthetic_heldout_nli_train",
                       task_feature_lengths={"inputs": 64, "targets": 16}, batch_size=8, pack=False)
-    it = BatchIterator(data, "encoder_decoder",
-                       jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    it = open_source(data).batches("encoder_decoder",
+                                   jax.sharding.SingleDeviceSharding(jax.devices()[0]))
     total = tokens = 0.0
     for _ in range(n):
         b = next(it)

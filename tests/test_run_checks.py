@@ -41,7 +41,7 @@ def test_the_latest_start_config_is_compared(tmp_path):
 
 def test_truncation_is_logged_per_task(capsys):
     import tasks  # noqa: F401
-    from flan_jax.data import DataConfig
+    from flan_jax.data import DataConfig, open_source
     from flan_jax.progress import setup_logging
 
     def logged():
@@ -51,12 +51,12 @@ def test_truncation_is_logged_per_task(capsys):
     setup_logging()
     capsys.readouterr()
     cfg = DataConfig("synthetic_owner_qa_train", {"inputs": 64, "targets": 16}, batch_size=8)
-    run_checks.check_truncation(cfg, per_task=4)
+    run_checks.check_truncation(open_source(cfg), per_task=4)
     assert logged() == ["synthetic_owner_qa_train: TASK_FEATURE_LENGTHS truncates inputs in 4, "
                         "targets in 2 of 4 sampled examples."]
     cfg.task_feature_lengths = {"inputs": 256, "targets": 64}
-    run_checks.check_truncation(cfg, per_task=4)
+    run_checks.check_truncation(open_source(cfg), per_task=4)
     assert logged() == ["TASK_FEATURE_LENGTHS truncates none of 4 sampled examples of 1 tasks."]
     cfg.task_feature_lengths = {"inputs": 256, "targets": 2}
     with pytest.raises(run_checks.UserError, match="truncates every sampled target"):
-        run_checks.check_truncation(cfg, per_task=4)
+        run_checks.check_truncation(open_source(cfg), per_task=4)

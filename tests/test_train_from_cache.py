@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from flan_jax import cache_writer, config
+from flan_jax import config
+from flan_jax.data import cache_writer
 from flan_jax.errors import UserError
 from tests.test_train import REPO, TINY, _cli, _losses, _train, _wait_for_step
 

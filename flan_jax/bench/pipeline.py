@@ -1,5 +1,5 @@
 """`bench pipeline`: packed tokens/s from the synthetic suite through the seqio path
-(`BatchIterator`) and the cache path (a data cache read with Grain), and from a few FLAN 2021
+(the seqio source) and the cache path (a data cache read with Grain), and from a few FLAN 2021
 tasks under `tfds.testing.mock_data`, next to what the train step of the same family and shape
 consumes; and the restart overhead of each path: seconds from building the pipeline for a
 resume at an early and a late step to its first batch. The one benchmark that needs TensorFlow
@@ -47,7 +47,7 @@ def _flan_mock_iterator(family: str, lengths: dict, batch: int, quick: bool):
     import tensorflow as tf
 
     import tasks  # noqa: F401
-    from flan_jax.data import feature_converter
+    from flan_jax.data.seqio_source import feature_converter
 
     names = [t for t in FLAN_MOCK_TASKS if t in seqio.TaskRegistry.names()]
     if quick:
@@ -80,8 +80,7 @@ def _cache_rows(data, family: str, sharding, n: int, consume: float, s: Settings
 
     import jax
 
-    from flan_jax import cache_writer
-    from flan_jax.data import BatchIterator, CacheBatches
+    from flan_jax.data import cache_writer, open_source
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +92,7 @@ def _cache_rows(data, family: str, sharding, n: int, consume: float, s: Settings
         build_s = time.perf_counter() - t0
         cfg = type(data)(**{**data.__dict__, "source": "cache", "cache_dir": tmp})
         t0 = time.perf_counter()
-        it = CacheBatches(cfg, family, sharding)
+        it = open_source(cfg).batches(family, sharding)
         timed = _time_batches(lambda: jax.device_get(next(it)), n, warmup=2)
         timed["startup_s"] = time.perf_counter() - t0 - timed["seconds"]
         rows.append({"source": f"{data.mixture_or_task_name} (cache, Grain)", "family": family,
@@ -105,7 +104,7 @@ def _cache_rows(data, family: str, sharding, n: int, consume: float, s: Settings
             f"{consume:,.0f} tok/s")
         steps = (2, 20) if s.quick else RESUME_STEPS
         states = {}
-        it = CacheBatches(cfg, family, sharding)
+        it = open_source(cfg).batches(family, sharding)
         for step in range(1, max(steps) + 1):
             next(it)
             if step in steps:
@@ -113,9 +112,9 @@ def _cache_rows(data, family: str, sharding, n: int, consume: float, s: Settings
         restart = {"family": family, "section": "restart", "batch": data.batch_size}
         for step in steps:
             restart[f"cache_first_batch_s_at_{step}"] = _first_batch_seconds(
-                lambda: CacheBatches(cfg, family, sharding, states[step]))
+                lambda: open_source(cfg).batches(family, sharding, states[step]))
             restart[f"seqio_first_batch_s_at_{step}"] = _first_batch_seconds(
-                lambda: BatchIterator(data, family, sharding, start_batch=step))
+                lambda: open_source(data).batches(family, sharding, {"position": step}))
         rows.append(restart)
         say("restart " + ", ".join(f"{k} {v:.2f}" for k, v in restart.items()
                                    if k.endswith(tuple(f"_at_{x}" for x in steps))))
@@ -128,7 +127,7 @@ def bench_pipeline(models: list[tuple[str, Any]], s: Settings) -> list[dict]:
     import jax
     import tensorflow_datasets as tfds
 
-    from flan_jax.data import BatchIterator, DataConfig
+    from flan_jax.data import DataConfig, open_source
 
     logging.getLogger("absl").setLevel(logging.ERROR)  # TFDS mock data warns per dataset
     lengths = {"inputs": 16, "targets": 8} if s.quick else {"inputs": 128, "targets": 32}
@@ -144,7 +143,7 @@ def bench_pipeline(models: list[tuple[str, Any]], s: Settings) -> list[dict]:
             f32(cfg, vocab_size=BYTE_VOCAB), batch, lengths, s)["tokens_per_s"]
         data = DataConfig("synthetic_heldout_nli_train", lengths, batch, host_data="slice")
         t0 = time.perf_counter()
-        it = BatchIterator(data, family, sharding)
+        it = open_source(data).batches(family, sharding)
         synth = _time_batches(lambda: jax.device_get(next(it)), n, warmup=2)
         synth["startup_s"] = time.perf_counter() - t0 - synth["seconds"]
         rows.append({"source": "synthetic_heldout_nli_train (BatchIterator)", "family": family,

@@ -74,7 +74,7 @@ def _timed_resume(model_dir: pathlib.Path, step: int, extra: list[str]) -> dict:
 
 
 def bench_restart(models, s: Settings) -> list[dict]:
-    from flan_jax import cache_writer
+    from flan_jax.data import cache_writer
 
     steps = QUICK_STEPS if s.quick else STEPS
     rows = []

@@ -12,7 +12,8 @@ feature's int32 tokens in the order of `cache.json`'s "features". Examples are s
 task produced them for the cache's feature lengths (seqio trims and appends EOS), unpacked:
 packing happens when reading (`packing`), so one cache serves both model families.
 
-`flan_jax.cache_writer` builds a cache (with seqio); `flan_jax.cache_reader` reads one (Grain).
+`flan_jax.data.cache_writer` builds a cache (with seqio); `flan_jax.data.cache_reader` reads one
+(Grain).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def cache_fingerprint(tasks: Mapping[str, CachedTask], feature_lengths: Mapping[
     return h.hexdigest()[:16]
 
 
-def _task_from_json(name: str, d: dict) -> CachedTask:
+def task_from_json(name: str, d: dict) -> CachedTask:
     return CachedTask(name, float(d["rate"]), int(d["examples"]), tuple(d["shards"]),
                       d["fingerprint"], d.get("truncation", {}))
 
@@ -160,7 +161,7 @@ def open_cache(cache_dir: str | None) -> CacheInfo:
         command = d.get("command", command)
         if d.get("format") != FORMAT:
             raise ValueError(f"format {d.get('format')}, this version reads {FORMAT}")
-        tasks = {t: _task_from_json(t, v) for t, v in d["tasks"].items()}
+        tasks = {t: task_from_json(t, v) for t, v in d["tasks"].items()}
         info = CacheInfo(path, d["mixture"], d["split"], tuple(d["features"]),
                          dict(d["feature_lengths"]), dict(d["vocabulary"]), tasks,
                          d["fingerprint"])

@@ -1,5 +1,8 @@
 """Training batches from a data cache, read with Grain. No TensorFlow on this path.
 
+`CacheSource` is the 'cache' backend of `flan_jax.data.DataSource`: the cache opened and checked
+against the run's config once. Its batches:
+
     per task:  ArrayRecord shards -> seeded shuffle, reshuffled each epoch -> repeated
     mixed:     Grain's deterministic examples-proportional mix with the cached rates
     this host: every `process_count`-th example (host_data='shard'), or all ('slice')
@@ -21,9 +24,84 @@ from typing import Mapping
 
 import jax
 import numpy as np
+from etils import epath
 
-from flan_jax import data_cache as dc
-from flan_jax.packing import Packer
+from flan_jax.data import cache_format as dc
+from flan_jax.data.packing import Packer
+from flan_jax.errors import UserError
+
+
+class CacheSource:
+    """A cache opened once for a `DataConfig` (`cfg`) and checked against it: the same feature
+    lengths and split, and `cfg.mixture_or_task_name` the cached mixture, one of its tasks, or
+    (with `resolve_mixture(name) -> {task: rate}`) a mixture whose tasks it all holds."""
+
+    def __init__(self, cfg, resolve_mixture=None):
+        self.cfg = cfg
+        self.info = info = dc.open_cache(cfg.cache_dir)
+        lengths = dict(cfg.task_feature_lengths)
+        if lengths != info.feature_lengths:
+            raise UserError(f"the data cache at {cfg.cache_dir} holds examples tokenized for "
+                            f"TASK_FEATURE_LENGTHS={info.feature_lengths}, not {lengths}: bind "
+                            "those lengths, or build a cache with --feature_lengths "
+                            + ",".join(f"{k}={v}" for k, v in lengths.items()) + ".")
+        if cfg.split != info.split:
+            raise UserError(f"the data cache at {cfg.cache_dir} holds the {info.split!r} split, "
+                            f"not DataConfig.split={cfg.split!r}.")
+        name = cfg.mixture_or_task_name
+        self.rates = info.select(name, None if name in (info.mixture, *info.tasks)
+                                 else resolve_mixture)
+        self.fingerprint = info.fingerprint
+
+    def vocabulary(self) -> tuple[dict, str | None]:
+        """The cache's vocabulary, from its metadata (the file is the cache's copy)."""
+        return ({k: v for k, v in self.info.vocabulary.items() if k != "sha256"},
+                self.info.vocab_file())
+
+    def check_model_vocabulary(self, model_dirs) -> None:
+        """Refuses a cache tokenized with another vocabulary than the model directories'."""
+        for d in model_dirs:
+            dc.check_vocabulary(self.info, epath.Path(d) / "vocab.json")
+
+    def truncation(self, per_task: int, max_tasks: int) -> list[tuple]:
+        """The sample the cache's builder took of each task (`per_task` is the builder's)."""
+        return [(t, int(tr["sampled"]), dict(tr["cut"]), dict(tr["longest"]))
+                for t in sorted(self.rates)[:max_tasks]
+                if (tr := self.info.tasks[t].truncation) and tr.get("sampled")]
+
+    def local_batches(self, family: str, rows, saved: dict | None = None) -> ProcessBatches:
+        """This host's numpy batches (`rows`: a `HostRows`), continuing `saved`."""
+        own = None
+        if saved:
+            states = saved.get("processes") or []
+            if len(states) != rows.num_shards:
+                raise UserError(f"the checkpoint holds the data state of {len(states)} reading "
+                                f"process(es), this run has {rows.num_shards}: resume with "
+                                f"{len(states)} processes (or DataConfig.host_data='slice').")
+            own = states[rows.shard_index]
+        cfg = self.cfg
+        it = CacheBatchIterator(self.info, self.rates, family, cfg.task_feature_lengths,
+                                rows.rows, seed=cfg.seed, shuffle=cfg.shuffle, pack=cfg.pack,
+                                shard_index=rows.shard_index, num_shards=rows.num_shards,
+                                state=own, prefetch=cfg.prefetch)
+        return ProcessBatches(it, rows.num_shards)
+
+
+class ProcessBatches:
+    """A `CacheBatchIterator` whose `state()` holds every reading process's iterator state."""
+
+    def __init__(self, it: CacheBatchIterator, num_shards: int):
+        self._it, self._shards = it, num_shards
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        return next(self._it)
+
+    def state(self) -> dict:
+        own = self._it.state()
+        return {"processes": gather_states(own) if self._shards > 1 else [own]}
 
 
 def _task_seed(seed: int, task: str) -> int:
@@ -51,8 +129,6 @@ def example_stream(info: dc.CacheInfo, rates: Mapping[str, float], seed: int, sh
 
 def _source(files: list[str]):
     import grain
-
-    from flan_jax.errors import UserError
 
     try:
         return grain.sources.ArrayRecordDataSource(files)

@@ -1,5 +1,6 @@
-"""Builds a data cache (`data_cache`): each task's seqio preprocessing run once, written as
-ArrayRecord shards. Needs TensorFlow and seqio (imported inside functions).
+"""Builds a data cache (`cache_format`): each task's seqio preprocessing run once, written as
+ArrayRecord shards. Needs TensorFlow and seqio, reached through `seqio_source` (names resolved
+there) and the task objects it returns; this module imports neither.
 
     flan-jax data cache MIXTURE_OR_TASK --out DIR [--split train] [--max_examples_per_task N]
                         [--feature_lengths inputs=1024,targets=256]
@@ -22,13 +23,13 @@ import logging
 import re
 from typing import Mapping
 
-import numpy as np
 from etils import epath
 
-from flan_jax import data_cache as dc
+from flan_jax.data import cache_format as dc
+from flan_jax.data import seqio_source
 from flan_jax.errors import UserError
 
-logger = logging.getLogger("flan_jax.cache_writer")
+logger = logging.getLogger("flan_jax.data.cache_writer")
 BUILD = "build.json"  # the settings of a cache being built (a half-written cache has it)
 
 
@@ -135,31 +136,6 @@ class Plan:
                 "examples_per_shard": self.examples_per_shard}
 
 
-def _tasks_and_rates(name: str) -> dict:
-    """{seqio task: rate} of a mixture (rate 0 tasks left out) or {task: 1.0}."""
-    import seqio
-
-    from flan_jax import data as data_lib
-
-    provider = data_lib._registered(name)  # noqa: SLF001 - the readable unknown-name error
-    if isinstance(provider, seqio.Mixture):
-        rates = {t: float(provider.get_rate(t)) for t in provider.tasks}
-        return {t: r for t, r in rates.items() if r > 0}
-    return {provider: 1.0}
-
-
-def _truncation_sample(task, split: str, lengths: Mapping[str, int], n: int = 8) -> dict:
-    """Like data.sample_truncation for one task: how many of `n` untrimmed examples the
-    feature lengths cut, and the longest (for the trainer's check on the cache path)."""
-    ds = task.get_dataset(sequence_length=None, split=split, shuffle=False, num_epochs=1,
-                          use_cached=False)
-    examples = list(ds.take(n).as_numpy_iterator())
-    sizes = {k: [len(np.ravel(ex[k])) for ex in examples if k in ex] for k in lengths}
-    return {"sampled": len(examples),
-            "cut": {k: sum(s > lengths[k] for s in v) for k, v in sizes.items() if v},
-            "longest": {k: max(v) for k, v in sizes.items() if v}}
-
-
 class _ShardWriter:
     """Writes one shard so that it appears under its final name only when complete: as a
     hidden .tmp file renamed at the end, or, for a bucket (ArrayRecord writes local files), in a
@@ -225,7 +201,8 @@ def _write_task(task, rate: float, plan: Plan, out: epath.Path, progress) -> dic
     return {"rate": rate, "examples": count, "shards": shards,
             "fingerprint": task_fingerprint(task, plan.split, plan.feature_lengths,
                                             plan.max_examples),
-            "truncation": _truncation_sample(task, plan.split, plan.feature_lengths)}
+            "truncation": seqio_source.truncation_of(task, plan.split, plan.feature_lengths)
+            or {"sampled": 0, "cut": {}, "longest": {}}}
 
 
 def _expected_examples(task, split: str, cap: int | None) -> int:
@@ -255,16 +232,11 @@ def _check_settings(out: epath.Path, plan: Plan) -> None:
 
 def stale_tasks(info: dc.CacheInfo, split: str, feature_lengths, max_examples) -> list[str]:
     """Cached tasks whose registered definition no longer gives their fingerprint."""
-    import seqio
-
-    from flan_jax import data as data_lib
-
-    data_lib._registered(info.mixture)  # noqa: SLF001 - registers the collections
+    seqio_source.registered(info.mixture)  # registers the collections
     stale = []
     for name, cached in sorted(info.tasks.items()):
-        try:
-            task = seqio.get_mixture_or_task(name)
-        except ValueError:
+        task = seqio_source.registered_task(name)
+        if task is None:
             stale.append(f"{name} (no longer registered)")
             continue
         if task_fingerprint(task, split, feature_lengths, max_examples) != cached.fingerprint:
@@ -274,7 +246,6 @@ def stale_tasks(info: dc.CacheInfo, split: str, feature_lengths, max_examples) -
 
 def build_cache(plan: Plan, out: str, show_progress: bool = True) -> dc.CacheInfo:
     """Builds (or finishes) the cache of `plan.name` in `out`; returns it."""
-    from flan_jax import data as data_lib
     from flan_jax.progress import ProgressLine
 
     out_path = epath.Path(out)
@@ -292,9 +263,9 @@ def build_cache(plan: Plan, out: str, show_progress: bool = True) -> dc.CacheInf
         logger.info("%s is a finished, current cache of %s; nothing to do.", out, info.mixture)
         return info
 
-    tasks = _tasks_and_rates(plan.name)  # an unknown name fails before anything is written
+    tasks = seqio_source.tasks_and_rates(plan.name)  # an unknown name fails before writing
     _check_settings(out_path, plan)
-    vocab_spec, vocab_file = data_lib.vocabulary_spec(plan.name)
+    vocab_spec, vocab_file = seqio_source.vocabulary_spec(plan.name)
     if vocab_file:
         target = out_path / epath.Path(vocab_file).name
         if not target.exists():
@@ -312,7 +283,7 @@ def build_cache(plan: Plan, out: str, show_progress: bool = True) -> dc.CacheInf
             else:
                 d = _write_task(task, rate, plan, out_path, progress)
                 dc.write_json_atomic(meta_path, d)
-            cached[task.name] = dc._task_from_json(task.name, d)  # noqa: SLF001
+            cached[task.name] = dc.task_from_json(task.name, d)
     finally:
         progress.close()
     fingerprint = dc.cache_fingerprint(cached, plan.feature_lengths, vocab_spec)

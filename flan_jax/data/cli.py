@@ -1,5 +1,5 @@
 """`flan-jax data prepare|cache MIXTURE_OR_TASK`: prepare the TFDS datasets a mixture reads, or
-cache its tokenized examples for training without TensorFlow (`flan_jax.cache_writer`).
+cache its tokenized examples for training without TensorFlow (`flan_jax.data.cache_writer`).
 
     flan-jax data cache flan2021_heldout_nli_train --out DIR [--split train]
                         [--max_examples_per_task N] [--feature_lengths inputs=1024,targets=256]
@@ -84,7 +84,7 @@ def parse_lengths(text: str) -> dict[str, int]:
 
 
 def cache_main(args) -> int:
-    from flan_jax import cache_writer
+    from flan_jax.data import cache_writer
     from flan_jax.errors import UserError, message
     from flan_jax.progress import setup_logging
 
