@@ -1,12 +1,15 @@
-"""Gin loading for every command: search paths, t5x-style flags, readable errors.
+"""Gin loading for every command: search paths, t5x-style flags, readable errors, and the one
+command scaffold (`run_command`).
 
 Flags: `--gin_file=FILE` (repeatable; looked up in the current directory, then the repository's
 gin/ folder, then `--gin_search_paths`) and `--gin.SELECTOR=VALUE` bindings, e.g.
 `--gin.TRAIN_STEPS=100` or `--gin.build_optimizer.name='"adamw"'`.
 
-This module knows none of its callers: each gin file imports the modules it configures (as in
-t5x), so parsing `models/t5_small.gin` imports the model config and nothing else, and a file
-that imports `tasks` needs TensorFlow only when it is parsed.
+This module imports none of its callers and nothing from `tasks/`: each gin file imports the
+modules it configures (as in t5x), so parsing `models/t5_small.gin` imports the model config and
+nothing else, and a file that imports `tasks` needs TensorFlow only when it is parsed. What can
+only be decided from the whole config (the task registry, needed only when the run reads the
+seqio source) the command hands over as `imports`, run before gin is locked.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import argparse
 import difflib
 import os
 import re
-from typing import Callable, Sequence
+import sys
+from typing import Any, Callable, Sequence
 
 import gin
 
@@ -133,10 +137,16 @@ def resolve_gin_file(name: str, search_paths: Sequence[str] = ()) -> str:
                          f"{GIN_DIR}.{hint}")
 
 
+# `imports(files, bindings)`: imports what a config needs before its bindings parse.
+Imports = Callable[[Sequence[str], Sequence[str]], None]
+
+
 def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
-              search_paths: Sequence[str] = (), finalize: bool = True) -> None:
+              search_paths: Sequence[str] = (), finalize: bool = True,
+              imports: Imports | None = None) -> None:
     """Clears gin, then parses files and bindings, with errors that name the file and suggest
-    close matches."""
+    close matches. `imports` (e.g. `flan_jax.data.import_tasks_if_read`) is called with the
+    resolved files and the bindings first."""
     gin.clear_config()
     # gin logs an error for every search-path miss; look where the files are first.
     prefixes = gin.config._LOCATION_PREFIXES  # noqa: SLF001
@@ -144,11 +154,12 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
                                                   if p not in (*search_paths, str(GIN_DIR))]
     files = [resolve_gin_file(f, search_paths) for f in gin_files]
     try:
-        _import_task_registry(files, bindings)
+        if imports is not None:
+            imports(files, bindings)
         gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False,
                                             skip_unknown=False)
     except ImportError as e:
-        raise GinConfigError(_explain_import(e)) from None
+        raise GinConfigError(explain_import(e)) from None
     except (ValueError, KeyError, SyntaxError, IOError) as e:
         raise GinConfigError(_explain_binding(bindings) or _explain(e)) from None
     _check_macros_are_used(bindings)
@@ -156,24 +167,22 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
         gin.finalize()
 
 
-def _import_task_registry(files: Sequence[str], bindings: Sequence[str]) -> None:
-    """Imports the task collections (seqio, TensorFlow) when the run reads the seqio source,
-    before gin is locked and so that bindings of their configurables parse; a run that reads a
-    data cache (`DataConfig.source = 'cache'`) never imports them. A first lenient parse finds
-    out which."""
+def peek(files: Sequence[str], bindings: Sequence[str], query: Callable[[], Any],
+         default: Any = None) -> Any:
+    """`query()` asked of a lenient parse of `files` and `bindings` (unknown configurables
+    skipped), or `default` when they do not parse; gin is cleared afterwards. For an `imports`
+    hook that must know the config before the real parse."""
     try:
         gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False,
                                             skip_unknown=True)
-        reads_seqio = is_bound("DataConfig") and _bound_or(
-            "DataConfig.source", "seqio") != "cache"
-    except Exception:  # noqa: BLE001 - the real parse below reports the error
-        reads_seqio = False
+        answer = query()
+    except Exception:  # noqa: BLE001 - the real parse reports the error
+        answer = default
     gin.clear_config()
-    if reads_seqio:
-        import tasks  # noqa: F401
+    return answer
 
 
-def _bound_or(parameter: str, default):
+def bound_or(parameter: str, default):
     """The value bound to `parameter` (through macros), else `default`."""
     try:
         value = gin.query_parameter(parameter)
@@ -222,7 +231,7 @@ def _check_macros_are_used(bindings: Sequence[str]) -> None:
 DATA_EXTRA = ("tensorflow", "tensorflow_datasets", "tensorflow_text", "seqio", "t5")
 
 
-def _explain_import(error: ImportError) -> str:
+def explain_import(error: ImportError) -> str:
     named = re.search(r"No module named '([^']+)'", str(error))
     missing = (error.name or (named.group(1) if named else "")).split(".")[0]
     if missing in DATA_EXTRA:
@@ -235,9 +244,10 @@ def _explain_import(error: ImportError) -> str:
 def parse_command(prog: str, argv: Sequence[str], default_files: Sequence[str] = (),
                   description: str | None = None, require_files: bool = False,
                   add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
-                  parse: bool = True) -> argparse.Namespace:
+                  parse: bool = True, imports: Imports | None = None) -> argparse.Namespace:
     """The flags of a gin-configured command: parses `argv` (`--gin_file`, `--gin.X=V`,
-    `--gin_search_paths` and whatever `add_arguments` adds), then (with `parse`) the gin config.
+    `--gin_search_paths` and whatever `add_arguments` adds), then (with `parse`) the gin config,
+    calling `imports` before gin is locked (see `parse_gin`).
 
     Returns the argparse namespace with `gin_bindings` added. Raises GinConfigError for a bad
     file or binding; argparse exits itself on bad flags and `--help`."""
@@ -252,9 +262,41 @@ def parse_command(prog: str, argv: Sequence[str], default_files: Sequence[str] =
     if require_files and not args.gin_file:
         parser.error("give at least one --gin_file (e.g. --gin_file=runs/demo.gin)")
     if parse:
-        parse_gin(files, bindings, args.gin_search_paths)
+        parse_gin(files, bindings, args.gin_search_paths, imports=imports)
     args.gin_bindings = bindings
     return args
+
+
+def run_command(prog: str, argv: Sequence[str], run: Callable[[argparse.Namespace], Any],
+                check: Callable[[argparse.Namespace], None] | None = None,
+                distributed: bool = True, user_errors: tuple = (),
+                **parse_args) -> int:
+    """The scaffold every gin-configured command shares: parse the flags and the gin config
+    (`parse_command(prog, argv, **parse_args)`, then `check(args)`, which may raise
+    GinConfigError), print a bad config in one line (exit 2), initialise multi-host JAX (with
+    `distributed`), then `run(args)` (its return value, or 0, is the exit status). A UserError,
+    KeyError (an unknown name), MeshError or one of `user_errors` is printed in one line, exit 2;
+    a TrainingError (the run stopped, e.g. a NaN loss) in one line, exit 1."""
+    from flan_jax import partitioning
+    from flan_jax.errors import TrainingError, UserError, message
+
+    try:
+        args = parse_command(prog, argv, **parse_args)
+        if check is not None:
+            check(args)
+    except GinConfigError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    try:
+        if distributed:
+            partitioning.initialize_distributed()
+        return int(run(args) or 0)
+    except TrainingError as e:
+        print(f"{prog}: {message(e)}", file=sys.stderr)
+        return 1
+    except (UserError, KeyError, partitioning.MeshError, *user_errors) as e:
+        print(f"{prog}: {message(e)}", file=sys.stderr)
+        return 2
 
 
 def is_bound(configurable: str) -> bool:

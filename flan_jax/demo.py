@@ -16,9 +16,11 @@ from flan_jax import paths
 def main(argv: list[str]) -> int:
     from flan_jax import config
 
+    from flan_jax.data import import_tasks_if_read
+
     try:
         config.parse_command("flan-jax demo", argv, default_files=["runs/demo.gin"],
-                             description=__doc__)
+                             description=__doc__, imports=import_tasks_if_read)
     except config.GinConfigError as e:
         print(f"flan-jax demo: {e}", file=sys.stderr)
         return 2

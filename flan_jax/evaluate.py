@@ -412,23 +412,14 @@ def _tensorboard(out_dir: epath.Path, clusters: dict, datasets: dict, step: int)
             writer.add_scalar(f"dataset/{ds}", r["score"], step)
 
 
+def _run(args) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    evaluate()
+
+
 def main(argv: list[str]) -> int:
     from flan_jax import config
 
-    try:
-        config.parse_command("flan-jax eval", argv, default_files=["runs/eval.gin"],
-                             description=__doc__)
-    except config.GinConfigError as e:
-        print(f"flan-jax eval: {e}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.WARNING)
-    from flan_jax import partitioning
-    from flan_jax.errors import UserError, message
-
-    partitioning.initialize_distributed()
-    try:
-        evaluate()
-    except (UserError, KeyError, FileNotFoundError, ValueError) as e:
-        print(f"flan-jax eval: {message(e)}", file=sys.stderr)
-        return 2
-    return 0
+    return config.run_command("flan-jax eval", argv, _run, default_files=["runs/eval.gin"],
+                              description=__doc__,
+                              user_errors=(FileNotFoundError, ValueError))

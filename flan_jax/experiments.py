@@ -28,6 +28,7 @@ import numpy as np
 from etils import epath
 
 from flan_jax import paths
+from flan_jax.data import import_tasks_if_read  # TF-free: tasks only when a run reads seqio
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +178,8 @@ def _config_key(files: Sequence[str], bindings: Sequence[str],
     """A short hash of the fully parsed gin config of `files` + `bindings`."""
     from flan_jax import config
 
-    config.parse_gin(files, bindings, search_paths, finalize=False)
+    config.parse_gin(files, bindings, search_paths, finalize=False,
+                     imports=import_tasks_if_read)
     return hashlib.sha1(gin.config_str().encode()).hexdigest()[:10]
 
 
@@ -210,7 +212,8 @@ def run_experiment(experiment_file: str, user_bindings: Sequence[str] = (),
                    search_paths: Sequence[str] = ()) -> dict:
     from flan_jax import config
 
-    config.parse_gin([experiment_file], user_bindings, search_paths)
+    config.parse_gin([experiment_file], user_bindings, search_paths,
+                     imports=import_tasks_if_read)
     spec = experiment()
     # relative stays relative (as before); a bucket URL stays a URL
     out = epath.Path(spec["output_dir"] or f"experiments/{spec['name']}")
@@ -230,7 +233,7 @@ def run_experiment(experiment_file: str, user_bindings: Sequence[str] = (),
               flush=True)
         if not (run_dir / "DONE").exists():
             config.parse_gin(train_files, train_bindings + [f"MODEL_DIR = '{run_dir}'"],
-                             search_paths)
+                             search_paths, imports=import_tasks_if_read)
             from flan_jax.train import train
 
             train()

@@ -212,64 +212,56 @@ def _process(mode: str, args, model, params, vocab, records: list[dict], offset:
     return [{**r, "prediction": p.text} for r, p in zip(records, predictions)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from flan_jax import config
-    # every configurable this command may touch, before gin locks the config
-    import flan_jax.checkpoints  # noqa: F401
-    import flan_jax.placement  # noqa: F401
+def _check_arguments(args) -> None:
+    """Fails (UserError) on flags that cannot work, before any record or model is read."""
+    from flan_jax.errors import UserError
 
-    err = lambda msg: print(f"flan-jax infer: {msg}", file=sys.stderr)  # noqa: E731
     try:
-        args = config.parse_command("flan-jax infer", sys.argv[1:] if argv is None else argv,
-                                    description=__doc__, add_arguments=_add_arguments)
-    except config.GinConfigError as e:
-        err(str(e))
-        return 2
-    try:
-        if not paths.as_path(args.input_file).exists():
-            err(f"{args.input_file} does not exist.")
-            return 2
+        exists = paths.as_path(args.input_file).exists()
     except Exception as e:  # noqa: BLE001 - a bucket without credentials, or no such bucket
-        err(f"cannot read {args.input_file}: {type(e).__name__}: {e}")
-        return 2
+        raise UserError(f"cannot read {args.input_file}: {type(e).__name__}: {e}") from None
+    if not exists:
+        raise UserError(f"{args.input_file} does not exist.")
     for flag in ("batch_size", "max_input_length", "max_target_length", "chunk_size"):
         if getattr(args, flag) < 1:
-            err(f"--{flag} must be at least 1 (got {getattr(args, flag)}).")
-            return 2
+            raise UserError(f"--{flag} must be at least 1 (got {getattr(args, flag)}).")
     if paths.is_url(args.output_file):
-        from flan_jax.errors import UserError
-
         try:
             paths.check_bucket_writable(paths.as_path(args.output_file).parent,
                                         f"the folder of {args.output_file}")
         except UserError as e:
-            err(f"{e} Choose another --output_file.")
-            return 2
-    else:
-        out_dir = os.path.dirname(os.path.abspath(args.output_file))
-        if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK) or (
-                os.path.exists(args.output_file) and not os.access(args.output_file, os.W_OK)):
-            err(f"cannot write {args.output_file}: its folder is missing or not writable. "
-                "Choose another --output_file.")
-            return 2
+            raise UserError(f"{e} Choose another --output_file.") from None
+        return
+    out_dir = os.path.dirname(os.path.abspath(args.output_file))
+    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK) or (
+            os.path.exists(args.output_file) and not os.access(args.output_file, os.W_OK)):
+        raise UserError(f"cannot write {args.output_file}: its folder is missing or not "
+                        "writable. Choose another --output_file.")
 
-    # Pass 1: validate every line before loading the model.
+
+def _count_records(args) -> tuple[int, int]:
+    """(valid records, bad lines skipped): every line is checked before the model is loaded."""
+    from flan_jax.errors import UserError
+
     total, bad = 0, 0
-    for lineno, record, problem in _records(args.input_file, args.mode):
+    for lineno, _, problem in _records(args.input_file, args.mode):
         if problem is None:
             total += 1
             continue
         if not args.skip_bad_lines:
-            err(f"{args.input_file}:{lineno}: {problem}. Fix the line or pass --skip_bad_lines.")
-            return 2
+            raise UserError(f"{args.input_file}:{lineno}: {problem}. Fix the line or pass "
+                            "--skip_bad_lines.")
         bad += 1
+    return total, bad
 
-    from flan_jax import partitioning
 
-    partitioning.initialize_distributed()
+def _resume_position(args, total: int, writer: bool) -> int:
+    """How many records the output file already holds (0 when starting anew), agreed by every
+    process; refuses (UserError) an output made another way."""
     import jax
 
-    writer = jax.process_index() == 0  # every process computes; process 0 writes
+    from flan_jax.errors import UserError
+
     done, refusal = 0, None
     if writer:
         if args.overwrite:
@@ -288,70 +280,84 @@ def main(argv: list[str] | None = None) -> int:
         if done < 0 and refusal is None:
             refusal = "process 0 refused to resume the output file (see its message)."
     if refusal:
-        err(refusal)
-        return 2
+        raise UserError(refusal)
     if done > total:
-        err(f"{args.output_file} already has {done} lines but {args.input_file} has only "
-            f"{total} valid records; is it the output of another input file?")
-        return 2
+        raise UserError(f"{args.output_file} already has {done} lines but {args.input_file} "
+                        f"has only {total} valid records; is it the output of another input "
+                        "file?")
+    return done
+
+
+def _infer_remaining(args, done: int, total: int, writer: bool) -> dict[str, int]:
+    """Loads the model and writes the records after the first `done`, chunk by chunk; returns
+    the truncation counts."""
+    import hashlib
+
+    from flan_jax.checkpoints import load_model_dir
+    from flan_jax.errors import UserError
+    from flan_jax.models import build_model
+    from flan_jax.placement import Placement
+    from flan_jax.progress import BUCKET_STORE_EVERY_S, ProgressLine
+
+    try:
+        placement = Placement.from_gin()
+        cfg, params, vocab = load_model_dir(args.checkpoint, placement)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    model = build_model(cfg)
     stats: dict[str, int] = {}
-    if done < total:
-        from flan_jax.checkpoints import load_model_dir
-        from flan_jax.models import build_model
-        from flan_jax.placement import Placement
-        from flan_jax.progress import BUCKET_STORE_EVERY_S, ProgressLine
+    progress = ProgressLine(f"infer {args.mode}", total, initial=done, enabled=writer)
+    index, chunk = 0, []
+    digest = hashlib.sha256()  # of the valid records so far, in order
+    digests = []
+    if writer and paths.as_path(_meta_path(args.output_file)).exists():
+        digests = json.loads(paths.as_path(_meta_path(args.output_file)).read_text(
+            encoding="utf-8"))["input_digests"]
+    digests = [d for d in digests if d[0] <= done]
+    # Locally the output is appended after each chunk. A bucket object cannot be appended to:
+    # the whole output is rewritten, at most every BUCKET_STORE_EVERY_S seconds (chunks done
+    # since wait in memory; a crash recomputes them). The sidecar's digests are stored only
+    # with the lines they vouch for.
+    with (paths.TextAppender(args.output_file, bucket_every_s=BUCKET_STORE_EVERY_S)
+          if writer else open(os.devnull, "w")) as out:
+        def flush():
+            results = _process(args.mode, args, model, params, vocab, chunk,
+                               index - len(chunk), stats, placement)
+            out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
+            if writer:
+                digests.append([index, digest.hexdigest()])
+                if out.flush():
+                    _write_meta(args, digests)
+            progress.update(len(chunk))
+            chunk.clear()
 
-        try:
-            placement = Placement.from_gin()
-            cfg, params, vocab = load_model_dir(args.checkpoint, placement)
-        except (FileNotFoundError, ValueError) as e:
-            err(str(e))
-            return 2
-        model = build_model(cfg)
-        progress = ProgressLine(f"infer {args.mode}", total, initial=done,
-                                enabled=writer)
-        import hashlib
-
-        index, chunk = 0, []
-        digest = hashlib.sha256()  # of the valid records so far, in order
-        digests = []
-        if writer and paths.as_path(_meta_path(args.output_file)).exists():
-            digests = json.loads(paths.as_path(_meta_path(args.output_file)).read_text(
-                encoding="utf-8"))["input_digests"]
-        digests = [d for d in digests if d[0] <= done]
-        # Locally the output is appended after each chunk. A bucket object cannot be appended
-        # to: the whole output is rewritten, at most every BUCKET_STORE_EVERY_S seconds (chunks
-        # done since wait in memory; a crash recomputes them). The sidecar's digests are
-        # stored only with the lines they vouch for.
-        with (paths.TextAppender(args.output_file, bucket_every_s=BUCKET_STORE_EVERY_S)
-              if writer else open(os.devnull, "w")) as out:
-            def flush():
-                results = _process(args.mode, args, model, params, vocab, chunk,
-                                   index - len(chunk), stats, placement)
-                out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
-                if writer:
-                    digests.append([index, digest.hexdigest()])
-                    if out.flush():
-                        _write_meta(args, digests)
-                progress.update(len(chunk))
-                chunk.clear()
-
-            for _, record, problem in _records(args.input_file, args.mode):
-                if problem is not None:
-                    continue
-                index += 1
-                _record_digest(digest, record)
-                if index <= done:
-                    continue
-                chunk.append(record)
-                if len(chunk) >= args.chunk_size:
-                    flush()
-            if chunk:
+        for _, record, problem in _records(args.input_file, args.mode):
+            if problem is not None:
+                continue
+            index += 1
+            _record_digest(digest, record)
+            if index <= done:
+                continue
+            chunk.append(record)
+            if len(chunk) >= args.chunk_size:
                 flush()
-        if writer:  # the output is stored whole now (closed)
-            _write_meta(args, digests)
-        progress.close()
+        if chunk:
+            flush()
+    if writer:  # the output is stored whole now (closed)
+        _write_meta(args, digests)
+    progress.close()
+    return stats
 
+
+def _run(args) -> None:
+    """Arguments, then where to resume, then the run; one summary line on stderr."""
+    import jax
+
+    _check_arguments(args)
+    total, bad = _count_records(args)  # every line checked before the model is loaded
+    writer = jax.process_index() == 0  # every process computes; process 0 writes
+    done = _resume_position(args, total, writer)
+    stats = _infer_remaining(args, done, total, writer) if done < total else {}
     parts = [f"{total - done} records written to {args.output_file}"]
     if done:
         parts.append(f"{done} already there (resumed)")
@@ -362,7 +368,20 @@ def main(argv: list[str] | None = None) -> int:
                  f"(--max_input_length {args.max_input_length}, "
                  f"--max_target_length {args.max_target_length})")
     print("flan-jax infer: " + "; ".join(parts) + ".", file=sys.stderr)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from flan_jax import config
+
+    return config.run_command("flan-jax infer", sys.argv[1:] if argv is None else argv, _run,
+                              description=__doc__, add_arguments=_add_arguments,
+                              imports=_import_configurables)
+
+
+def _import_configurables(files, bindings) -> None:
+    """Every configurable this command may touch, before gin locks the config."""
+    import flan_jax.checkpoints  # noqa: F401
+    import flan_jax.placement  # noqa: F401
 
 
 if __name__ == "__main__":

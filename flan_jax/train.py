@@ -22,7 +22,7 @@ import gin
 import jax
 import jax.numpy as jnp
 
-from flan_jax import accounting, checkpoints, errors, optim, partitioning, prompt_tuning
+from flan_jax import accounting, checkpoints, optim, partitioning, prompt_tuning
 from flan_jax import paths, run_checks
 from flan_jax import data as data_lib  # no TensorFlow until a seqio source is opened
 from flan_jax.errors import TrainingError, UserError
@@ -244,26 +244,23 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     return last
 
 
+def _check_model_is_configured(args) -> None:
+    from flan_jax import config
+
+    if not config.is_bound("TransformerConfig"):
+        raise config.GinConfigError(
+            "no model is configured: add a model gin file, e.g. --gin_file=models/t5_small.gin "
+            "(see gin/models/) or --gin_file=CONVERTED/model.gin.")
+
+
+def _run(args) -> None:
+    setup_logging()
+    train()
+
+
 def main(argv: list[str]) -> int:
     from flan_jax import config
 
-    try:
-        config.parse_command("flan-jax train", argv, description=__doc__, require_files=True)
-        if not config.is_bound("TransformerConfig"):
-            raise config.GinConfigError(
-                "no model is configured: add a model gin file, e.g. "
-                "--gin_file=models/t5_small.gin (see gin/models/) or --gin_file=CONVERTED/model.gin.")
-    except config.GinConfigError as e:
-        print(f"flan-jax train: {e}", file=sys.stderr)
-        return 2
-    setup_logging()
-    partitioning.initialize_distributed()
-    try:
-        train()
-    except TrainingError as e:
-        print(f"flan-jax train: {errors.message(e)}", file=sys.stderr)
-        return 1
-    except (UserError, KeyError, partitioning.MeshError) as e:  # e.g. an unknown mixture
-        print(f"flan-jax train: {errors.message(e)}", file=sys.stderr)
-        return 2
-    return 0
+    return config.run_command("flan-jax train", argv, _run, check=_check_model_is_configured,
+                              description=__doc__, require_files=True,
+                              imports=data_lib.import_tasks_if_read)

@@ -56,8 +56,10 @@ def test_a_model_file_imports_only_the_model_config():
 
 def test_a_missing_data_extra_is_named():
     error = ModuleNotFoundError("No module named 'seqio'", name="seqio")
-    message = config._explain_import(error)  # noqa: SLF001
-    assert "data" in message and "seqio" in message
+    message = config.explain_import(error)
+    assert message == ("a gin file imports a module that needs seqio, which is not installed: "
+                       "tasks, `data prepare` and `eval` need the `data` extra (`pip install "
+                       "'flan-jax[data]'`, or `make install`).")
 
 
 def test_a_misspelled_macro_is_refused_with_a_suggestion():
@@ -71,7 +73,68 @@ def test_a_misspelled_macro_is_refused_with_a_suggestion():
 def test_the_documented_macros_are_accepted():
     config.parse_gin(["runs/demo.gin"], ["TRAIN_STEPS = 3", "BATCH_SIZE = 8", "VOCAB_SIZE = 259",
                                          "MODEL_DIR = '/x'", "COMPUTE_DTYPE = 'float32'"])
+    assert config.bound_or("train.train_steps", None) == 3
+    assert config.bound_or("DataConfig.batch_size", None) == 8
+    assert config.bound_or("train.model_dir", None) == "/x"
     config.parse_gin(["runs/eval.gin"], ["CHECKPOINT_PATH = '/x'", "EVAL_MIXTURES = 'a'"])
+    assert config.bound_or("evaluate.checkpoint_path", None) == "/x"
+    assert config.bound_or("evaluate.mixtures", None) == "a"
+
+
+def test_config_imports_nothing_from_tasks():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(config))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not [m for m in imported if m == "tasks" or m.startswith("tasks.")]
+
+
+def test_the_import_hook_runs_before_gin_locks_and_sees_the_config():
+    seen = []
+
+    def imports(files, bindings):
+        seen.append(config.peek(files, bindings, lambda: config.bound_or("%VOCAB_SIZE", None)))
+        assert not gin.config_is_locked()
+
+    config.parse_gin(["models/t5_tiny.gin"], ["VOCAB_SIZE = 77"], imports=imports)
+    assert seen == [77] and gin.query_parameter("%VOCAB_SIZE") == 77
+    assert config.peek(["models/t5_tiny.gin"], ["VOCAB_SIZE = oops("], lambda: 1, "bad") == "bad"
+
+
+def test_run_command_exit_codes_and_one_line_messages(capsys):
+    from flan_jax.errors import TrainingError, UserError
+
+    def run_raising(error):
+        def run(args):
+            raise error
+        return config.run_command("prog", ["--gin_file=models/t5_tiny.gin"], run,
+                                  distributed=False)
+
+    assert config.run_command("prog", ["--gin_file=models/t5_tiny.gin"], lambda a: 3,
+                              distributed=False) == 3
+    assert run_raising(UserError("bad flag: use another")) == 2
+    assert capsys.readouterr().err == "prog: bad flag: use another\n"
+    assert run_raising(TrainingError("loss is nan")) == 1
+    assert capsys.readouterr().err == "prog: loss is nan\n"
+    assert run_raising(KeyError("unknown task `x`")) == 2
+    assert capsys.readouterr().err == "prog: unknown task `x`\n"
+    assert config.run_command("prog", ["--gin_file=models/t5_tinny.gin"], lambda a: 0,
+                              distributed=False) == 2
+    assert capsys.readouterr().err.startswith("prog: gin file 'models/t5_tinny.gin' not found")
+
+    def refuse(args):
+        raise config.GinConfigError("no model is configured")
+
+    assert config.run_command("prog", ["--gin_file=models/t5_tiny.gin"], lambda a: 0,
+                              check=refuse, distributed=False) == 2
+    assert capsys.readouterr().err == "prog: no model is configured\n"
+    with pytest.raises(ValueError):  # not a user error unless the command says so
+        run_raising(ValueError("x"))
+    assert config.run_command("prog", ["--gin_file=models/t5_tiny.gin"],
+                              lambda a: (_ for _ in ()).throw(ValueError("v")),
+                              distributed=False, user_errors=(ValueError,)) == 2
 
 
 @pytest.mark.parametrize("value", ["/tmp/run", "'/tmp/run", "/tmp/run'", "\"/tmp/run"])

@@ -142,6 +142,21 @@ def open_source(cfg: DataConfig) -> DataSource:
     return DataSource(cfg, SeqioSource(cfg))
 
 
+def import_tasks_if_read(files: Sequence[str], bindings: Sequence[str]) -> None:
+    """The `imports` hook of the commands that train (`config.parse_command(imports=...)`):
+    imports the task collections (seqio, TensorFlow) when the config reads the seqio source,
+    before gin is locked and so that bindings of their configurables parse; a run that reads a
+    data cache (`DataConfig.source = 'cache'`) never imports them. A lenient first parse finds
+    out which."""
+    from flan_jax import config
+
+    if config.peek(files, bindings, lambda: config.is_bound("DataConfig") and config.bound_or(
+            "DataConfig.source", "seqio") != "cache", default=False):
+        from flan_jax.data import seqio_source
+
+        seqio_source.register_collections()
+
+
 def _mixture_rates(name: str) -> dict[str, float]:
     """{task: rate} of a registered mixture: a cache serves a mixture whose tasks it holds
     (reads the registry, so needs seqio)."""
