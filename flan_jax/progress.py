@@ -124,6 +124,38 @@ def summary_writer(logdir: str | os.PathLike, flush_secs: float = 120):
     return SummaryWriter(os.fspath(logdir), flush_secs=flush_secs)
 
 
+class Throughput:
+    """Tokens/s, step time and MFU over the steps since the last report. This process's first
+    step (restore and compile) is left out: the clock starts when it ends.
+
+    `step_flops`: the FLOPs of one step (every padded position it computes); `peak`: the
+    peak FLOP/s of all devices together."""
+
+    def __init__(self, start_step: int, step_flops: float, peak: float):
+        self.timed_from = start_step + 1  # the step whose end starts the clock
+        self.step_flops, self.peak = step_flops, peak
+        self.run_start = self._window_start = time.time()
+        self._tokens, self._steps = 0.0, 0
+
+    def step_done(self, step: int, num_tokens: float) -> None:
+        if step == self.timed_from:
+            self.run_start = self._window_start = time.time()
+        else:
+            self._tokens += num_tokens
+            self._steps += 1
+
+    def report(self) -> dict:
+        """{tokens_per_sec, step_time, mfu} of the window (empty when it holds only the first
+        step), and a new window."""
+        out = {}
+        if self._steps:
+            elapsed = max(time.time() - self._window_start, 1e-9)
+            out = {"tokens_per_sec": self._tokens / elapsed, "step_time": elapsed / self._steps,
+                   "mfu": self._steps * self.step_flops / elapsed / self.peak}
+        self._window_start, self._tokens, self._steps = time.time(), 0.0, 0
+        return out
+
+
 def print_progress(m: dict, step: int, total: int, timed_from: int, run_start: float) -> None:
     """One line per logging step. Rates count the steps after `timed_from` (whose end started
     `run_start`); a line without them (only the first, compiling step) shows `-`."""
@@ -141,11 +173,10 @@ def setup_logging(level: int = logging.INFO) -> None:
     another library did to the root logger (absl installs a handler there on import, which makes
     `logging.basicConfig` do nothing). Calling it again replaces the handler."""
     log = logging.getLogger("flan_jax")
-    for handler in [h for h in log.handlers if getattr(h, "_flan_jax", False)]:
+    for handler in [h for h in log.handlers if isinstance(h, _StderrHandler)]:
         log.removeHandler(handler)
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler._flan_jax = True  # noqa: SLF001
     log.addHandler(handler)
     log.setLevel(level)
     log.propagate = False

@@ -1,34 +1,33 @@
 """The gin-configured train loop: `flan-jax train --gin_file=... [--gin.X=V ...]`.
 
-Read top to bottom: build the mesh and model, restore or initialise the train state with its
-shardings, then loop: next batch -> jitted train_step -> metrics -> checkpoint. Preemption
-(SIGTERM) saves and exits; a NaN/Inf loss stops before anything bad is saved. The step itself
-is in `train_step`, FLOP accounting in `accounting`, prompt tuning in `prompt_tuning`, the
-progress output in `progress`, and checkpoint plumbing in `checkpoints`.
+Read top to bottom: open the data source, build the mesh and model, restore or initialise the
+train state with its shardings (`train_step.state_layout`, `train_step.init_or_restore`), then
+loop (`_Loop`): next batch -> jitted train_step -> metrics -> checkpoint. Preemption (SIGTERM)
+saves and exits; a NaN/Inf loss stops before anything bad is saved. The step itself is in
+`train_step`, FLOP accounting in `accounting`, prompt tuning in `prompt_tuning`, throughput and
+the progress output in `progress`, and checkpoint plumbing in `checkpoints`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import signal
 import sys
 import threading
-import time
-from typing import Callable
+from typing import Any, Callable
 
-import flax.linen as nn
 import gin
 import jax
-import jax.numpy as jnp
 
 from flan_jax import accounting, checkpoints, optim, partitioning, prompt_tuning
 from flan_jax import paths, run_checks
 from flan_jax import data as data_lib  # no TensorFlow until a seqio source is opened
 from flan_jax.errors import TrainingError, UserError
-from flan_jax.models import TransformerConfig, build_model, count_params, init_params_fn
-from flan_jax.progress import MetricsWriter, print_progress, setup_logging
-from flan_jax.train_step import TrainState, make_train_step, merge_params
+from flan_jax.models import TransformerConfig, build_model, count_params
+from flan_jax.progress import MetricsWriter, Throughput, print_progress, setup_logging
+from flan_jax.train_step import init_or_restore, make_train_step, merge_params, state_layout
 
 logger = logging.getLogger("flan_jax.train")
 
@@ -67,40 +66,15 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     """
     # a local folder or a bucket (gs://...): every file below goes through etils.epath
     model_dir_path = paths.as_path(model_dir)
-    run_checks.check_model_dir(model_dir)
-    source = data_lib.open_source(data)  # an unknown task or mixture fails before any work
-    if truncation_sample:
-        run_checks.check_truncation(source, truncation_sample)
-    tuning_prompt = model_config.prompt_length > 0
-    base_dir = prompt_tuning.check_prompt_tuning(
-        model_config, data, prompt_tuning_base, init_checkpoint) if tuning_prompt else None
-    if data.batch_size % accumulate_steps:
-        raise UserError(f"BATCH_SIZE={data.batch_size} is not divisible by "
-                        f"train.accumulate_steps={accumulate_steps}: use a multiple of it.")
-
+    source, base_dir = _check_inputs(model_dir, model_config, data, prompt_tuning_base,
+                                     init_checkpoint, accumulate_steps, truncation_sample)
+    tuning_prompt = base_dir is not None
     mesh = partitioning.make_mesh()
     rules = partitioning.logical_axis_rules()
     run_checks.check_batch_size(data.batch_size, mesh, rules, jax.process_count())
     model = build_model(model_config)
     tx, schedule = optim.build_optimizer()
-
-    init_fn = init_params_fn(model)
-    boxed = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
-    params_sh = partitioning.params_shardings(boxed, mesh, rules)
-    abstract_params = abstract_model_params = nn.meta.unbox(boxed)
-    frozen, frozen_sh = None, None
-    if tuning_prompt:  # optimise (and checkpoint) the prompt; the rest stays the base's
-        (abstract_params, abstract_frozen), (params_sh, frozen_sh) = (
-            prompt_tuning.split_prompt(abstract_params), prompt_tuning.split_prompt(params_sh))
-        with jax.set_mesh(mesh):
-            frozen = prompt_tuning.load_frozen_params(base_dir, abstract_frozen, frozen_sh)
-    abstract_opt = jax.eval_shape(tx.init, abstract_params)
-    opt_sh = partitioning.state_shardings_like(abstract_opt, abstract_params, params_sh, mesh)
-    repl = partitioning.replicated(mesh)
-    state_sh = TrainState(step=repl, params=params_sh, opt_state=opt_sh)
-    abstract_state = jax.tree_util.tree_map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-        TrainState(jax.ShapeDtypeStruct((), jnp.int32), abstract_params, abstract_opt), state_sh)
+    layout = state_layout(model, tx, mesh, rules, seed, base_dir)
 
     saved_step = checkpoints.latest_step_dir(model_dir_path)
     if saved_step is not None:  # before the manager creates anything
@@ -108,10 +82,9 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                                                  allow_config_change)
     manager = checkpoints.checkpoint_manager(model_dir_path, keep_checkpoints, checkpoint_every,
                                              async_checkpoints)
-    latest = manager.latest_step()
+    state, data_state, latest = init_or_restore(layout, tx, manager, mesh, model_config, seed,
+                                                init_checkpoint, str(model_dir_path))
     if latest is not None:
-        state, data_state = checkpoints.restore_step(manager, latest, abstract_state,
-                                                     abstract_params, str(model_dir_path))
         if restart_data_stream:
             logger.info("train.restart_data_stream: the data stream starts from its beginning.")
             data_state = None
@@ -120,128 +93,140 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
         logger.info("Resumed from step %d in %s.", latest, model_dir_path)
         if saved_step is not None and changes:
             logger.info("Changed since the run's last start: %s.", "; ".join(changes))
-    else:
-        if tuning_prompt:
-            from flan_jax.models import init_prompt
 
-            prompt = init_prompt(model_config, frozen["token_embed"]["embedding"], seed)
-            params = {checkpoints.PROMPT_PARAM: jax.device_put(
-                prompt, params_sh[checkpoints.PROMPT_PARAM])}
-        else:
-            with jax.set_mesh(mesh):
-                params = jax.jit(lambda r: nn.meta.unbox(init_fn(r)), out_shardings=params_sh)(
-                    jax.random.PRNGKey(seed))
-        if init_checkpoint:
-            init_cfg = checkpoints.read_model_config(
-                paths.as_path(init_checkpoint) / checkpoints.MODEL_GIN)
-            if init_cfg != model_config:
-                logger.warning("init_checkpoint's model.gin differs from the run's model config.")
-            if not checkpoints.params_shapes_match(init_checkpoint, abstract_params):
-                raise TrainingError(f"init_checkpoint {init_checkpoint} has other parameter "
-                                    "shapes than the configured model; check the model gin.")
-            params = checkpoints.load_params(init_checkpoint, target=checkpoints.sharded_abstract(
-                abstract_params, params_sh))
-        opt_state = jax.jit(tx.init, out_shardings=opt_sh)(params)
-        state = TrainState(jax.device_put(jnp.zeros((), jnp.int32), repl), params, opt_state)
-        data_state = None
-
-    start_step = int(state.step)
     source.check_model_vocabulary([model_dir_path, init_checkpoint, base_dir])
     if jax.process_index() == 0:
         checkpoints.write_run_files(model_dir_path, model_config, *source.vocabulary(),
                                     prompt_base=base_dir,
                                     config_name=run_checks.config_file_for(latest))
     batch_sh = partitioning.batch_sharding(mesh, rules)
-    batches = source.batches(model_config.family, batch_sh, data_state)
-
     step_fn = make_train_step(model, tx, rules, z_loss=z_loss,
                               loss_normalization=loss_normalization,
                               accumulate_steps=accumulate_steps,
                               dropout=model_config.dropout_rate > 0,
                               frozen_params=tuning_prompt, loss_chunk_size=loss_chunk_size)
-    frozen_args = (frozen,) if tuning_prompt else ()
+    repl = layout.shardings.step
     with jax.set_mesh(mesh):
-        jitted = jax.jit(step_fn, in_shardings=(state_sh, batch_sh, repl) + (
-            (frozen_sh,) if tuning_prompt else ()), out_shardings=(state_sh, repl),
-            donate_argnums=(0,))
-
-    stop = {"signal": None}
-
-    def on_sigterm(signum, frame):  # preemption: finish the step, save, exit
-        stop["signal"] = signum
-
-    previous_handler = signal.signal(signal.SIGTERM, on_sigterm) \
-        if threading.current_thread() is threading.main_thread() else None
-    # a resumed run replays the steps after its checkpoint: their old lines go
-    writer = MetricsWriter(model_dir_path, enabled=jax.process_index() == 0,
-                           keep_until=start_step)
-    n_params = count_params(abstract_params)
-    # MFU counts the FLOPs of every (padded) position the step computes.
-    step_flops = accounting.step_flops(model_config, abstract_model_params,
-                                       data.task_feature_lengths, data.batch_size)
-    peak = accounting.peak_flops_per_device() * jax.device_count()
+        jitted = jax.jit(step_fn, in_shardings=(layout.shardings, batch_sh, repl) + (
+            (layout.frozen_shardings,) if tuning_prompt else ()),
+            out_shardings=(layout.shardings, repl), donate_argnums=(0,))
+    start_step = int(state.step)
     logger.info("Training %s parameters%s for %d steps on %d devices (mesh %s).",
-                f"{n_params:,}", f" (a soft prompt; base {base_dir} frozen)" if tuning_prompt
-                else "", train_steps, jax.device_count(), dict(mesh.shape))
-    rng = jax.random.PRNGKey(seed + 1)
-    last: dict = {}
-    # Throughput, MFU and the ETA leave out this process's first step (restore and compile).
-    window_start, window_tokens, window_steps = time.time(), 0.0, 0
-    run_start, timed_from = time.time(), start_step + 1
-    step = last_saved = start_step
-    try:
-        while step < train_steps:
-            batch = next(batches)
-            with jax.set_mesh(mesh):
-                state, metrics = jitted(state, batch, rng, *frozen_args)
+                f"{count_params(layout.abstract_params):,}",
+                f" (a soft prompt; base {base_dir} frozen)" if tuning_prompt else "",
+                train_steps, jax.device_count(), dict(mesh.shape))
+    # MFU counts the FLOPs of every (padded) position the step computes.
+    meter = Throughput(start_step, accounting.step_flops(
+        model_config, layout.abstract_model_params, data.task_feature_lengths, data.batch_size),
+        accounting.peak_flops_per_device() * jax.device_count())
+    loop = _Loop(jitted=jitted, mesh=mesh, manager=manager, frozen=layout.frozen,
+                 batches=source.batches(model_config.family, batch_sh, data_state),
+                 schedule=schedule, meter=meter, model_dir=model_dir_path,
+                 train_steps=train_steps, log_every=log_every, eval_fn=eval_fn,
+                 eval_every=eval_every, stop_after=stop_after, rng=jax.random.PRNGKey(seed + 1))
+    return loop.run(state, start_step)
+
+
+def _check_inputs(model_dir: str, model_config: TransformerConfig, data, prompt_base,
+                  init_checkpoint, accumulate_steps: int, truncation_sample: int):
+    """(the opened data source, the prompt-tuning base or None), after every check that needs
+    no model: nothing is written before they pass."""
+    run_checks.check_model_dir(model_dir)
+    source = data_lib.open_source(data)  # an unknown task or mixture fails before any work
+    if truncation_sample:
+        run_checks.check_truncation(source, truncation_sample)
+    base_dir = prompt_tuning.check_prompt_tuning(
+        model_config, data, prompt_base, init_checkpoint) if model_config.prompt_length > 0 \
+        else None
+    if data.batch_size % accumulate_steps:
+        raise UserError(f"BATCH_SIZE={data.batch_size} is not divisible by "
+                        f"train.accumulate_steps={accumulate_steps}: use a multiple of it.")
+    return source, base_dir
+
+
+@dataclasses.dataclass
+class _Loop:
+    """The loop of one run: next batch -> jitted step -> metrics -> checkpoint, until
+    `train_steps`, a SIGTERM (saved, exits) or `stop_after` (tests: ends as a crash would)."""
+    jitted: Callable
+    mesh: Any
+    manager: Any  # the orbax CheckpointManager
+    frozen: Any  # prompt tuning: the frozen base parameters (else None)
+    batches: Any  # a flan_jax.data.GlobalBatches
+    schedule: Callable
+    meter: Throughput
+    model_dir: Any
+    train_steps: int
+    log_every: int
+    eval_fn: Callable | None
+    eval_every: int | None
+    stop_after: int | None
+    rng: jax.Array
+
+    def run(self, state, start_step: int) -> dict:
+        stop = {"signal": None}
+
+        def on_sigterm(signum, frame):  # preemption: finish the step, save, exit
+            stop["signal"] = signum
+
+        previous_handler = signal.signal(signal.SIGTERM, on_sigterm) \
+            if threading.current_thread() is threading.main_thread() else None
+        # a resumed run replays the steps after its checkpoint: their old lines go
+        writer = MetricsWriter(self.model_dir, enabled=jax.process_index() == 0,
+                               keep_until=start_step)
+        try:
+            return self._steps(state, start_step, writer, stop)
+        finally:
+            self.manager.wait_until_finished()
+            writer.close()
+            if previous_handler is not None:
+                signal.signal(signal.SIGTERM, previous_handler)
+
+    def _save(self, step: int, state, force: bool = False) -> bool:
+        return self.manager.save(step, args=checkpoints.save_args(state, self.batches.state()),
+                                 force=force)
+
+    def _steps(self, state, step: int, writer: MetricsWriter, stop: dict) -> dict:
+        last: dict = {}
+        last_saved = step
+        frozen_args = (self.frozen,) if self.frozen is not None else ()
+        while step < self.train_steps:
+            batch = next(self.batches)
+            with jax.set_mesh(self.mesh):
+                state, metrics = self.jitted(state, batch, self.rng, *frozen_args)
             step += 1
             metrics = jax.device_get(metrics)
             if not math.isfinite(float(metrics["loss"])):
                 raise TrainingError(
                     f"loss is {float(metrics['loss'])} at step {step}; stopping. The last good "
-                    f"checkpoint (step {manager.latest_step()}) is kept in {model_dir_path}. "
-                    "Lower the learning rate or check the data.")
-            if step == timed_from:  # the clock starts after the first step
-                window_start = run_start = time.time()
-            else:
-                window_tokens += float(metrics["num_tokens"])
-                window_steps += 1
-            if step % log_every == 0 or step == train_steps:
+                    f"checkpoint (step {self.manager.latest_step()}) is kept in "
+                    f"{self.model_dir}. Lower the learning rate or check the data.")
+            self.meter.step_done(step, float(metrics["num_tokens"]))
+            if step % self.log_every == 0 or step == self.train_steps:
                 last = {"step": step, **{k: float(v) for k, v in metrics.items()},
-                        "learning_rate": float(schedule(step - 1))}
-                if window_steps:  # else only the untimed first step is in the window
-                    elapsed = max(time.time() - window_start, 1e-9)
-                    last.update(tokens_per_sec=window_tokens / elapsed,
-                                step_time=elapsed / window_steps,
-                                mfu=window_steps * step_flops / elapsed / peak)
+                        "learning_rate": float(self.schedule(step - 1)), **self.meter.report()}
                 writer.write(last)
-                print_progress(last, step, train_steps, timed_from, run_start)
-                window_start, window_tokens, window_steps = time.time(), 0.0, 0
-            if manager.should_save(step) and manager.save(
-                    step, args=checkpoints.save_args(state, batches.state())):
+                print_progress(last, step, self.train_steps, self.meter.timed_from,
+                               self.meter.run_start)
+            if self.manager.should_save(step) and self._save(step, state):
                 last_saved = step
                 writer.sync()  # on a bucket, lines wait in memory until here (or 30 s)
-            if eval_fn is not None and eval_every and step % eval_every == 0:
-                eval_fn(params=merge_params(state.params, frozen), step=step)
+            if self.eval_fn is not None and self.eval_every and step % self.eval_every == 0:
+                self.eval_fn(params=merge_params(state.params, self.frozen), step=step)
             if stop["signal"] is not None:
                 if last_saved != step:
-                    manager.save(step, args=checkpoints.save_args(state, batches.state()), force=True)
-                manager.wait_until_finished()
-                print(f"Received signal {stop['signal']}: saved step {step} in {model_dir_path};"
-                      " rerun the same command to resume.", file=sys.stderr)
+                    self._save(step, state, force=True)
+                self.manager.wait_until_finished()
+                print(f"Received signal {stop['signal']}: saved step {step} in "
+                      f"{self.model_dir}; rerun the same command to resume.", file=sys.stderr)
                 return last
-            if stop_after is not None and step >= stop_after:
-                manager.wait_until_finished()
+            if self.stop_after is not None and step >= self.stop_after:
+                self.manager.wait_until_finished()
                 return last
-        if last_saved != step or manager.latest_step() is None:  # TRAIN_STEPS = 0 saves too
-            manager.save(step, args=checkpoints.save_args(state, batches.state()), force=True)
-        manager.wait_until_finished()
-    finally:
-        manager.wait_until_finished()
-        writer.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
-    return last
+        if last_saved != step or self.manager.latest_step() is None:  # TRAIN_STEPS = 0 saves
+            self._save(step, state, force=True)
+        self.manager.wait_until_finished()
+        return last
 
 
 def _check_model_is_configured(args) -> None:

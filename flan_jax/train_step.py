@@ -1,8 +1,12 @@
 """The train state and the step: forward, loss, gradients (accumulated over micro-batches) and
-the optimizer update, as one function for `jax.jit` with shardings."""
+the optimizer update, as one function for `jax.jit` with shardings; and where a run's state
+comes from (`state_layout`, then `init_or_restore`: the latest checkpoint, or a fresh
+initialisation, or INIT_CHECKPOINT's parameters), as t5x's TrainStateInitializer does."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import Any, Callable
 
 import flax
@@ -11,8 +15,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from flan_jax import losses
-from flan_jax.models import output_head_kernel
+from flan_jax import checkpoints, losses, partitioning, paths, prompt_tuning
+from flan_jax.errors import TrainingError
+from flan_jax.models import init_params_fn, output_head_kernel
+
+logger = logging.getLogger("flan_jax.train")
 
 
 @flax.struct.dataclass
@@ -20,6 +27,88 @@ class TrainState:
     step: jax.Array
     params: Any
     opt_state: Any
+
+
+@dataclasses.dataclass
+class StateLayout:
+    """A run's train state before any array exists: shapes, dtypes and shardings.
+
+    With prompt tuning the trained parameters are the prompt alone; the rest of the model
+    (`frozen`, restored from the base onto `frozen_shardings`) is passed to the step apart."""
+    init_fn: Callable  # rng -> the model's boxed parameters
+    abstract: TrainState  # ShapeDtypeStructs carrying their shardings
+    shardings: TrainState
+    abstract_params: Any  # the trained parameters
+    abstract_model_params: Any  # the whole model's
+    frozen: Any = None
+    frozen_shardings: Any = None
+
+
+def state_layout(model: nn.Module, tx: optax.GradientTransformation, mesh, rules, seed: int,
+                 prompt_base: str | None = None) -> StateLayout:
+    """The shardings of every parameter and optimizer slot (logical axes -> `mesh`); with
+    `prompt_base` (prompt tuning), the base's frozen parameters restored onto theirs."""
+    init_fn = init_params_fn(model)
+    boxed = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
+    params_sh = partitioning.params_shardings(boxed, mesh, rules)
+    abstract_params = abstract_model_params = nn.meta.unbox(boxed)
+    frozen, frozen_sh = None, None
+    if prompt_base:  # optimise (and checkpoint) the prompt; the rest stays the base's
+        (abstract_params, abstract_frozen), (params_sh, frozen_sh) = (
+            prompt_tuning.split_prompt(abstract_params), prompt_tuning.split_prompt(params_sh))
+        with jax.set_mesh(mesh):
+            frozen = prompt_tuning.load_frozen_params(prompt_base, abstract_frozen, frozen_sh)
+    abstract_opt = jax.eval_shape(tx.init, abstract_params)
+    opt_sh = partitioning.state_shardings_like(abstract_opt, abstract_params, params_sh, mesh)
+    state_sh = TrainState(step=partitioning.replicated(mesh), params=params_sh, opt_state=opt_sh)
+    abstract = jax.tree_util.tree_map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        TrainState(jax.ShapeDtypeStruct((), jnp.int32), abstract_params, abstract_opt), state_sh)
+    return StateLayout(init_fn, abstract, state_sh, abstract_params, abstract_model_params,
+                       frozen, frozen_sh)
+
+
+def init_or_restore(layout: StateLayout, tx: optax.GradientTransformation, manager, mesh,
+                    model_config, seed: int, init_checkpoint: str | None,
+                    where: str) -> tuple[TrainState, dict | None, int | None]:
+    """(train state, the checkpoint's data state or None, the step restored or None): the
+    latest step `manager` holds, restored straight into its shardings, or else a new state."""
+    latest = manager.latest_step()
+    if latest is not None:
+        state, data_state = checkpoints.restore_step(manager, latest, layout.abstract,
+                                                     layout.abstract_params, where)
+        return state, data_state, latest
+    return initial_state(layout, tx, mesh, model_config, seed, init_checkpoint), None, None
+
+
+def initial_state(layout: StateLayout, tx: optax.GradientTransformation, mesh, model_config,
+                  seed: int, init_checkpoint: str | None) -> TrainState:
+    """Step 0: initialised parameters (a prompt drawn from the base's embeddings when prompt
+    tuning), or INIT_CHECKPOINT's, and a fresh optimizer state, all on their shardings."""
+    params_sh = layout.shardings.params
+    if layout.frozen is not None:
+        from flan_jax.models import init_prompt
+
+        prompt = init_prompt(model_config, layout.frozen["token_embed"]["embedding"], seed)
+        params = {checkpoints.PROMPT_PARAM: jax.device_put(
+            prompt, params_sh[checkpoints.PROMPT_PARAM])}
+    else:
+        with jax.set_mesh(mesh):
+            params = jax.jit(lambda r: nn.meta.unbox(layout.init_fn(r)),
+                             out_shardings=params_sh)(jax.random.PRNGKey(seed))
+    if init_checkpoint:
+        init_cfg = checkpoints.read_model_config(
+            paths.as_path(init_checkpoint) / checkpoints.MODEL_GIN)
+        if init_cfg != model_config:
+            logger.warning("init_checkpoint's model.gin differs from the run's model config.")
+        if not checkpoints.params_shapes_match(init_checkpoint, layout.abstract_params):
+            raise TrainingError(f"init_checkpoint {init_checkpoint} has other parameter "
+                                "shapes than the configured model; check the model gin.")
+        params = checkpoints.load_params(init_checkpoint, target=checkpoints.sharded_abstract(
+            layout.abstract_params, params_sh))
+    opt_state = jax.jit(tx.init, out_shardings=layout.shardings.opt_state)(params)
+    step = jax.device_put(jnp.zeros((), jnp.int32), layout.shardings.step)
+    return TrainState(step, params, opt_state)
 
 
 def merge_params(trained, frozen):
