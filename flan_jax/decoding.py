@@ -30,7 +30,7 @@ import numpy as np
 from flan_jax.models import build_model, init_cache
 from flan_jax.batching import (bucket_batch, bucket_length, check_prompt, input_ids, pad_rows,
                                row_lengths)
-from flan_jax.placement import Placement, batch_multiple, fetch, put, round_up, running
+from flan_jax.placement import Placement, resolve, round_up
 from flan_jax.scoring import gather_cache
 
 METHODS = ("greedy", "sample", "beam")
@@ -288,7 +288,8 @@ def generate(model, params, vocab, inputs: Sequence[str], max_new_tokens: int = 
              keep_input: str | None = None) -> list[str]:
     """Generated text for each input. Sampling keys derive from (seed, example_offset + index),
     so an example's sample does not depend on batching or on where a resumed run starts.
-    With a `placement`, each batch is split over its data axes."""
+    Each batch is split over `placement`'s data axes (None: one device)."""
+    placement = resolve(placement)
     family = model.config.family
     prompts = [input_ids(vocab, x, family, max_input_length, stats, keep_input)
                for x in inputs]
@@ -299,13 +300,13 @@ def generate(model, params, vocab, inputs: Sequence[str], max_new_tokens: int = 
     out: list[str] = []
     for start in range(0, len(prompts), batch_size):
         p = prompts[start:start + batch_size]
-        b = round_up(bucket_batch(len(p), batch_size), batch_multiple(placement))
+        b = round_up(bucket_batch(len(p), batch_size), placement.batch_multiple)
         batch = decoding_batch(model, p, b, bucket_length(max(map(len, p)), max_input_length))
         ids = np.arange(b) + example_offset + start
         keys = np.asarray(jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.asarray(ids)))
-        batch, keys = put(placement, (batch, keys))
-        with running(placement):
-            tokens = fetch(placement, decode_tokens(
+        batch, keys = placement.put_tree((batch, keys))
+        with placement.context():
+            tokens = placement.fetch_tree(decode_tokens(
                 model, params, batch, max_new_tokens, method, temperature, top_k, top_p,
                 num_beams, length_penalty, keys, vocab.eos_id))
         out += [vocab.decode(row) for row in tokens[:len(p)]]

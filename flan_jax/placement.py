@@ -11,6 +11,9 @@ one device.
 Multi-host: every process runs the same command on the same examples; each feeds only the
 shards of a batch its own devices hold (`jax.make_array_from_callback`), so the work is divided
 over processes, and `fetch` gathers the results on all of them.
+
+There is always a Placement: a caller without a mesh gets `Placement.single_device()` (the
+same axis names and rules over one device), so scoring and decoding have one path.
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ class Placement:
         """The mesh and rules the gin config binds (`mesh_axes`, `logical_axis_rules`,
         `hardware/*.gin`): the same ones `train` uses."""
         return cls(partitioning.make_mesh(), tuple(partitioning.logical_axis_rules()))
+
+    @classmethod
+    def single_device(cls, device: jax.Device | None = None) -> "Placement":
+        """One device (the default one unless given), every mesh axis of size 1."""
+        sizes = {name: 1 for name in partitioning.mesh_axes()}
+        mesh = partitioning.make_mesh(sizes, devices=[device or jax.devices()[0]])
+        return cls(mesh, tuple(partitioning.logical_axis_rules()))
 
     @property
     def data_axes(self) -> tuple[str, ...]:
@@ -80,6 +90,10 @@ class Placement:
         with jax.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
             yield
 
+    def fetch_tree(self, tree) -> Any:
+        """Model outputs as host arrays, whole, on every process."""
+        return jax.tree_util.tree_map(Placement.fetch, tree)
+
     @staticmethod
     def fetch(x) -> np.ndarray:
         """A (possibly sharded, possibly multi-host) array, whole, on this host."""
@@ -94,22 +108,10 @@ def round_up(n: int, multiple: int) -> int:
     return -(-int(n) // max(int(multiple), 1)) * max(int(multiple), 1)
 
 
-def batch_multiple(placement: Placement | None) -> int:
-    return placement.batch_multiple if placement is not None else 1
-
-
-def put(placement: Placement | None, tree):
-    """Host arrays as model inputs: split over the data axes, or as they are without a mesh."""
-    return placement.put_tree(tree) if placement is not None else tree
-
-
-def fetch(placement: Placement | None, tree):
-    """Model outputs as host arrays, whole, on every process."""
-    return jax.tree_util.tree_map(Placement.fetch, tree)
-
-
-def running(placement: Placement | None):
-    return placement.context() if placement is not None else contextlib.nullcontext()
+def resolve(placement: Placement | None) -> Placement:
+    """`placement`, or `Placement.single_device()` for a caller that names none (the public
+    scoring and decoding functions resolve it once, at their entry)."""
+    return placement if placement is not None else Placement.single_device()
 
 
 def param_bytes(params) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from flan_jax.batching import (bucket_batch, bucket_length, check_prompt, decode
                                encdec_batch, input_ids, next_pow2, pad_rows, row_lengths,
                                target_ids)
 from flan_jax.models import build_model, init_cache, layout
-from flan_jax.placement import Placement, batch_multiple, fetch, put, round_up, running
+from flan_jax.placement import Placement, resolve, round_up
 
 SCORES = ("sum", "mean", "per_char")
 
@@ -108,11 +108,12 @@ def _functions(cfg) -> dict[str, Any]:
 
 def target_log_likelihoods(model, params, batch: dict,
                            placement: Placement | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(summed log-likelihood [b], number of scored tokens [b]) of a scoring batch (its rows
-    split over `placement`'s data axes when given)."""
-    batch = put(placement, {k: np.asarray(v) for k, v in batch.items()})
-    with running(placement):
-        return fetch(placement, _functions(model.config)["loglik"](params, batch))
+    """(summed log-likelihood [b], number of scored tokens [b]) of a scoring batch, its rows
+    split over `placement`'s data axes (None: one device)."""
+    placement = resolve(placement)
+    batch = placement.put_tree({k: np.asarray(v) for k, v in batch.items()})
+    with placement.context():
+        return placement.fetch_tree(_functions(model.config)["loglik"](params, batch))
 
 
 # --- text-level scoring ------------------------------------------------------------------------
@@ -121,7 +122,9 @@ def score_texts(model, params, vocab, inputs: Sequence[str], targets: Sequence[s
                 batch_size: int = 16, max_input_length: int = 512, max_target_length: int = 128,
                 stats: dict | None = None, placement: Placement | None = None,
                 keep_input: str | None = None) -> list[tuple[float, int]]:
-    """(summed target log-likelihood, number of target tokens) for each (input, target)."""
+    """(summed target log-likelihood, number of target tokens) for each (input, target), on
+    `placement` (None: one device)."""
+    placement = resolve(placement)
     if len(inputs) != len(targets):
         raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets.")
     family = model.config.family
@@ -134,7 +137,7 @@ def score_texts(model, params, vocab, inputs: Sequence[str], targets: Sequence[s
     out: list[tuple[float, int]] = []
     for start in range(0, len(prompts), batch_size):
         p, t = prompts[start:start + batch_size], tgts[start:start + batch_size]
-        b = round_up(bucket_batch(len(p), batch_size), batch_multiple(placement))
+        b = round_up(bucket_batch(len(p), batch_size), placement.batch_multiple)
         if family == "encoder_decoder":
             batch = encdec_batch(p, t, b, bucket_length(max(map(len, p)), max_input_length),
                                  bucket_length(max(map(len, t)), max_target_length))
@@ -206,14 +209,15 @@ def rank_classify(model, params, vocab, inputs: Sequence[str], options: Sequence
     an example index and padded to a power of two. At most `option_tokens_per_call` option
     tokens (rows x padded length) go into one device call, so memory stays flat however many
     options an input has (more options take more calls, each re-running its inputs).
-    With a `placement`, inputs and options are split over its data axes. `call_shapes`
+    Inputs and options are split over `placement`'s data axes (None: one device). `call_shapes`
     collects (inputs, input length, options, option length) of every device call.
     """
     prompts, opt_ids = _prepare_rank(model, vocab, inputs, options, score, max_input_length,
                                      max_option_length, stats, keep_input)
     fns = _functions(model.config)
     fn = fns["rank_encdec" if model.config.family == "encoder_decoder" else "rank_decoder_only"]
-    multiple = batch_multiple(placement)
+    placement = resolve(placement)
+    multiple = placement.batch_multiple
     results: list[RankResult] = []
     for start in range(0, len(prompts), batch_size):
         p = prompts[start:start + batch_size]
@@ -225,7 +229,7 @@ def rank_classify(model, params, vocab, inputs: Sequence[str], options: Sequence
         lo = bucket_length(max(map(len, flat)), max_option_length)
         rows = max(1, int(option_tokens_per_call) // lo)
         rows = round_up(1 << (rows.bit_length() - 1), multiple)  # a power of two (x multiple)
-        prompt_batch = put(placement, (pad_rows(p, b, lp_len), row_lengths(p, b)))
+        prompt_batch = placement.put_tree((pad_rows(p, b, lp_len), row_lengths(p, b)))
         ll, nt = np.zeros(len(flat)), np.zeros(len(flat), np.int64)
         for c in range(0, len(flat), rows):
             chunk = flat[c:c + rows]
@@ -234,10 +238,10 @@ def rank_classify(model, params, vocab, inputs: Sequence[str], options: Sequence
             ex_idx[:len(chunk)] = owner[c:c + len(chunk)]
             if call_shapes is not None:
                 call_shapes.add((b, lp_len, m, lo))
-            with running(placement):
-                out = fn(params, *prompt_batch,
-                         *put(placement, (pad_rows(chunk, m, lo), row_lengths(chunk, m), ex_idx)))
-            got_ll, got_nt = fetch(placement, out)
+            with placement.context():
+                out = fn(params, *prompt_batch, *placement.put_tree(
+                    (pad_rows(chunk, m, lo), row_lengths(chunk, m), ex_idx)))
+            got_ll, got_nt = placement.fetch_tree(out)
             ll[c:c + len(chunk)], nt[c:c + len(chunk)] = got_ll[:len(chunk)], got_nt[:len(chunk)]
         k = 0
         for j, opts in enumerate(o):
