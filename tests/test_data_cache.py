@@ -56,7 +56,7 @@ def test_the_cache_holds_each_tasks_examples_as_seqio_produces_them(cache):
 
 @pytest.mark.parametrize("family", ["encoder_decoder", "decoder_only"])
 def test_batches_equal_seqio_packed_batches_of_the_same_examples(cache, family):
-    from tests.test_packing import _seqio_rows
+    from tests.fixtures import seqio_rows as _seqio_rows
 
     rates = {t: c.rate for t, c in cache.tasks.items()}
     stream = example_stream(cache, rates, seed=0, shuffle=True)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from flan_jax import decoding
-from tests.test_scoring import DEC_ONLY, ENC_DEC, PREFIX_LM, VOCAB, tiny_model
+from tests.fixtures import DEC_ONLY, ENC_DEC, PREFIX_LM, VOCAB, tiny_model
 
 CONFIGS = {"encoder_decoder": ENC_DEC, "decoder_only": DEC_ONLY, "prefix_lm": PREFIX_LM}
 PROMPTS = ["hello there", "a", "what is the capital of France?"]

@@ -8,7 +8,7 @@ from t5.evaluation import metrics as t5_metrics
 from flan_jax import config
 from flan_jax import evaluate as _evaluate_module  # noqa: F401  (registers `evaluate` with gin)
 
-from tests.test_train import TINY
+from tests.fixtures import TINY
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.test_train import TINY
+from tests.fixtures import TINY
 
 MINIATURE = """
 include 'experiments/num_templates.gin'

@@ -11,7 +11,7 @@ from flan_jax import batching, decoding, infer, scoring
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.test_scoring import converted  # noqa: E402
+from tests.fixtures import converted  # noqa: E402
 
 RECORDS = [
     {"inputs": "Is the sky blue?", "targets": "yes", "options": ["yes", "no"], "id": 0},

@@ -4,30 +4,8 @@ import numpy as np
 import pytest
 
 from flan_jax.data.packing import Packer
-
-
-def _examples(n: int, seed: int, max_inputs: int, max_targets: int) -> list[dict]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        # some longer than the feature lengths (trimmed), some short; tokens never 0 but EOS=1
-        ni, nt = rng.integers(1, max_inputs + 1), rng.integers(1, max_targets + 1)
-        out.append({"inputs": np.append(rng.integers(2, 50, ni - 1), 1).astype(np.int32),
-                    "targets": np.append(rng.integers(2, 50, nt - 1), 1).astype(np.int32)})
-    return out
-
-
-def _seqio_rows(examples, family, lengths, pack):
-    import tensorflow as tf
-
-    from flan_jax.data.seqio_source import feature_converter
-
-    ds = tf.data.Dataset.from_generator(
-        lambda: iter(examples), output_signature={
-            k: tf.TensorSpec([None], tf.int32) for k in ("inputs", "targets")})
-    # the task stage trims each feature to its length before the converter (seqio.get_dataset)
-    ds = ds.map(lambda ex: {k: v[:lengths[k]] for k, v in ex.items()})
-    return list(feature_converter(family, pack)(ds, lengths).as_numpy_iterator())
+from tests.fixtures import random_examples as _examples
+from tests.fixtures import seqio_rows as _seqio_rows
 
 
 @pytest.mark.parametrize("family", ["encoder_decoder", "decoder_only"])

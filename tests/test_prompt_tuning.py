@@ -13,7 +13,7 @@ import pytest
 from flan_jax import checkpoints, config, decoding, scoring
 from flan_jax import evaluate as _evaluate_module  # noqa: F401  (registers `evaluate` with gin)
 from flan_jax.models import init_prompt
-from tests.test_scoring import DEC_ONLY, ENC_DEC, INPUTS, OPTIONS, PREFIX_LM, VOCAB, tiny_model
+from tests.fixtures import DEC_ONLY, ENC_DEC, INPUTS, OPTIONS, PREFIX_LM, VOCAB, tiny_model
 
 PROMPTED = {name: dataclasses.replace(cfg, prompt_length=5) for name, cfg in
             {"encoder_decoder": ENC_DEC, "decoder_only": DEC_ONLY, "prefix_lm": PREFIX_LM}.items()}
@@ -54,7 +54,8 @@ def test_vocab_init_copies_embedding_rows_and_random_init_is_seeded():
 
 def _prompt_tune(base, model_dir, *extra):
     from flan_jax.train import train
-    from tests.test_train import TINY, _losses
+    from tests.fixtures import TINY
+    from tests.fixtures import losses as _losses
 
     config.parse_gin([str(base / "model.gin"), "runs/prompt_tune.gin", "hardware/cpu.gin"],
                      TINY + [f"MODEL_DIR = '{model_dir}'", f"BASE_CHECKPOINT = '{base}'",
@@ -89,7 +90,7 @@ def _tree_bytes(path):
 
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory):
-    from tests.test_train import _train
+    from tests.fixtures import train_run as _train
 
     base = tmp_path_factory.mktemp("base")
     _train(base, "TRAIN_STEPS = 10")

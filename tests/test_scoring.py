@@ -1,37 +1,15 @@
 """Scoring: shared-input rank classification equals per-option scoring and the transformers
 reference; score choices, truncation counts and bad inputs."""
 
-import json
-
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from flan_jax import batching, scoring
-from flan_jax.models import TransformerConfig, build_model
-from flan_jax.vocab import ByteVocab
+from tests.fixtures import DEC_ONLY, ENC_DEC, INPUTS, OPTIONS, PREFIX_LM, VOCAB, converted, tiny_model
 
-VOCAB = ByteVocab()
-ENC_DEC = TransformerConfig(family="encoder_decoder", vocab_size=259, emb_dim=32, num_heads=4,
-                            head_dim=8, mlp_dim=48, num_encoder_layers=2, num_decoder_layers=2,
-                            relative_attention_num_buckets=8, relative_attention_max_distance=16)
-DEC_ONLY = TransformerConfig(family="decoder_only", vocab_size=259, emb_dim=32, num_heads=4,
-                             num_kv_heads=2, head_dim=8, mlp_dim=48, num_encoder_layers=0,
-                             num_decoder_layers=2, mlp_activation="silu")
-PREFIX_LM = TransformerConfig(**{**DEC_ONLY.__dict__, "prefix_lm": True})
 CONFIGS = {"encoder_decoder": ENC_DEC, "decoder_only": DEC_ONLY, "prefix_lm": PREFIX_LM}
-
-INPUTS = ["Is the sky blue?", "Pick a letter:", "What is the capital of France? Answer:", "ok"]
-OPTIONS = [["yes", "no"], ["a", "bb", "ccc", "dddd", "e"], [" Paris"], [" fine", "good"]]
-
-
-def tiny_model(cfg, seed=0):
-    model = build_model(cfg)
-    tokens = jnp.ones((1, 4), jnp.int32)
-    args = (tokens, tokens) if cfg.family == "encoder_decoder" else (tokens,)
-    return model, nn.meta.unbox(model.init(jax.random.PRNGKey(seed), *args)["params"])
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -75,31 +53,6 @@ def test_score_choices_truncation_and_errors():
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-
-
-def converted(tmp_path, family):
-    """A tiny random transformers model saved, converted to a flan-jax dir with a byte vocab."""
-    from flan_jax import checkpoints
-    from flan_jax.convert.hf import convert
-
-    torch.manual_seed(0)
-    if family == "encoder_decoder":
-        hf = transformers.T5ForConditionalGeneration(transformers.T5Config(
-            vocab_size=259, d_model=24, d_ff=40, num_layers=2, num_heads=3, d_kv=8,
-            feed_forward_proj="gated-gelu", decoder_start_token_id=0, pad_token_id=0,
-            eos_token_id=1, relative_attention_num_buckets=8,
-            relative_attention_max_distance=20, tie_word_embeddings=False)).eval()
-    else:
-        hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(
-            vocab_size=259, hidden_size=32, intermediate_size=44, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5,
-            tie_word_embeddings=False)).eval()
-    src, dst = tmp_path / f"hf_{family}", tmp_path / f"model_{family}"
-    hf.save_pretrained(src)
-    convert(src, dst)
-    (dst / "vocab.json").write_text(json.dumps({"kind": "byte"}))
-    cfg, params, vocab = checkpoints.load_model_dir(dst)
-    return hf, build_model(cfg), params, vocab, dst
 
 
 def torch_loglik(hf, family, prompt_ids, target_ids):

@@ -5,8 +5,6 @@ import json
 import os
 import pathlib
 import signal
-import subprocess
-import sys
 import time
 
 import jax
@@ -14,26 +12,11 @@ import numpy as np
 import pytest
 
 from flan_jax import config
-
-REPO = pathlib.Path(__file__).resolve().parent.parent
-
-TINY = [
-    "TransformerConfig.emb_dim = 64", "TransformerConfig.num_heads = 2",
-    "TransformerConfig.head_dim = 16", "TransformerConfig.mlp_dim = 128",
-    "TRAIN_STEPS = 12", "BATCH_SIZE = 8", "TASK_FEATURE_LENGTHS = {'inputs': 64, 'targets': 16}",
-    "MIXTURE_OR_TASK_NAME = 'synthetic_heldout_nli_train'", "train.log_every = 1",
-    "train.checkpoint_every = 5", "learning_rate_schedule.warmup_steps = 0",
-    "learning_rate_schedule.base_learning_rate = 3e-3",
-    "train.truncation_sample = 0",  # tests/test_run_checks.py and the test below check it
-]
-
-
-def _train(model_dir, *extra, files=("runs/demo.gin",), **kwargs):
-    from flan_jax.train import train
-
-    config.parse_gin(list(files), TINY + [f"MODEL_DIR = '{model_dir}'", *extra])
-    train(**kwargs)
-    return _losses(model_dir)
+from tests.fixtures import TINY
+from tests.fixtures import cli_process as _cli
+from tests.fixtures import losses as _losses
+from tests.fixtures import train_run as _train
+from tests.fixtures import wait_for_step as _wait_for_step
 
 
 def _main(capsys, model_dir, *extra):
@@ -58,9 +41,6 @@ def _snapshot(path):
             for p in sorted(path.rglob("*"))}
 
 
-def _losses(model_dir):
-    rows = [json.loads(line) for line in (pathlib.Path(model_dir) / "metrics.jsonl").open()]
-    return {r["step"]: r["loss"] for r in rows}
 
 
 def test_loss_decreases_and_run_files_are_written(tmp_path):
@@ -228,29 +208,6 @@ def test_misspelled_macro_and_missing_model_file_stop_before_writing(tmp_path, c
 
 
 # --- subprocess tests: real signals and real processes --------------------------------------
-
-def _cli(model_dir, *extra, env=None):
-    args = [sys.executable, "-m", "flan_jax.cli", "train", "--gin_file=runs/demo.gin",
-            f"--gin.MODEL_DIR='{model_dir}'"] + [f"--gin.{b.replace(' = ', '=', 1)}" for b in
-                                                  TINY + list(extra)]
-    full_env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-                "JAX_PLATFORMS": "cpu", **(env or {})}
-    return subprocess.Popen(args, cwd=REPO, env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
-def _wait_for_step(model_dir, step, proc, timeout=240):
-    target = pathlib.Path(model_dir) / "checkpoints" / str(step)
-    start = time.time()
-    while time.time() - start < timeout:
-        if target.is_dir() and not any(p.name.endswith(".orbax-checkpoint-tmp")
-                                       for p in target.parent.iterdir()):
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"trainer exited early:\n{proc.stdout.read()}")
-        time.sleep(0.2)
-    raise AssertionError(f"no checkpoint {step} after {timeout}s")
-
 
 @pytest.mark.slow
 def test_sigkill_after_checkpoint_then_resume_gives_identical_losses(tmp_path):

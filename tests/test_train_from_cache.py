@@ -11,7 +11,11 @@ import pytest
 from flan_jax import config
 from flan_jax.data import cache_writer
 from flan_jax.errors import UserError
-from tests.test_train import REPO, TINY, _cli, _losses, _train, _wait_for_step
+from tests.fixtures import REPO, TINY
+from tests.fixtures import cli_process as _cli
+from tests.fixtures import losses as _losses
+from tests.fixtures import train_run as _train
+from tests.fixtures import wait_for_step as _wait_for_step
 
 LENGTHS = {"inputs": 64, "targets": 16}
 

@@ -261,7 +261,7 @@ def test_trained_run_scores_a_jsonl_file_like_infer(tmp_path):
     """A run trained here (its latest checkpoints/STEP) exports, and transformers' summed
     log-likelihoods of a JSONL file equal `flan-jax infer --mode score` on it."""
     from flan_jax import infer
-    from tests.test_train import _train
+    from tests.fixtures import train_run as _train
 
     run = tmp_path / "run"
     _train(run, "TRAIN_STEPS = 3", "train.checkpoint_every = 3")
