@@ -20,3 +20,14 @@ def _fresh_gin():
     """Gin bindings parsed by one test (a training run's) must not configure the next one."""
     yield
     gin.clear_config()
+
+
+@pytest.fixture(scope="session")
+def synthetic_cache(tmp_path_factory):
+    """A data cache of synthetic_heldout_nli_train (40 examples per task, 16 per shard, lengths
+    64/16), built once per test session for every module that reads one."""
+    from flan_jax.data import cache_writer
+    from tests.fixtures import cache_plan
+
+    return cache_writer.build_cache(cache_plan(), str(tmp_path_factory.mktemp("cache")),
+                                    show_progress=False)

@@ -137,3 +137,15 @@ def seqio_rows(examples, family, lengths, pack):
     # the task stage trims each feature to its length before the converter (seqio.get_dataset)
     ds = ds.map(lambda ex: {k: v[:lengths[k]] for k, v in ex.items()})
     return list(feature_converter(family, pack)(ds, lengths).as_numpy_iterator())
+
+
+CACHE_MIXTURE = "synthetic_heldout_nli_train"
+CACHE_LENGTHS = {"inputs": 64, "targets": 16}
+
+
+def cache_plan(name=CACHE_MIXTURE, per_task=40, per_shard=16):
+    """The cache_writer.Plan of the session's `synthetic_cache` (or of a variant)."""
+    from flan_jax.data import cache_writer
+
+    return cache_writer.Plan(name, "train", dict(CACHE_LENGTHS), per_task, per_shard,
+                             f"flan-jax data cache {name} --out DIR")

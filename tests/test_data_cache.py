@@ -12,6 +12,7 @@ from flan_jax.data import cache_format as data_cache
 from flan_jax.data import cache_writer
 from flan_jax.data.cache_reader import CacheBatchIterator, example_stream
 from flan_jax.errors import UserError
+from tests.fixtures import cache_plan
 
 MIXTURE = "synthetic_heldout_nli_train"
 LENGTHS = {"inputs": 64, "targets": 16}
@@ -19,14 +20,12 @@ PER_TASK = 40
 
 
 def _plan(name=MIXTURE, per_task=PER_TASK, per_shard=16):
-    return cache_writer.Plan(name, "train", dict(LENGTHS), per_task, per_shard,
-                             f"flan-jax data cache {name} --out DIR")
+    return cache_plan(name, per_task, per_shard)
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cache")
-    return cache_writer.build_cache(_plan(), str(out), show_progress=False)
+@pytest.fixture
+def cache(synthetic_cache):
+    return synthetic_cache
 
 
 def _records(info, task):
