@@ -124,7 +124,7 @@ def _examples(task: EvalTask, limit: int | None) -> list[dict]:
 
 def predict_task(task: EvalTask, model, params, vocab, settings: PredictSettings, *,
                  max_examples: int | None, stats: dict,
-                 placement=None) -> tuple[list[dict], list[str]]:
+                 placement: Placement | None = None) -> tuple[list[dict], list[str]]:
     """The task's eval examples and the model's text prediction for each."""
     examples = _examples(task, max_examples)
     inputs = [text(ex["inputs_pretokenized"]) for ex in examples]

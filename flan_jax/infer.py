@@ -33,11 +33,14 @@ import argparse
 import json
 import os
 import sys
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from flan_jax import paths
+
+if TYPE_CHECKING:  # the model stack is imported only when a model is loaded
+    from flan_jax.placement import Placement
 
 MODES = ("score", "rank", "predict")
 
@@ -184,7 +187,7 @@ def _write_meta(args, digests: list) -> None:
 
 
 def _process(mode: str, args, model, params, vocab, records: list[dict], offset: int,
-             stats: dict, placement=None) -> list[dict]:
+             stats: dict, placement: Placement | None = None) -> list[dict]:
     from flan_jax import scoring
     from flan_jax.predict import PredictSettings, predict
 

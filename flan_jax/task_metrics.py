@@ -18,6 +18,7 @@ import numpy as np
 
 from flan_jax import scoring
 from flan_jax.errors import UserError
+from flan_jax.placement import Placement
 from flan_jax.predict import PredictSettings, predict
 
 
@@ -77,7 +78,7 @@ def _example_index(ex: dict) -> int:
 
 def rank_rows_scores(model, params, vocab, examples: Sequence[dict], settings: PredictSettings,
                      stats: dict | None = None,
-                     placement=None) -> tuple[list[float], list[str]]:
+                     placement: Placement | None = None) -> tuple[list[float], list[str]]:
     """(summed log-likelihood of each row's target, the best option of each input example).
     Rows of one example that share their input are ranked in one pass over that input."""
     groups: dict[int, list[int]] = {}
@@ -117,7 +118,7 @@ def rank_rows_scores(model, params, vocab, examples: Sequence[dict], settings: P
 
 def evaluate_task(task, examples: Sequence[dict], model, params, vocab,
                   settings: PredictSettings, stats: dict | None = None,
-                  placement=None) -> TaskOutput:
+                  placement: Placement | None = None) -> TaskOutput:
     """Runs what the task's metric functions need (decoding, target scores or rank rows) and
     applies them, for any seqio task."""
     if is_rank_rows(task, examples):
