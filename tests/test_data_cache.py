@@ -177,26 +177,26 @@ def test_fingerprints_change_with_a_template_and_not_between_processes():
 
 
 def test_bad_caches_are_explained(tmp_path, cache):
-    from flan_jax.data import DataConfig, open_source as check_source
+    from flan_jax.data import DataConfig, open_source
 
     def cfg(**kw):
         base = dict(mixture_or_task_name=MIXTURE, task_feature_lengths=LENGTHS, batch_size=8,
                     source="cache", cache_dir=str(cache.path))
         return DataConfig(**{**base, **kw})
 
-    check_source(cfg())
-    check_source(cfg(mixture_or_task_name="synthetic_count_letter_train"))
+    open_source(cfg())
+    open_source(cfg(mixture_or_task_name="synthetic_count_letter_train"))
     with pytest.raises(UserError, match="no data cache at .*flan-jax data cache"):
-        check_source(cfg(cache_dir=str(tmp_path / "nothing")))
+        open_source(cfg(cache_dir=str(tmp_path / "nothing")))
     with pytest.raises(UserError, match="needs DataConfig.cache_dir"):
-        check_source(cfg(cache_dir=None))
+        open_source(cfg(cache_dir=None))
     with pytest.raises(UserError, match=r"TASK_FEATURE_LENGTHS=\{'inputs': 64"):
-        check_source(cfg(task_feature_lengths={"inputs": 128, "targets": 16}))
+        open_source(cfg(task_feature_lengths={"inputs": 128, "targets": 16}))
     with pytest.raises(UserError, match="needs 2 task.*nli"):
-        check_source(cfg(mixture_or_task_name="synthetic_all_train"))
+        open_source(cfg(mixture_or_task_name="synthetic_all_train"))
     (tmp_path / "half" / "tasks").mkdir(parents=True)
     with pytest.raises(UserError, match="half-written"):
-        check_source(cfg(cache_dir=str(tmp_path / "half")))
+        open_source(cfg(cache_dir=str(tmp_path / "half")))
     (tmp_path / "vocab").mkdir()
     (tmp_path / "vocab" / "vocab.json").write_text(json.dumps(
         {"kind": "sentencepiece", "file": "other.model"}))

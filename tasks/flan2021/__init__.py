@@ -7,7 +7,7 @@ Importing this package registers the collection "flan2021" with `tasks.registry`
 mixture names are described in `tasks.names`), using the vocabulary `flan_vocabulary()`
 returns: bind `flan2021.flan_vocabulary.spm_path` in gin to T5's SentencePiece model before
 `import tasks`, or call `register(replace=True)` after parsing gin. Nothing is downloaded or read
-at import; see `flan-jax data prepare` (flan_jax/data_cli.py) to prepare a mixture's TFDS
+at import; see `flan-jax data prepare` (flan_jax/data/cli.py) to prepare a mixture's TFDS
 datasets. Where this collection departs from the FLAN release: DEVIATIONS.md.
 
 Held-out clusters follow the paper: holding out NLI also drops paraphrase (and vice versa),
