@@ -110,10 +110,31 @@ def einsum_attention(q: Array, k: Array, v: Array, mask: AttentionMask, bias: Ar
 
 
 def xla_attention(q, k, v, mask, bias, scale, dropout_rate=0.0, dropout_rng=None) -> Array:
-    """`einsum_attention` recomputed in the backward pass: its residuals are its inputs."""
-    core = functools.partial(einsum_attention, scale=scale, dropout_rate=dropout_rate)
-    return jax.checkpoint(core, policy=jax.checkpoint_policies.nothing_saveable)(
-        q, k, v, mask, bias, dropout_rng=dropout_rng)
+    """`einsum_attention` recomputed in the backward pass: it keeps only its inputs (q, k, v,
+    the [b, q]/[b, k] metadata, the stack's bias). A custom VJP rather than `jax.checkpoint`,
+    so no enclosing remat policy (e.g. `dots`) can reach inside and save the scores."""
+    return _recomputed_core(float(scale), float(dropout_rate), q, k, v, mask, bias,
+                            dropout_rng)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _recomputed_core(scale, rate, q, k, v, mask, bias, rng):
+    return einsum_attention(q, k, v, mask, bias, scale, rate, rng)
+
+
+def _recomputed_core_fwd(scale, rate, q, k, v, mask, bias, rng):
+    return einsum_attention(q, k, v, mask, bias, scale, rate, rng), (q, k, v, mask, bias, rng)
+
+
+def _recomputed_core_bwd(scale, rate, residuals, g):
+    q, k, v, mask, bias, rng = residuals
+    core = lambda q, k, v, b: einsum_attention(q, k, v, mask, b, scale, rate, rng)  # noqa: E731
+    _, vjp = jax.vjp(core, q, k, v, bias)
+    dq, dk, dv, dbias = vjp(g)
+    return dq, dk, dv, None, dbias, None
+
+
+_recomputed_core.defvjp(_recomputed_core_fwd, _recomputed_core_bwd)
 
 
 def _cudnn_reason(mask: AttentionMask, decoding: bool, implementation: str) -> str | None:

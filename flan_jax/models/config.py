@@ -13,7 +13,7 @@ ATTENTION_IMPLS = ("einsum", "xla", "cudnn", "splash")
 # Earlier names: "dot_product_attention" was jax.nn.dot_product_attention's XLA path, which the
 # memory-efficient "xla" path replaces.
 _ATTENTION_ALIASES = {"dot_product_attention": "xla"}
-REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch", "minimal")
+REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch", "minimal", "minimal_except_gate")
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -61,7 +61,8 @@ class TransformerConfig:
     param_dtype: str = "float32"
     # Rematerialisation of each layer: "none", "full" (recompute each layer), "dots" (save
     # matmul outputs), "dots_no_batch" (save matmuls without a batch dimension), "minimal" (save
-    # the named projection outputs, recompute norms, activations and the attention core).
+    # the named projection outputs, recompute norms, activations and the attention core),
+    # "minimal_except_gate" (minimal, recomputing a gated MLP's linear half too).
     # `flan-jax bench memory` audits what each keeps for the backward pass.
     remat_policy: str = "none"
     # Stack each family's layers with `nn.scan` over a leading "layers" axis of the parameters

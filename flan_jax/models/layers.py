@@ -164,26 +164,32 @@ class Mlp(nn.Module):
                "relu": jax.nn.relu, "silu": jax.nn.silu}[cfg.mlp_activation]
         dense = lambda n, feats, axes: DenseGeneral(  # noqa: E731
             feats, axes, dtype=dt, param_dtype=pdt, name=n)
-        wi = lambda n: checkpoint_name(  # noqa: E731
-            dense(n, (cfg.mlp_dim,), ("embed", "mlp"))(x), "mlp_in")
-        hidden = act(wi("wi_0")) * wi("wi_1") if cfg.gated_mlp else act(wi("wi"))
+        wi = lambda n, tag: checkpoint_name(  # noqa: E731
+            dense(n, (cfg.mlp_dim,), ("embed", "mlp"))(x), tag)
+        hidden = (act(wi("wi_0", "mlp_in")) * wi("wi_1", "mlp_gate") if cfg.gated_mlp
+                  else act(wi("wi", "mlp_in")))
         hidden = constrain(hidden, ("batch", "length", "mlp"))
         hidden = nn.Dropout(cfg.dropout_rate)(hidden, deterministic=self.deterministic)
         return checkpoint_name(dense("wo", (cfg.emb_dim,), ("mlp", "embed"))(hidden), "mlp_out")
 
 
-# Checkpoint names a layer's projections carry (`jax.ad_checkpoint.checkpoint_name`).
+# Checkpoint names a layer's projections carry (`jax.ad_checkpoint.checkpoint_name`); a gated
+# MLP's activation input is "mlp_in", its linear half "mlp_gate".
 CHECKPOINT_NAMES = ("query_proj", "key_proj", "value_proj", "attention_out", "out_proj",
-                    "mlp_in", "mlp_out")
+                    "mlp_in", "mlp_gate", "mlp_out")
 # `minimal` keeps every matmul output the backward pass needs except the MLP's output, which
-# only joins the residual stream (the next layer's input is kept by the stack anyway); the
-# norms, rotary positions, activations and the attention core are recomputed.
-MINIMAL_SAVED = ("query_proj", "key_proj", "value_proj", "attention_out", "out_proj", "mlp_in")
+# only joins the residual stream (the next layer's input is kept by the stack anyway); norms,
+# rotary positions, activations and the attention core are recomputed. `minimal_except_gate`
+# also recomputes a gated MLP's linear half (one matmul a layer) for memory-bound shapes.
+MINIMAL_SAVED = ("query_proj", "key_proj", "value_proj", "attention_out", "out_proj",
+                 "mlp_in", "mlp_gate")
 _REMAT_POLICIES = {
     "full": None,
     "dots": jax.checkpoint_policies.checkpoint_dots,
     "dots_no_batch": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
     "minimal": jax.checkpoint_policies.save_only_these_names(*MINIMAL_SAVED),
+    "minimal_except_gate": jax.checkpoint_policies.save_only_these_names(
+        *(n for n in MINIMAL_SAVED if n != "mlp_gate")),
 }
 
 
