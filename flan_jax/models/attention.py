@@ -163,9 +163,15 @@ def cudnn_attention(q, k, v, mask: AttentionMask, bias, scale, implementation: s
         query_seq_lengths=q_len, key_value_seq_lengths=k_len, implementation=implementation)
 
 
+SPLASH_BLOCK = 128  # the kernel's block sizes must be multiples of the 128 TPU lanes
+
+
 def _splash_reason(mask: AttentionMask, bias, decoding: bool, interpret: bool) -> str | None:
     if decoding:
         return "cached decoding"
+    lengths = (mask.q_segments.shape[1], mask.k_segments.shape[1])
+    if any(n % SPLASH_BLOCK for n in lengths):
+        return f"lengths {lengths} that are not multiples of {SPLASH_BLOCK}"
     if bias is not None:
         return "an additive bias (T5 relative positions)"
     if mask.has_prefix:
@@ -176,7 +182,7 @@ def _splash_reason(mask: AttentionMask, bias, decoding: bool, interpret: bool) -
 
 
 def splash_attention(q, k, v, mask: AttentionMask, scale: float, interpret: bool = False,
-                     block: int = 128) -> Array:
+                     block: int = SPLASH_BLOCK) -> Array:
     """The Pallas splash kernel, per example and kv head (its multi-query form serves GQA).
 
     Packed segments go in as segment ids; causality is by index, which equals causality by
