@@ -171,7 +171,8 @@ def audit(cfg, batch: int, lengths: dict[str, int], examples_per_row: int = 1,
     tensors = saved_tensors(cfg, batch, lengths, examples_per_row, loss_chunk_size)
     pb, pl = _probe(batch, lengths, cfg)
     probe = saved_tensors(cfg, pb, pl, examples_per_row, loss_chunk_size)
-    fmt = lambda t: f"{t['dtype']}{list(t['shape'])} {t['bytes'] / GIB:.3f} GiB ({t['source']})"  # noqa
+    fmt = lambda t: (f"{t['dtype']}{list(t['shape'])} {t['bytes'] / GIB:.3f} GiB "  # noqa: E731
+                     f"({t['source']})")
     total = sum(t["bytes"] for t in tensors)
     return {"saved_bytes": total, "saved_gib": total / GIB, "num_saved": len(tensors),
             "largest": [fmt(t) for t in tensors[:TOP]],

@@ -76,7 +76,8 @@ class AttentionMask:
 
     def bias(self) -> Array:
         """Additive float32 [batch, 1, q, k]: 0 where allowed, NEG_INF elsewhere."""
-        return jnp.where(self.allowed(), 0.0, NEG_INF).astype(jnp.float32)[:, None]
+        # arithmetic, not `where` with a fill value: no constant to broadcast and hoist
+        return ((self.allowed().astype(jnp.float32) - 1.0) * -NEG_INF)[:, None]
 
     @property
     def has_prefix(self) -> bool:
@@ -104,7 +105,7 @@ def einsum_attention(q: Array, k: Array, v: Array, mask: AttentionMask, bias: Ar
     probs = jax.nn.softmax(logits, axis=-1)
     if dropout_rate > 0.0 and dropout_rng is not None:
         keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
-        probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
+        probs = probs * (keep.astype(probs.dtype) / (1.0 - dropout_rate))
     out = jnp.einsum("bhgqk,bkhd->bqhgd", probs.astype(v.dtype), v)
     return out.reshape(b, tq, h, d)
 
