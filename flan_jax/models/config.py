@@ -119,6 +119,13 @@ class TransformerConfig:
             )
 
 
+def attention_impls_for(platform: str) -> tuple[str, ...]:
+    """The attention paths worth measuring on a backend ("cpu", "gpu", "tpu"): the fused path of
+    another backend would only fall back to "xla" there."""
+    native = {"gpu": "cudnn", "tpu": "splash"}.get(platform)
+    return ("einsum", "xla") + ((native,) if native else ())
+
+
 def plain_config(**fields: Any) -> TransformerConfig:
     """A TransformerConfig from `fields` and the class defaults only: every field is passed
     explicitly, so gin bindings parsed in this process (a training run's) cannot leak in."""

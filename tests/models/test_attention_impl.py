@@ -14,7 +14,7 @@ import pytest
 
 from flan_jax.models import attention, build_model, init_cache
 from flan_jax.models.attention import AttentionMask
-from flan_jax.models.config import plain_config
+from flan_jax.models.config import attention_impls_for, plain_config
 
 ENC_DEC = plain_config(family="encoder_decoder", vocab_size=61, emb_dim=32, num_heads=4,
                        head_dim=8, mlp_dim=48, num_encoder_layers=2, num_decoder_layers=2,
@@ -219,3 +219,6 @@ def test_attention_impl_names():
     assert plain_config(attention_impl="dot_product_attention").attention_impl == "xla"
     with pytest.raises(ValueError, match="remat_policy='dot'.*'minimal'"):
         plain_config(remat_policy="dot")
+    assert attention_impls_for("gpu") == ("einsum", "xla", "cudnn")
+    assert attention_impls_for("tpu") == ("einsum", "xla", "splash")
+    assert attention_impls_for("cpu") == ("einsum", "xla")
