@@ -1,4 +1,4 @@
-"""`flan-jax bench {train,compare,pipeline,restart,rank,decode,mesh,compile,all} [--quick] ...`.
+"""`flan-jax bench {train,compare,pipeline,restart,rank,decode,mesh,compile,memory,all} ...`.
 
 Throughput, MFU and memory on this machine, written to `bench/results/<machine>.json` and
 `<machine>.md` (see `flan_jax.bench.results`). Each measurement is warmed up (compilation
@@ -32,7 +32,8 @@ RUNNERS = {"train": ("flan_jax.bench.train", "bench_train"),
            "rank": ("flan_jax.bench.rank", "bench_rank"),
            "decode": ("flan_jax.bench.decode", "bench_decode"),
            "mesh": ("flan_jax.bench.mesh", "bench_mesh"),
-           "compile": ("flan_jax.bench.compile", "bench_compile")}
+           "compile": ("flan_jax.bench.compile", "bench_compile"),
+           "memory": ("flan_jax.bench.memory", "bench_memory")}
 DEFAULT_MODELS = ("models/decoder_tiny.gin", "models/t5_tiny.gin")
 SMALL_MODELS = ("models/decoder_small.gin", "models/t5_small.gin")
 
@@ -48,8 +49,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="train benchmark: skip the small models (measured unless --quick or "
                         "--gin_file is given)")
     p.add_argument("--loss_chunk_sizes", default="0,128",
-                   help="compare: comma-separated train.loss_chunk_size values to measure "
+                   help="compare, memory: comma-separated train.loss_chunk_size values to measure "
                         "(0 = the whole logits at once)")
+    p.add_argument("--shape", default=None,
+                   help="memory: BATCHxLENGTH or BATCHxINPUTS+TARGETS (default: per family)")
     p.add_argument("--sections", default="decoder_1b,torch,t5,inference",
                    help="gpu: the sections to run, comma-separated (default: all)")
     p.add_argument("--budget_s", type=float, default=400.0,
@@ -101,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         runner = getattr(importlib.import_module(module), func)
         if what == "compare":
             rows = runner(models, s, tuple(int(c) for c in args.loss_chunk_sizes.split(",")))
+        elif what == "memory":
+            rows = runner(models, s, args.shape,
+                          tuple(int(c) for c in args.loss_chunk_sizes.split(",")))
         else:
             rows = runner(models + small if what == "train" else models, s)
         entry = {"command": command, "quick": args.quick, "rows": rows,

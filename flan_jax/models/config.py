@@ -8,7 +8,12 @@ from typing import Any
 import gin
 import jax.numpy as jnp
 
-ATTENTION_IMPLS = ("xla", "dot_product_attention")
+# `flan_jax.models.attention` says what each does and when cudnn/splash fall back to xla.
+ATTENTION_IMPLS = ("einsum", "xla", "cudnn", "splash")
+# Earlier names: "dot_product_attention" was jax.nn.dot_product_attention's XLA path, which the
+# memory-efficient "xla" path replaces.
+_ATTENTION_ALIASES = {"dot_product_attention": "xla"}
+REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch", "minimal", "minimal_except_gate")
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -54,16 +59,19 @@ class TransformerConfig:
     prefix_lm: bool = False
     dtype: str = "float32"  # compute dtype
     param_dtype: str = "float32"
-    # Rematerialisation: "none", "full" (recompute each layer), "dots" (save matmul outputs),
-    # "dots_no_batch" (save matmuls without a batch dimension).
+    # Rematerialisation of each layer: "none", "full" (recompute each layer), "dots" (save
+    # matmul outputs), "dots_no_batch" (save matmuls without a batch dimension), "minimal" (save
+    # the named projection outputs, recompute norms, activations and the attention core),
+    # "minimal_except_gate" (minimal, recomputing a gated MLP's linear half too).
+    # `flan-jax bench memory` audits what each keeps for the backward pass.
     remat_policy: str = "none"
     # Stack each family's layers with `nn.scan` over a leading "layers" axis of the parameters
     # (and of the KV cache), so compile time stays flat as depth grows. Checkpoints of either
     # layout load into either (`flan_jax.models.layout`).
     scan_layers: bool = False
-    # "xla" (einsums written out here) or "dot_product_attention" (`jax.nn.dot_product_attention`,
-    # cuDNN flash attention on GPUs where shapes allow). The fused path skips dropout on the
-    # attention probabilities (as flash kernels do); residual dropout is unchanged.
+    # "einsum" (the reference), "xla" (the attention core recomputed in the backward pass; runs
+    # everywhere), "cudnn" (flash attention on GPUs), "splash" (the Pallas kernel on TPUs); the
+    # last two take the xla path where they cannot express the mask (`models.attention`).
     attention_impl: str = "xla"
     # Prompt tuning: a trainable soft prompt of this many vectors is prepended to the encoder
     # inputs (encoder-decoder) or to the sequence (decoder-only); 0 = no prompt.
@@ -97,13 +105,25 @@ class TransformerConfig:
             raise ValueError(f"prompt_length={self.prompt_length} must be >= 0 (0 = no prompt).")
         if self.prompt_init not in ("vocab", "random"):
             raise ValueError(f"prompt_init={self.prompt_init!r}: use 'vocab' or 'random'.")
+        if self.attention_impl in _ATTENTION_ALIASES:
+            object.__setattr__(self, "attention_impl", _ATTENTION_ALIASES[self.attention_impl])
         if self.attention_impl not in ATTENTION_IMPLS:
             raise ValueError(f"attention_impl={self.attention_impl!r}: use one of "
                              f"{', '.join(repr(a) for a in ATTENTION_IMPLS)}.")
+        if self.remat_policy not in REMAT_POLICIES:
+            raise ValueError(f"remat_policy={self.remat_policy!r}: use one of "
+                             f"{', '.join(repr(r) for r in REMAT_POLICIES)}.")
         if self.mlp_activation not in ("gelu", "relu", "silu", "gelu_exact"):
             raise ValueError(
                 f"mlp_activation={self.mlp_activation!r}: use gelu, gelu_exact, relu or silu."
             )
+
+
+def attention_impls_for(platform: str) -> tuple[str, ...]:
+    """The attention paths worth measuring on a backend ("cpu", "gpu", "tpu"): the fused path of
+    another backend would only fall back to "xla" there."""
+    native = {"gpu": "cudnn", "tpu": "splash"}.get(platform)
+    return ("einsum", "xla") + ((native,) if native else ())
 
 
 def plain_config(**fields: Any) -> TransformerConfig:

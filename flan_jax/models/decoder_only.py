@@ -11,10 +11,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from flan_jax.models.attention import Attention, AttentionMask
 from flan_jax.models.config import TransformerConfig
-from flan_jax.models.layers import (SCANNED_LAYERS, Attention, DenseGeneral, Embed, Mlp, RMSNorm,
-                                    constrain, layer_stack, maybe_remat, prepend_prompt,
-                                    soft_prompt)
+from flan_jax.models.layers import (SCANNED_LAYERS, DenseGeneral, Embed, Mlp, RMSNorm, constrain,
+                                    layer_stack, maybe_remat, prepend_prompt, soft_prompt)
 
 Array = jax.Array
 
@@ -26,14 +26,13 @@ class DecoderOnlyLayer(nn.Module):
     scanned: bool = False  # under `nn.scan`: return (carry, None)
 
     @nn.compact
-    def __call__(self, x, seg, pos, prefix):
+    def __call__(self, x, mask: AttentionMask):
         cfg = self.config
         norm = lambda n: RMSNorm(cfg.norm_eps, cfg.compute_dtype, cfg.weights_dtype, name=n)  # noqa
         drop = lambda y: nn.Dropout(cfg.dropout_rate)(y, deterministic=self.deterministic)  # noqa
         y = norm("pre_attention_norm")(x)
-        y = Attention(cfg, causal=True, use_rope=True, decode=self.decode,
-                      deterministic=self.deterministic, name="self_attention")(
-            y, y, seg, seg, pos, pos, prefix, prefix)
+        y = Attention(cfg, use_rope=True, decode=self.decode,
+                      deterministic=self.deterministic, name="self_attention")(y, y, mask)
         x = x + drop(y)
         y = Mlp(cfg, self.deterministic, name="mlp")(norm("pre_mlp_norm")(x))
         x = x + drop(y)
@@ -67,6 +66,8 @@ class DecoderOnly(nn.Module):
         n_prompt = cfg.prompt_length
         deterministic = not enable_dropout
         tokens = decoder_input_tokens
+        # Without explicit ids or positions a row is one example (what cuDNN can express).
+        packed = decoder_segment_ids is not None or decoder_positions is not None
         seg = jnp.ones_like(tokens, jnp.int32) if decoder_segment_ids is None \
             else decoder_segment_ids
         if decoder_positions is None:
@@ -103,16 +104,16 @@ class DecoderOnly(nn.Module):
             raise ValueError("prompt_only=True needs a model with prompt_length > 0.")
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         x = constrain(x, ("batch", "length", "embed"))
+        mask = AttentionMask(seg, seg, decoder_positions, decoder_positions, prefix, prefix,
+                             causal=True, packed=packed)
         if cfg.scan_layers:
             stack = layer_stack(DecoderOnlyLayer, cfg, cfg.num_decoder_layers,
-                                in_axes=(nn.broadcast,) * 3)
-            x, _ = stack(cfg, deterministic, decode, scanned=True, name=SCANNED_LAYERS)(
-                x, seg, decoder_positions, prefix)
+                                in_axes=(nn.broadcast,))
+            x, _ = stack(cfg, deterministic, decode, scanned=True, name=SCANNED_LAYERS)(x, mask)
         else:
             layer_cls = maybe_remat(DecoderOnlyLayer, cfg.remat_policy)
             for i in range(cfg.num_decoder_layers):
-                x = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(
-                    x, seg, decoder_positions, prefix)
+                x = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(x, mask)
         if prompt_only:
             return None
         if n_prompt and not decode:

@@ -11,9 +11,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from flan_jax.models.attention import Attention, AttentionMask, stack_relative_bias
 from flan_jax.models.config import TransformerConfig
-from flan_jax.models.layers import (SCANNED_LAYERS, Attention, DenseGeneral, Embed, Mlp, RMSNorm,
-                                    _param, constrain, layer_stack, maybe_remat, prepend_prompt,
+from flan_jax.models.layers import (SCANNED_LAYERS, DenseGeneral, Embed, Mlp, RMSNorm, _param,
+                                    constrain, layer_stack, maybe_remat, prepend_prompt,
                                     prompt_segments, soft_prompt)
 
 Array = jax.Array
@@ -35,12 +36,12 @@ class EncoderLayer(nn.Module):
     scanned: bool = False  # under `nn.scan`: return (carry, None)
 
     @nn.compact
-    def __call__(self, x, seg, pos, rel_table):
+    def __call__(self, x, mask: AttentionMask, rel_bias):
         cfg = self.config
         drop = lambda y: nn.Dropout(cfg.dropout_rate)(y, deterministic=self.deterministic)  # noqa
         y = _norm(cfg, "pre_attention_norm")(x)
         y = Attention(cfg, deterministic=self.deterministic, name="attention")(
-            y, y, seg, seg, pos, pos, rel_table=rel_table)
+            y, y, mask, rel_bias=rel_bias)
         x = x + drop(y)
         y = Mlp(cfg, self.deterministic, name="mlp")(_norm(cfg, "pre_mlp_norm")(x))
         x = x + drop(y)
@@ -55,17 +56,20 @@ class DecoderLayer(nn.Module):
     scanned: bool = False  # under `nn.scan`: return (carry, None)
 
     @nn.compact
-    def __call__(self, x, seg, pos, encoded, enc_seg, enc_pos, rel_table, cross_kv=None):
+    def __call__(self, x, self_mask: AttentionMask, cross_mask: AttentionMask, encoded,
+                 rel_bias, rel_table, cross_kv=None):
+        """`rel_bias` is the stack's [1, h, q, k] bias; when decoding it is None and the bias
+        comes from `rel_table` and the cached positions."""
         cfg = self.config
         drop = lambda y: nn.Dropout(cfg.dropout_rate)(y, deterministic=self.deterministic)  # noqa
         y = _norm(cfg, "pre_self_attention_norm")(x)
-        y = Attention(cfg, causal=True, relpos_bidirectional=False, decode=self.decode,
+        y = Attention(cfg, relpos_bidirectional=False, decode=self.decode,
                       deterministic=self.deterministic, name="self_attention")(
-            y, y, seg, seg, pos, pos, rel_table=rel_table)
+            y, y, self_mask, rel_bias=rel_bias, rel_table=rel_table)
         x = x + drop(y)
         y = _norm(cfg, "pre_cross_attention_norm")(x)
         y = Attention(cfg, deterministic=self.deterministic, name="encoder_decoder_attention")(
-            y, encoded, seg, enc_seg, pos, enc_pos, kv=cross_kv)
+            y, encoded, cross_mask, kv=cross_kv)
         x = x + drop(y)
         y = Mlp(cfg, self.deterministic, name="mlp")(_norm(cfg, "pre_mlp_norm")(x))
         x = x + drop(y)
@@ -78,7 +82,8 @@ class Encoder(nn.Module):
     embed: nn.Module
 
     @nn.compact
-    def __call__(self, tokens, seg, pos, deterministic: bool = True, prompt=None):
+    def __call__(self, tokens, seg, pos, deterministic: bool = True, prompt=None,
+                 packed: bool = True):
         cfg = self.config
         rel_table = _relpos_table(self, cfg)
         x = self.embed(tokens)
@@ -86,15 +91,17 @@ class Encoder(nn.Module):
             x, seg, pos = prepend_prompt(prompt, x, seg, pos)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         x = constrain(x, ("batch", "length", "embed"))
+        mask = AttentionMask(seg, seg, pos, pos, packed=packed)
+        n = x.shape[1]
+        rel_bias = stack_relative_bias(rel_table, n, n, True, cfg.relative_attention_max_distance)
         if cfg.scan_layers:
             stack = layer_stack(EncoderLayer, cfg, cfg.num_encoder_layers,
-                                in_axes=(nn.broadcast,) * 3)
-            x, _ = stack(cfg, deterministic, scanned=True, name=SCANNED_LAYERS)(
-                x, seg, pos, rel_table)
+                                in_axes=(nn.broadcast,) * 2)
+            x, _ = stack(cfg, deterministic, scanned=True, name=SCANNED_LAYERS)(x, mask, rel_bias)
         else:
             layer_cls = maybe_remat(EncoderLayer, cfg.remat_policy)
             for i in range(cfg.num_encoder_layers):
-                x = layer_cls(cfg, deterministic, name=f"layers_{i}")(x, seg, pos, rel_table)
+                x = layer_cls(cfg, deterministic, name=f"layers_{i}")(x, mask, rel_bias)
         x = _norm(cfg, "final_norm")(x)
         return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
 
@@ -105,24 +112,31 @@ class Decoder(nn.Module):
 
     @nn.compact
     def __call__(self, tokens, seg, pos, encoded, enc_seg, enc_pos, deterministic: bool = True,
-                 decode: bool = False, cross_kv=None, return_hidden: bool = False):
+                 decode: bool = False, cross_kv=None, return_hidden: bool = False,
+                 packed: bool = True):
         cfg = self.config
-        rel_table = _relpos_table(self, cfg)
+        table = _relpos_table(self, cfg)
         x = self.embed(tokens)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         x = constrain(x, ("batch", "length", "embed"))
+        self_mask = AttentionMask(seg, seg, pos, pos, causal=True, packed=packed)
+        cross_mask = AttentionMask(seg, enc_seg, pos, enc_pos, packed=packed)
+        n = x.shape[1]
+        # Decoding follows the cached positions (no backward pass there, so per row is fine).
+        rel_bias, rel_table = (None, table) if decode else (stack_relative_bias(
+            table, n, n, False, cfg.relative_attention_max_distance), None)
         if cfg.scan_layers:
             # Scanned cross_kv is (keys, values) [batch, layers, ...]: sliced along axis 1.
             stack = layer_stack(DecoderLayer, cfg, cfg.num_decoder_layers,
-                                in_axes=(nn.broadcast,) * 6 + (nn.broadcast if cross_kv is None
+                                in_axes=(nn.broadcast,) * 5 + (nn.broadcast if cross_kv is None
                                                                else 1,))
             x, _ = stack(cfg, deterministic, decode, scanned=True, name=SCANNED_LAYERS)(
-                x, seg, pos, encoded, enc_seg, enc_pos, rel_table, cross_kv)
+                x, self_mask, cross_mask, encoded, rel_bias, rel_table, cross_kv)
         else:
             layer_cls = maybe_remat(DecoderLayer, cfg.remat_policy)
             for i in range(cfg.num_decoder_layers):
                 x = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(
-                    x, seg, pos, encoded, enc_seg, enc_pos, rel_table,
+                    x, self_mask, cross_mask, encoded, rel_bias, rel_table,
                     None if cross_kv is None else cross_kv[i])
         x = _norm(cfg, "final_norm")(x)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
@@ -172,18 +186,23 @@ class EncoderDecoder(nn.Module):
         self.decoder = Decoder(cfg, self.token_embed)
 
     def encode(self, encoder_input_tokens, encoder_segment_ids=None, encoder_positions=None,
-               enable_dropout: bool = False):
+               enable_dropout: bool = False, packed: bool | None = None):
+        """`packed` False promises one example a row padded at the end (what cuDNN expresses);
+        by default that holds when neither segment ids nor positions are given."""
+        if packed is None:
+            packed = encoder_segment_ids is not None or encoder_positions is not None
         seg = (encoder_input_tokens > 0).astype(jnp.int32) if encoder_segment_ids is None \
             else encoder_segment_ids
         pos = _default_positions(encoder_input_tokens) if encoder_positions is None \
             else encoder_positions
         return self.encoder(encoder_input_tokens, seg, pos, deterministic=not enable_dropout,
-                            prompt=self.prompt if self.config.prompt_length else None)
+                            prompt=self.prompt if self.config.prompt_length else None,
+                            packed=packed)
 
     def decode(self, encoded, encoder_segment_ids, decoder_input_tokens,
                decoder_segment_ids=None, decoder_positions=None, encoder_positions=None,
                enable_dropout: bool = False, decode: bool = False, cross_kv=None,
-               return_hidden: bool = False):
+               return_hidden: bool = False, packed: bool = True):
         """Decoder logits [batch, length, vocab] given encoder outputs (with `return_hidden`,
         the decoder's final hidden states [batch, length, emb] before the output head).
 
@@ -209,7 +228,7 @@ class EncoderDecoder(nn.Module):
         return self.decoder(decoder_input_tokens, decoder_segment_ids, decoder_positions,
                             encoded, encoder_segment_ids, encoder_positions,
                             deterministic=not enable_dropout, decode=decode, cross_kv=cross_kv,
-                            return_hidden=return_hidden)
+                            return_hidden=return_hidden, packed=packed)
 
     def cross_kv(self, encoded):
         """Per decoder layer, the cross-attention (keys, values) [batch, length, kv_heads, d] of
@@ -240,12 +259,14 @@ class EncoderDecoder(nn.Module):
                  encoder_segment_ids=None, decoder_segment_ids=None, encoder_positions=None,
                  decoder_positions=None, enable_dropout: bool = False, decode: bool = False,
                  return_hidden: bool = False):
+        packed = any(a is not None for a in (encoder_segment_ids, decoder_segment_ids,
+                                             encoder_positions, decoder_positions))
         if encoder_segment_ids is None:
             encoder_segment_ids = (encoder_input_tokens > 0).astype(jnp.int32)
         if decoder_segment_ids is None and decoder_target_tokens is not None:
             decoder_segment_ids = (decoder_target_tokens > 0).astype(jnp.int32)
         encoded = self.encode(encoder_input_tokens, encoder_segment_ids, encoder_positions,
-                              enable_dropout)
+                              enable_dropout, packed=packed)
         return self.decode(encoded, encoder_segment_ids, decoder_input_tokens,
                            decoder_segment_ids, decoder_positions, encoder_positions,
-                           enable_dropout, decode, return_hidden=return_hidden)
+                           enable_dropout, decode, return_hidden=return_hidden, packed=packed)

@@ -1,29 +1,30 @@
-"""Building blocks shared by both model families: norms, projections, attention, MLP, positions.
+"""Building blocks shared by both model families: norms, projections, MLP, positions, remat.
 
 Every parameter is created with logical axis names (`embed`, `mlp`, `heads`, `kv_heads`, `kv`,
 `vocab`, `relpos_buckets`) and the main activations are constrained to (`batch`, `length`, ...);
 `flan_jax.partitioning` maps those names to mesh axes. Nothing here imports TensorFlow.
+Attention lives in `flan_jax.models.attention`.
 
-Attention masks are built from per-token metadata instead of being passed in: segment ids
-(0 = padding; packed examples get 1, 2, ...), positions, and for prefix LMs a flag marking the
-bidirectional part. The same rule serves training on packed batches, scoring, and incremental
-decoding, where the keys' metadata live in the KV cache next to the keys.
+What a layer keeps for its backward pass is designed: RMSNorm recomputes its elementwise work
+from its input, projections are tagged with checkpoint names (`CHECKPOINT_NAMES`), and
+`TransformerConfig.remat_policy` chooses among `REMAT_POLICIES` (`minimal` keeps exactly the
+projection outputs a layer needs and recomputes the rest, the attention core included).
 """
 
 from __future__ import annotations
 
-import math
+import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.ad_checkpoint import checkpoint_name
 
 from flan_jax.models.config import TransformerConfig
 
 Array = jax.Array
-NEG_INF = -1e10  # finite, so a fully masked (padding) query row stays NaN-free
 
 
 def constrain(x: Array, axes: Sequence[str | None]) -> Array:
@@ -46,9 +47,16 @@ class RMSNorm(nn.Module):
     def __call__(self, x: Array) -> Array:
         scale = _param(self, "scale", nn.initializers.ones, (x.shape[-1],), ("embed",),
                        self.param_dtype)
-        x32 = x.astype(jnp.float32)
-        y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.eps)
-        return y.astype(self.dtype) * scale.astype(self.dtype)
+        # Elementwise work, recomputed in the backward pass from the input: no float32 copies
+        # of the activations are kept.
+        norm = functools.partial(_rms_norm, eps=self.eps, dtype=self.dtype)
+        return jax.checkpoint(norm, policy=jax.checkpoint_policies.nothing_saveable)(x, scale)
+
+
+def _rms_norm(x: Array, scale: Array, eps: float, dtype: Any) -> Array:
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + eps)
+    return y.astype(dtype) * scale.astype(dtype)
 
 
 class DenseGeneral(nn.Module):
@@ -120,38 +128,13 @@ class Embed(nn.Module):
                                 self.param_dtype)
 
     def __call__(self, tokens: Array) -> Array:
-        return jnp.take(self.embedding.astype(self.dtype), tokens, axis=0)
+        # Gathered from the parameter table and cast after: the table's gradient is a float32
+        # scatter-add of float32 rows.
+        return jnp.take(self.embedding, tokens, axis=0).astype(self.dtype)
 
     def attend(self, x: Array) -> Array:
         x2 = x.astype(self.dtype).reshape((-1, x.shape[-1]))  # 2-D: see DenseGeneral
         return (x2 @ self.embedding.astype(self.dtype).T).reshape(x.shape[:-1] + (-1,))
-
-
-def relative_position_bucket(relative_position: Array, bidirectional: bool, num_buckets: int,
-                             max_distance: int) -> Array:
-    """T5's bucketing of (key position - query position): exact when near, log-spaced when far."""
-    buckets = jnp.zeros_like(relative_position)
-    if bidirectional:
-        num_buckets //= 2
-        buckets = buckets + (relative_position > 0).astype(jnp.int32) * num_buckets
-        distance = jnp.abs(relative_position)
-    else:
-        distance = -jnp.minimum(relative_position, 0)
-    max_exact = num_buckets // 2
-    is_small = distance < max_exact
-    log_ratio = jnp.log(jnp.maximum(distance, 1).astype(jnp.float32) / max_exact) / math.log(
-        max_distance / max_exact)
-    large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(jnp.int32)
-    large = jnp.minimum(large, num_buckets - 1)
-    return buckets + jnp.where(is_small, distance, large)
-
-
-def relative_position_bias(table: Array, q_pos: Array, k_pos: Array, bidirectional: bool,
-                           max_distance: int) -> Array:
-    """Bias [batch, heads, q, k] from a [heads, buckets] table and token positions."""
-    rel = k_pos[:, None, :] - q_pos[:, :, None]
-    bucket = relative_position_bucket(rel, bidirectional, table.shape[1], max_distance)
-    return jnp.moveaxis(jnp.take(table, bucket, axis=1), 0, 1)  # [h,b,q,k] -> [b,h,q,k]
 
 
 def apply_rotary(x: Array, positions: Array, theta: float) -> Array:
@@ -164,118 +147,6 @@ def apply_rotary(x: Array, positions: Array, theta: float) -> Array:
     x1, x2 = jnp.split(x, 2, axis=-1)
     rotated = jnp.concatenate([-x2, x1], axis=-1)
     return x * cos + rotated * sin
-
-
-def attention_mask(q_seg: Array, k_seg: Array, q_pos: Array | None = None,
-                   k_pos: Array | None = None, causal: bool = False,
-                   q_prefix: Array | None = None, k_prefix: Array | None = None) -> Array:
-    """Boolean [batch, q, k]: same non-padding segment and, when causal, no look-ahead.
-
-    With prefix flags, tokens of the bidirectional prefix also see each other's future.
-    """
-    mask = (q_seg[:, :, None] == k_seg[:, None, :]) & (k_seg[:, None, :] > 0)
-    if causal:
-        allowed = k_pos[:, None, :] <= q_pos[:, :, None]
-        if q_prefix is not None:
-            allowed = allowed | (q_prefix[:, :, None] & k_prefix[:, None, :])
-        mask = mask & allowed
-    return mask
-
-
-class Attention(nn.Module):
-    """Multi-head attention with grouped-query heads, optional rotary/relative positions and cache.
-
-    Self-attention with `decode=True` keeps keys, values and their metadata (position, segment,
-    prefix flag) in the "cache" collection and appends the incoming chunk at the cache index:
-    one token a step when generating, or many at once to prefill a prompt.
-    """
-
-    config: TransformerConfig
-    causal: bool = False
-    use_rope: bool = False
-    relpos_bidirectional: bool = True
-    decode: bool = False
-    deterministic: bool = True
-
-    @nn.compact
-    def __call__(self, x_q: Array, x_kv: Array, q_seg: Array, k_seg: Array, q_pos: Array,
-                 k_pos: Array, q_prefix: Array | None = None, k_prefix: Array | None = None,
-                 rel_table: Array | None = None, kv: tuple[Array, Array] | None = None
-                 ) -> Array:
-        cfg = self.config
-        dt, pdt = cfg.compute_dtype, cfg.weights_dtype
-        h, kvh, d = cfg.num_heads, cfg.kv_heads, cfg.head_dim
-        is_t5 = cfg.family == "encoder_decoder"
-        # T5 folds 1/sqrt(d) into the query initialisation; Llama scales the logits.
-        q_init_scale, scale = (1.0 / d, 1.0) if is_t5 else (1.0, d ** -0.5)
-        proj = lambda n, heads, axes, s=1.0: DenseGeneral(  # noqa: E731
-            (heads, d), ("embed", axes, "kv"), init_scale=s, dtype=dt, param_dtype=pdt, name=n)
-        q = proj("query", h, "heads", q_init_scale)(x_q)
-        if kv is None:
-            k = proj("key", kvh, "kv_heads")(x_kv)
-            v = proj("value", kvh, "kv_heads")(x_kv)
-        else:  # keys and values projected once per input (cross-attention at inference)
-            k, v = kv
-        q = constrain(q, ("batch", "length", "heads", "kv"))
-        k = constrain(k, ("batch", "length", "kv_heads", "kv"))
-        v = constrain(v, ("batch", "length", "kv_heads", "kv"))
-        if self.use_rope:
-            q = apply_rotary(q, q_pos, cfg.rope_theta)
-            k = apply_rotary(k, k_pos, cfg.rope_theta)
-
-        if self.decode:
-            k, v, k_seg, k_pos, k_prefix = self._update_cache(k, v, k_seg, k_pos, k_prefix)
-
-        # Causality is part of the mask (positions, prefix flags), never `is_causal`: the same
-        # rule then holds for packed rows, prefix LMs and cached decoding.
-        mask = attention_mask(q_seg, k_seg, q_pos, k_pos, self.causal, q_prefix, k_prefix)
-        bias = None
-        if rel_table is not None:
-            bias = relative_position_bias(rel_table.astype(jnp.float32), q_pos, k_pos,
-                                          self.relpos_bidirectional,
-                                          cfg.relative_attention_max_distance)
-        b, tq = q.shape[:2]
-        if cfg.attention_impl == "dot_product_attention":
-            # Grouped query heads natively: query head i reads kv head i // (h // kvh), as below.
-            out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), bias=bias,
-                                               mask=mask[:, None], scale=scale)
-        else:
-            q = q.reshape(b, tq, kvh, h // kvh, d)
-            logits = jnp.einsum("bqhgd,bkhd->bhgqk", q, k).astype(jnp.float32) * scale
-            if bias is not None:
-                logits = logits + bias.reshape(b, kvh, h // kvh, tq, -1)
-            logits = jnp.where(mask[:, None, None], logits, NEG_INF)
-            probs = jax.nn.softmax(logits, axis=-1)
-            probs = nn.Dropout(cfg.dropout_rate)(probs, deterministic=self.deterministic)
-            out = jnp.einsum("bhgqk,bkhd->bqhgd", probs.astype(dt), v).reshape(b, tq, h, d)
-        out = constrain(out, ("batch", "length", "heads", "kv"))
-        return DenseGeneral((cfg.emb_dim,), ("heads", "kv", "embed"), num_in=2, dtype=dt,
-                            param_dtype=pdt, name="out")(out)
-
-    def _update_cache(self, k, v, k_seg, k_pos, k_prefix):
-        """Appends this chunk to the cache; returns the whole cache as keys and metadata."""
-        initialized = self.has_variable("cache", "cached_key")
-        b, n = k.shape[:2]
-        zeros = lambda shape, dtype: (lambda: jnp.zeros(shape, dtype))  # noqa: E731
-        ck = self.variable("cache", "cached_key", zeros(k.shape, k.dtype))
-        cv = self.variable("cache", "cached_value", zeros(v.shape, v.dtype))
-        cseg = self.variable("cache", "cached_segment", zeros((b, n), jnp.int32))
-        cpos = self.variable("cache", "cached_position", zeros((b, n), jnp.int32))
-        cpre = self.variable("cache", "cached_prefix", zeros((b, n), jnp.bool_))
-        index = self.variable("cache", "cache_index", zeros((), jnp.int32))
-        if not initialized:  # the shape-defining call: nothing is written
-            return k, v, k_seg, k_pos, k_prefix
-        i = index.value
-        upd = lambda var, new: jax.lax.dynamic_update_slice_in_dim(var, new, i, axis=1)  # noqa
-        ck.value = upd(ck.value, k.astype(ck.value.dtype))
-        cv.value = upd(cv.value, v.astype(cv.value.dtype))
-        cseg.value = upd(cseg.value, k_seg.astype(jnp.int32))
-        cpos.value = upd(cpos.value, k_pos.astype(jnp.int32))
-        prefix = jnp.zeros((b, n), jnp.bool_) if k_prefix is None else k_prefix
-        cpre.value = upd(cpre.value, prefix.astype(jnp.bool_))
-        index.value = i + n
-        cached_prefix = cpre.value if k_prefix is not None else None
-        return ck.value, cv.value, cseg.value, cpos.value, cached_prefix
 
 
 class Mlp(nn.Module):
@@ -293,20 +164,32 @@ class Mlp(nn.Module):
                "relu": jax.nn.relu, "silu": jax.nn.silu}[cfg.mlp_activation]
         dense = lambda n, feats, axes: DenseGeneral(  # noqa: E731
             feats, axes, dtype=dt, param_dtype=pdt, name=n)
-        if cfg.gated_mlp:
-            hidden = act(dense("wi_0", (cfg.mlp_dim,), ("embed", "mlp"))(x)) * dense(
-                "wi_1", (cfg.mlp_dim,), ("embed", "mlp"))(x)
-        else:
-            hidden = act(dense("wi", (cfg.mlp_dim,), ("embed", "mlp"))(x))
+        wi = lambda n, tag: checkpoint_name(  # noqa: E731
+            dense(n, (cfg.mlp_dim,), ("embed", "mlp"))(x), tag)
+        hidden = (act(wi("wi_0", "mlp_in")) * wi("wi_1", "mlp_gate") if cfg.gated_mlp
+                  else act(wi("wi", "mlp_in")))
         hidden = constrain(hidden, ("batch", "length", "mlp"))
         hidden = nn.Dropout(cfg.dropout_rate)(hidden, deterministic=self.deterministic)
-        return dense("wo", (cfg.emb_dim,), ("mlp", "embed"))(hidden)
+        return checkpoint_name(dense("wo", (cfg.emb_dim,), ("mlp", "embed"))(hidden), "mlp_out")
 
 
+# Checkpoint names a layer's projections carry (`jax.ad_checkpoint.checkpoint_name`); a gated
+# MLP's activation input is "mlp_in", its linear half "mlp_gate".
+CHECKPOINT_NAMES = ("query_proj", "key_proj", "value_proj", "attention_out", "out_proj",
+                    "mlp_in", "mlp_gate", "mlp_out")
+# `minimal` keeps every matmul output the backward pass needs except the MLP's output, which
+# only joins the residual stream (the next layer's input is kept by the stack anyway); norms,
+# rotary positions, activations and the attention core are recomputed. `minimal_except_gate`
+# also recomputes a gated MLP's linear half (one matmul a layer) for memory-bound shapes.
+MINIMAL_SAVED = ("query_proj", "key_proj", "value_proj", "attention_out", "out_proj",
+                 "mlp_in", "mlp_gate")
 _REMAT_POLICIES = {
     "full": None,
     "dots": jax.checkpoint_policies.checkpoint_dots,
     "dots_no_batch": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+    "minimal": jax.checkpoint_policies.save_only_these_names(*MINIMAL_SAVED),
+    "minimal_except_gate": jax.checkpoint_policies.save_only_these_names(
+        *(n for n in MINIMAL_SAVED if n != "mlp_gate")),
 }
 
 

@@ -1,0 +1,383 @@
+"""Attention for both model families: one mask structure, one call, four implementations.
+
+`attend(q, k, v, mask, impl=...)` takes queries [batch, q, heads, d], keys and values
+[batch, k, kv_heads, d] (grouped-query: query head i reads kv head i // (heads // kv_heads)) and
+an `AttentionMask` built from per-token metadata (segment ids, positions, prefix flags), and
+returns [batch, q, heads, d]. `TransformerConfig.attention_impl` picks the implementation:
+
+- "einsum": the reference, written out. Its backward pass keeps the [b, h, q, k] probabilities.
+- "xla": the same arithmetic with the attention core under `jax.checkpoint` (nothing saveable):
+  only q, k, v (and the core's output, downstream) live until the backward pass, which
+  recomputes the scores one layer at a time. Runs everywhere; the default.
+- "cudnn": cuDNN flash attention (`jax.nn.dot_product_attention(implementation='cudnn')`),
+  causal through `is_causal`, padding through sequence lengths, T5's bias as a [1, h, q, k]
+  bias. It expresses one example per row padded at the end; packed rows, prefix LMs and cached
+  decoding take the "xla" path instead (logged once per shape), as does a backend without cuDNN.
+- "splash": the Pallas splash-attention kernel on TPUs (segment ids and a causal mask; grouped
+  heads through its multi-query form). An additive bias (T5) or a prefix LM takes the "xla"
+  path; so does any backend but TPU unless `SPLASH_INTERPRET` (tests: Pallas interpret mode).
+
+Masks are additive float32 biases (0 allowed, NEG_INF not) computed from the [b, q] metadata
+inside the core, so no [b, h, q, k] fill constant exists for XLA to hoist, and the recomputed
+core saves nothing with two sequence axes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
+
+from flan_jax.models.config import TransformerConfig
+from flan_jax.models.layers import DenseGeneral, apply_rotary, constrain
+
+Array = jax.Array
+NEG_INF = -1e10  # finite, so a fully masked (padding) query row stays NaN-free
+SPLASH_INTERPRET = False  # run the splash kernel in Pallas interpret mode (CPU tests)
+_LOGGED: set = set()
+
+
+@flax.struct.dataclass
+class AttentionMask:
+    """Who attends to whom, from per-token metadata (every array [batch, length]).
+
+    Segment ids: 0 = padding, packed examples 1, 2, ...; a query sees keys of its own non-padding
+    segment. With `causal`, only keys at positions <= its own, except that prefix tokens (prefix
+    LM: `q_prefix`/`k_prefix` both set) see each other both ways. `packed` (static) says the rows
+    may hold several examples or padding before the end; False promises one example a row,
+    padded at the end, positions 0..n-1 (what cuDNN can express)."""
+
+    q_segments: Array
+    k_segments: Array
+    q_positions: Array | None = None
+    k_positions: Array | None = None
+    q_prefix: Array | None = None
+    k_prefix: Array | None = None
+    causal: bool = flax.struct.field(pytree_node=False, default=False)
+    packed: bool = flax.struct.field(pytree_node=False, default=True)
+
+    def allowed(self) -> Array:
+        """Boolean [batch, q, k]."""
+        ok = (self.q_segments[:, :, None] == self.k_segments[:, None, :]) & (
+            self.k_segments[:, None, :] > 0)
+        if self.causal:
+            sees = self.k_positions[:, None, :] <= self.q_positions[:, :, None]
+            if self.q_prefix is not None and self.k_prefix is not None:
+                sees = sees | (self.q_prefix[:, :, None] & self.k_prefix[:, None, :])
+            ok = ok & sees
+        return ok
+
+    def bias(self) -> Array:
+        """Additive float32 [batch, 1, q, k]: 0 where allowed, NEG_INF elsewhere."""
+        # arithmetic, not `where` with a fill value: no constant to broadcast and hoist
+        return ((self.allowed().astype(jnp.float32) - 1.0) * -NEG_INF)[:, None]
+
+    @property
+    def has_prefix(self) -> bool:
+        return self.q_prefix is not None and self.k_prefix is not None
+
+
+def _log_once(key: tuple, message: str) -> None:
+    if key not in _LOGGED:
+        _LOGGED.add(key)
+        logging.info(message)
+
+
+def einsum_attention(q: Array, k: Array, v: Array, mask: AttentionMask, bias: Array | None,
+                     scale: float, dropout_rate: float = 0.0, dropout_rng: Array | None = None
+                     ) -> Array:
+    """The reference: float32 scores [b, kv_heads, groups, q, k], additive mask, softmax."""
+    b, tq, h, d = q.shape
+    tk, kvh = k.shape[1], k.shape[2]
+    g = h // kvh
+    logits = jnp.einsum("bqhgd,bkhd->bhgqk", q.reshape(b, tq, kvh, g, d), k,
+                        preferred_element_type=jnp.float32) * scale
+    if bias is not None:  # [1 or b, h, q, k]
+        logits = logits + bias.astype(jnp.float32).reshape(bias.shape[0], kvh, g, tq, tk)
+    logits = logits + mask.bias()[:, :, None]
+    probs = jax.nn.softmax(logits, axis=-1)
+    if dropout_rate > 0.0 and dropout_rng is not None:
+        keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
+        probs = probs * (keep.astype(probs.dtype) / (1.0 - dropout_rate))
+    out = jnp.einsum("bhgqk,bkhd->bqhgd", probs.astype(v.dtype), v)
+    return out.reshape(b, tq, h, d)
+
+
+def xla_attention(q, k, v, mask, bias, scale, dropout_rate=0.0, dropout_rng=None) -> Array:
+    """`einsum_attention` recomputed in the backward pass: it keeps only its inputs (q, k, v,
+    the [b, q]/[b, k] metadata, the stack's bias). A custom VJP rather than `jax.checkpoint`,
+    so no enclosing remat policy (e.g. `dots`) can reach inside and save the scores."""
+    return _recomputed_core(float(scale), float(dropout_rate), q, k, v, mask, bias,
+                            dropout_rng)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _recomputed_core(scale, rate, q, k, v, mask, bias, rng):
+    return einsum_attention(q, k, v, mask, bias, scale, rate, rng)
+
+
+def _recomputed_core_fwd(scale, rate, q, k, v, mask, bias, rng):
+    return einsum_attention(q, k, v, mask, bias, scale, rate, rng), (q, k, v, mask, bias, rng)
+
+
+def _recomputed_core_bwd(scale, rate, residuals, g):
+    q, k, v, mask, bias, rng = residuals
+    core = lambda q, k, v, b: einsum_attention(q, k, v, mask, b, scale, rate, rng)  # noqa: E731
+    _, vjp = jax.vjp(core, q, k, v, bias)
+    dq, dk, dv, dbias = vjp(g)
+    return dq, dk, dv, None, dbias, None
+
+
+_recomputed_core.defvjp(_recomputed_core_fwd, _recomputed_core_bwd)
+
+
+def _cudnn_reason(mask: AttentionMask, decoding: bool, implementation: str) -> str | None:
+    if decoding:
+        return "cached decoding"
+    if mask.packed:
+        return "packed or explicitly segmented rows"
+    if mask.has_prefix:
+        return "a prefix-LM mask"
+    if implementation == "cudnn" and jax.default_backend() != "gpu":
+        return f"the {jax.default_backend()} backend (cuDNN needs a GPU)"
+    return None
+
+
+def cudnn_attention(q, k, v, mask: AttentionMask, bias, scale, implementation: str = "cudnn"
+                    ) -> Array:
+    """`jax.nn.dot_product_attention` for one example a row padded at the end.
+
+    `implementation='xla'` runs the same call through JAX's own path (tests on CPU)."""
+    q_len = jnp.sum(mask.q_segments > 0, axis=1).astype(jnp.int32)
+    k_len = jnp.sum(mask.k_segments > 0, axis=1).astype(jnp.int32)
+    if bias is not None:
+        bias = bias.astype(q.dtype)
+    return jax.nn.dot_product_attention(
+        q, k.astype(q.dtype), v.astype(q.dtype), bias=bias, scale=scale, is_causal=mask.causal,
+        query_seq_lengths=q_len, key_value_seq_lengths=k_len, implementation=implementation)
+
+
+SPLASH_BLOCK = 128  # the kernel's block sizes must be multiples of the 128 TPU lanes
+
+
+def _splash_reason(mask: AttentionMask, bias, decoding: bool, interpret: bool) -> str | None:
+    if decoding:
+        return "cached decoding"
+    lengths = (mask.q_segments.shape[1], mask.k_segments.shape[1])
+    if any(n % SPLASH_BLOCK for n in lengths):
+        return f"lengths {lengths} that are not multiples of {SPLASH_BLOCK}"
+    if bias is not None:
+        return "an additive bias (T5 relative positions)"
+    if mask.has_prefix:
+        return "a prefix-LM mask"
+    if not interpret and jax.default_backend() != "tpu":
+        return f"the {jax.default_backend()} backend (splash needs a TPU)"
+    return None
+
+
+def splash_attention(q, k, v, mask: AttentionMask, scale: float, interpret: bool = False,
+                     block: int = SPLASH_BLOCK) -> Array:
+    """The Pallas splash kernel, per example and kv head (its multi-query form serves GQA).
+
+    Packed segments go in as segment ids; causality is by index, which equals causality by
+    position inside a segment (positions count up within each packed example). Padding queries
+    (segment 0) attend to padding keys, so their rows differ from the reference; nothing reads
+    them."""
+    from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk
+    from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as sm
+
+    b, tq, h, d = q.shape
+    tk, kvh = k.shape[1], k.shape[2]
+    g = h // kvh
+    bq, bk = min(block, tq), min(block, tk)
+    shape = (tq, tk)
+    one = sm.CausalMask(shape) if mask.causal else sm.FullMask(shape)
+    sizes = sk.BlockSizes(block_q=bq, block_kv=bk, block_kv_compute=bk, block_q_dkv=bq,
+                          block_kv_dkv=bk, block_kv_dkv_compute=bk, block_q_dq=bq, block_kv_dq=bk)
+    kernel = sk.make_splash_mqa_single_device(sm.MultiHeadMask([one] * g), block_sizes=sizes,
+                                              interpret=interpret)
+    qh = (q * scale).astype(q.dtype).reshape(b, tq, kvh, g, d).transpose(0, 2, 3, 1, 4)
+    kh, vh = (x.astype(q.dtype).transpose(0, 2, 1, 3) for x in (k, v))  # [b, kvh, t, d]
+
+    def one_row(qr, kr, vr, qs, ks):  # qr [kvh, g, tq, d], kr/vr [kvh, tk, d]
+        segs = sk.SegmentIds(q=qs, kv=ks)
+        return jax.vmap(lambda a, c, e: kernel(a, c, e, segment_ids=segs))(qr, kr, vr)
+
+    out = jax.vmap(one_row)(qh, kh, vh, mask.q_segments.astype(jnp.int32),
+                            mask.k_segments.astype(jnp.int32))
+    return out.transpose(0, 3, 1, 2, 4).reshape(b, tq, h, d).astype(q.dtype)
+
+
+def attend(q: Array, k: Array, v: Array, mask: AttentionMask, *, impl: str, scale: float,
+           bias: Array | None = None, dropout_rate: float = 0.0, dropout_rng: Array | None = None,
+           decoding: bool = False) -> Array:
+    """Attention output [batch, q, heads, d] by `impl` ("einsum", "xla", "cudnn", "splash");
+    see the module docstring for what each takes and when one falls back to "xla"."""
+    if impl == "cudnn" or impl == "splash":
+        reason = (_cudnn_reason(mask, decoding, "cudnn") if impl == "cudnn" else
+                  _splash_reason(mask, bias, decoding, SPLASH_INTERPRET))
+        if reason is None and dropout_rate > 0.0 and dropout_rng is not None:
+            reason = "dropout on the attention probabilities"
+        if reason is not None:
+            _log_once((impl, reason, q.shape, k.shape),
+                      f"attention_impl={impl!r}: {reason} takes the 'xla' path for q "
+                      f"{tuple(q.shape)}, k {tuple(k.shape)}.")
+            impl = "xla"
+        elif impl == "cudnn":
+            return cudnn_attention(q, k, v, mask, bias, scale)
+        else:
+            return splash_attention(q, k, v, mask, scale, interpret=SPLASH_INTERPRET)
+    if impl == "einsum" or decoding:  # no backward pass when decoding: nothing to save
+        return einsum_attention(q, k, v, mask, bias, scale, dropout_rate, dropout_rng)
+    if impl == "xla":
+        return xla_attention(q, k, v, mask, bias, scale, dropout_rate, dropout_rng)
+    raise ValueError(f"attention_impl={impl!r}: use einsum, xla, cudnn or splash.")
+
+
+def relative_position_bucket(relative_position: Array, bidirectional: bool, num_buckets: int,
+                             max_distance: int) -> Array:
+    """T5's bucketing of (key position - query position): exact when near, log-spaced when far."""
+    buckets = jnp.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets = buckets + (relative_position > 0).astype(jnp.int32) * num_buckets
+        distance = jnp.abs(relative_position)
+    else:
+        distance = -jnp.minimum(relative_position, 0)
+    max_exact = num_buckets // 2
+    is_small = distance < max_exact
+    log_ratio = jnp.log(jnp.maximum(distance, 1).astype(jnp.float32) / max_exact) / math.log(
+        max_distance / max_exact)
+    large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(jnp.int32)
+    large = jnp.minimum(large, num_buckets - 1)
+    return buckets + jnp.where(is_small, distance, large)
+
+
+def _bias_from_positions(table: Array, q_pos: Array, k_pos: Array, bidirectional: bool,
+                         max_distance: int) -> Array:
+    rel = k_pos[:, None, :] - q_pos[:, :, None]
+    bucket = relative_position_bucket(rel, bidirectional, table.shape[1], max_distance)
+    one_hot = jax.nn.one_hot(bucket, table.shape[1], dtype=jnp.float32)  # [b, q, k, buckets]
+    return jnp.einsum("bqkn,hn->bhqk", one_hot, table.astype(jnp.float32))
+
+
+def relative_position_bias(table: Array, q_pos: Array, k_pos: Array, bidirectional: bool,
+                           max_distance: int) -> Array:
+    """Bias [b, heads, q, k] from a [heads, buckets] table and positions [b, q] / [b, k] (b may
+    be 1), as a one-hot contraction: no gather forward, no scatter backward. The one-hot tensor
+    is recomputed in the backward pass rather than saved."""
+    fn = functools.partial(_bias_from_positions, bidirectional=bidirectional,
+                           max_distance=max_distance)
+    return jax.checkpoint(fn, policy=jax.checkpoint_policies.nothing_saveable)(
+        table, q_pos, k_pos)
+
+
+def stack_relative_bias(table: Array, q_len: int, k_len: int, bidirectional: bool,
+                        max_distance: int) -> Array:
+    """The [1, heads, q, k] bias of a whole stack from index offsets, computed once outside the
+    layers. Within a packed segment positions count up with the index, so position offsets equal
+    index offsets: this is the per-row bias wherever the mask lets a query see a key."""
+    arange = lambda n: jnp.arange(n, dtype=jnp.int32)[None]  # noqa: E731
+    return relative_position_bias(table, arange(q_len), arange(k_len), bidirectional,
+                                  max_distance)
+
+
+def dropout_key(module: Any, rate: float, deterministic: bool) -> Array | None:
+    """A "dropout" rng for the attention probabilities, or None when there is no dropout."""
+    return None if deterministic or rate <= 0.0 else module.make_rng("dropout")
+
+
+# --- the Flax module ------------------------------------------------------------------------
+
+
+class Attention(nn.Module):
+    """Multi-head attention with grouped-query heads, optional rotary positions, an optional
+    additive bias (T5's relative positions) and a KV cache.
+
+    Self-attention with `decode=True` keeps keys, values and their metadata (position, segment,
+    prefix flag) in the "cache" collection and appends the incoming chunk at the cache index:
+    one token a step when generating, or many at once to prefill a prompt. Projection outputs
+    carry checkpoint names ("query_proj", "key_proj", "value_proj", "attention_out",
+    "out_proj") for the remat policies of `flan_jax.models.layers`.
+    """
+
+    config: TransformerConfig
+    use_rope: bool = False
+    relpos_bidirectional: bool = True
+    decode: bool = False
+    deterministic: bool = True
+
+    @nn.compact
+    def __call__(self, x_q: Array, x_kv: Array, mask: AttentionMask,
+                 rel_bias: Array | None = None, rel_table: Array | None = None,
+                 kv: tuple[Array, Array] | None = None) -> Array:
+        """`rel_bias` [1, h, q, k] is a stack's precomputed bias; `rel_table` [h, buckets] is
+        used instead when decoding (the bias then follows the cached positions)."""
+        cfg = self.config
+        dt, pdt = cfg.compute_dtype, cfg.weights_dtype
+        h, kvh, d = cfg.num_heads, cfg.kv_heads, cfg.head_dim
+        is_t5 = cfg.family == "encoder_decoder"
+        # T5 folds 1/sqrt(d) into the query initialisation; Llama scales the logits.
+        q_init_scale, scale = (1.0 / d, 1.0) if is_t5 else (1.0, d ** -0.5)
+        proj = lambda n, heads, axes, s=1.0: DenseGeneral(  # noqa: E731
+            (heads, d), ("embed", axes, "kv"), init_scale=s, dtype=dt, param_dtype=pdt, name=n)
+        q = checkpoint_name(proj("query", h, "heads", q_init_scale)(x_q), "query_proj")
+        if kv is None:
+            k = checkpoint_name(proj("key", kvh, "kv_heads")(x_kv), "key_proj")
+            v = checkpoint_name(proj("value", kvh, "kv_heads")(x_kv), "value_proj")
+        else:  # keys and values projected once per input (cross-attention at inference)
+            k, v = kv
+        q = constrain(q, ("batch", "length", "heads", "kv"))
+        k = constrain(k, ("batch", "length", "kv_heads", "kv"))
+        v = constrain(v, ("batch", "length", "kv_heads", "kv"))
+        if self.use_rope:
+            q = apply_rotary(q, mask.q_positions, cfg.rope_theta)
+            k = apply_rotary(k, mask.k_positions, cfg.rope_theta)
+        if self.decode:
+            k, v, mask = self._update_cache(k, v, mask)
+        if rel_table is not None:
+            rel_bias = relative_position_bias(rel_table, mask.q_positions, mask.k_positions,
+                                              self.relpos_bidirectional,
+                                              cfg.relative_attention_max_distance)
+        rng = dropout_key(self, cfg.dropout_rate, self.deterministic)
+        out = attend(q, k.astype(q.dtype), v.astype(q.dtype), mask, impl=cfg.attention_impl,
+                     scale=scale, bias=rel_bias, dropout_rate=cfg.dropout_rate,
+                     dropout_rng=rng, decoding=self.decode)
+        out = checkpoint_name(constrain(out, ("batch", "length", "heads", "kv")),
+                              "attention_out")
+        out = DenseGeneral((cfg.emb_dim,), ("heads", "kv", "embed"), num_in=2, dtype=dt,
+                           param_dtype=pdt, name="out")(out)
+        return checkpoint_name(out, "out_proj")
+
+    def _update_cache(self, k, v, mask: AttentionMask):
+        """Appends this chunk to the cache; returns the whole cache and its mask."""
+        initialized = self.has_variable("cache", "cached_key")
+        b, n = k.shape[:2]
+        zeros = lambda shape, dtype: (lambda: jnp.zeros(shape, dtype))  # noqa: E731
+        ck = self.variable("cache", "cached_key", zeros(k.shape, k.dtype))
+        cv = self.variable("cache", "cached_value", zeros(v.shape, v.dtype))
+        cseg = self.variable("cache", "cached_segment", zeros((b, n), jnp.int32))
+        cpos = self.variable("cache", "cached_position", zeros((b, n), jnp.int32))
+        cpre = self.variable("cache", "cached_prefix", zeros((b, n), jnp.bool_))
+        index = self.variable("cache", "cache_index", zeros((), jnp.int32))
+        if not initialized:  # the shape-defining call: nothing is written
+            return k, v, mask
+        i = index.value
+        upd = lambda var, new: jax.lax.dynamic_update_slice_in_dim(var, new, i, axis=1)  # noqa
+        ck.value = upd(ck.value, k.astype(ck.value.dtype))
+        cv.value = upd(cv.value, v.astype(cv.value.dtype))
+        cseg.value = upd(cseg.value, mask.k_segments.astype(jnp.int32))
+        cpos.value = upd(cpos.value, mask.k_positions.astype(jnp.int32))
+        prefix = jnp.zeros((b, n), jnp.bool_) if mask.k_prefix is None else mask.k_prefix
+        cpre.value = upd(cpre.value, prefix.astype(jnp.bool_))
+        index.value = i + n
+        return ck.value, cv.value, mask.replace(
+            k_segments=cseg.value, k_positions=cpos.value,
+            k_prefix=cpre.value if mask.k_prefix is not None else None)

@@ -1,0 +1,83 @@
+"""T5's relative-position bias, now [1, heads, q, k] once per stack from index offsets by a
+one-hot contraction, equals the per-row bias the layers used to build by `take` from each
+row's positions, wherever the mask lets a query see a key (inside every packed segment)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flan_jax.models.attention import (AttentionMask, relative_position_bias,
+                                       stack_relative_bias)
+
+
+# --- the previous computation, kept verbatim as the reference ---------------------------------
+def _old_bucket(relative_position, bidirectional, num_buckets, max_distance):
+    buckets = jnp.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets = buckets + (relative_position > 0).astype(jnp.int32) * num_buckets
+        distance = jnp.abs(relative_position)
+    else:
+        distance = -jnp.minimum(relative_position, 0)
+    max_exact = num_buckets // 2
+    is_small = distance < max_exact
+    log_ratio = jnp.log(jnp.maximum(distance, 1).astype(jnp.float32) / max_exact) / math.log(
+        max_distance / max_exact)
+    large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(jnp.int32)
+    large = jnp.minimum(large, num_buckets - 1)
+    return buckets + jnp.where(is_small, distance, large)
+
+
+def _old_bias(table, q_pos, k_pos, bidirectional, max_distance):
+    rel = k_pos[:, None, :] - q_pos[:, :, None]
+    bucket = _old_bucket(rel, bidirectional, table.shape[1], max_distance)
+    return jnp.moveaxis(jnp.take(table, bucket, axis=1), 0, 1)  # [h,b,q,k] -> [b,h,q,k]
+# ----------------------------------------------------------------------------------------------
+
+
+def _packed(length=200):
+    """Two rows: three packed examples, and one example with padding."""
+    rows = [[70, 100, 30], [150]]
+    seg, pos = np.zeros((2, length), np.int32), np.zeros((2, length), np.int32)
+    for r, sizes in enumerate(rows):
+        start = 0
+        for i, n in enumerate(sizes):
+            seg[r, start:start + n] = i + 1
+            pos[r, start:start + n] = np.arange(n)
+            start += n
+    return jnp.asarray(seg), jnp.asarray(pos)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_stack_bias_equals_per_row_bias_inside_segments(bidirectional):
+    table = jax.random.normal(jax.random.PRNGKey(0), (6, 32))
+    seg, pos = _packed()
+    old = _old_bias(table, pos, pos, bidirectional, 128)
+    new = stack_relative_bias(table, 200, 200, bidirectional, 128)
+    assert new.shape == (1, 6, 200, 200)
+    allowed = AttentionMask(seg, seg, pos, pos, causal=not bidirectional).allowed()
+    inside = np.broadcast_to(np.asarray(allowed)[:, None], old.shape)
+    assert inside.sum() > 30000  # the comparison covers far distances (log buckets) too
+    np.testing.assert_allclose(np.broadcast_to(new, old.shape)[inside], np.asarray(old)[inside],
+                               rtol=0, atol=1e-6)
+    # per-row positions (cached decoding) through the one-hot path equal the old gather
+    np.testing.assert_allclose(relative_position_bias(table, pos, pos, bidirectional, 128), old,
+                               rtol=0, atol=1e-6)
+
+
+def test_stack_bias_gradient_has_no_gather_or_scatter_and_matches_the_old_one():
+    table = jax.random.normal(jax.random.PRNGKey(1), (4, 16))
+    w = jax.random.normal(jax.random.PRNGKey(2), (1, 4, 200, 200))
+    new = lambda t: jnp.sum(stack_relative_bias(t, 200, 200, True, 64) * w)  # noqa: E731
+    prims = {e.primitive.name for e in jax.make_jaxpr(jax.grad(new))(table).jaxpr.eqns}
+    inner = str(jax.make_jaxpr(jax.grad(new))(table))
+    assert not [p for p in prims if "gather" in p or "scatter" in p]
+    assert "gather" not in inner and "scatter" not in inner
+    # one row with positions 0..199 is where index and position offsets coincide everywhere;
+    # the sums run over 40,000 terms in another order
+    arange = jnp.arange(200)[None]
+    old = lambda t: jnp.sum(_old_bias(t, arange, arange, True, 64) * w)  # noqa: E731
+    np.testing.assert_allclose(jax.grad(new)(table), jax.grad(old)(table), rtol=1e-4, atol=1e-3)
