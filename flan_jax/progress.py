@@ -130,7 +130,8 @@ def print_progress(m: dict, step: int, total: int, timed_from: int, run_start: f
     done = step - timed_from
     rate = done / max(time.time() - run_start, 1e-9)
     eta = (total - step) / rate if rate > 0 else float("inf")
-    speed = (f"{m['tokens_per_sec']:,.0f} tok/s  MFU {100 * m['mfu']:.1f}%"
+    mfu = f"{100 * m['mfu']:.1f}%" if "mfu" in m else "-"
+    speed = (f"{m['tokens_per_sec']:,.0f} tok/s  MFU {mfu}"
              if "tokens_per_sec" in m else "- tok/s  MFU -")
     print(f"step {step}/{total}  loss {m['loss']:.4f}  acc {m['accuracy']:.3f}  "
           f"lr {m['learning_rate']:.2e}  {speed}  ETA {format_seconds(eta)}", flush=True)

@@ -87,7 +87,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     init_fn = init_params_fn(model)
     boxed = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
     params_sh = partitioning.params_shardings(boxed, mesh, rules)
-    abstract_params = abstract_model_params = nn.meta.unbox(boxed)
+    abstract_params = nn.meta.unbox(boxed)
     frozen, frozen_sh = None, None
     if tuning_prompt:  # optimise (and checkpoint) the prompt; the rest stays the base's
         (abstract_params, abstract_frozen), (params_sh, frozen_sh) = (
@@ -177,9 +177,10 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                            keep_until=start_step)
     n_params = count_params(abstract_params)
     # MFU counts the FLOPs of every (padded) position the step computes.
-    step_flops = accounting.step_flops(model_config, abstract_model_params,
-                                       data.task_feature_lengths, data.batch_size)
-    peak = accounting.peak_flops_per_device() * jax.device_count()
+    step_flops = accounting.step_flops(model_config, data.task_feature_lengths, data.batch_size)
+    peak = (accounting.peak_flops_per_device() or 0.0) * jax.device_count()
+    if not peak:
+        logger.warning(accounting.unknown_peak_message(jax.devices()[0].device_kind))
     logger.info("Training %s parameters%s for %d steps on %d devices (mesh %s).",
                 f"{n_params:,}", f" (a soft prompt; base {base_dir} frozen)" if tuning_prompt
                 else "", train_steps, jax.device_count(), dict(mesh.shape))
@@ -213,7 +214,8 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                     elapsed = max(time.time() - window_start, 1e-9)
                     last.update(tokens_per_sec=window_tokens / elapsed,
                                 step_time=elapsed / window_steps,
-                                mfu=window_steps * step_flops / elapsed / peak)
+                                **({"mfu": window_steps * step_flops / elapsed / peak}
+                                   if peak else {}))
                 writer.write(last)
                 print_progress(last, step, train_steps, timed_from, run_start)
                 window_start, window_tokens, window_steps = time.time(), 0.0, 0
