@@ -103,6 +103,23 @@ def run(quick: bool, bindings: list[str], budget_s: float, results_dir: pathlib.
     rows: list[dict] = []
     profiles: list = []
     machine, path = None, None
+
+    def write() -> pathlib.Path:
+        _torch_ratio(rows)
+        entry = {"command": command, "quick": quick, "rows": rows, "date": date,
+                 "seconds": time.perf_counter() - start, "budget_s": budget_s,
+                 "load_average_after": load_average()}
+        out = write_results(results_dir, {**machine, "load_average_at_start": load},
+                            {"gpu": entry})
+        if profiles:
+            from flan_jax.bench.profile import write_profile
+
+            write_profile(out.with_suffix(".profile.md"), [
+                f"# Costliest ops of one train step on `{machine['id']}`", "",
+                f"`{command}` ({date}{', quick' if quick else ''}); from a jax.profiler "
+                "trace of the step (see flan_jax/bench/profile.py)."], profiles)
+        return out
+
     with tempfile.TemporaryDirectory(prefix="flan-jax-bench-gpu-") as tmp:
         todo = ("probe",) + tuple(sections)
         for i, section in enumerate(todo):
@@ -112,29 +129,16 @@ def run(quick: bool, bindings: list[str], budget_s: float, results_dir: pathlib.
                 share = min(PROBE_S, left)
             if share < MARGIN_S + 5:
                 rows.append({"section": section, "status": "skipped (time budget)"})
-                continue
-            say(f"--- {section}: up to {share:.0f} s")
-            r = runner(section, pathlib.Path(tmp) / f"{section}.json", share, quick, bindings)
-            machine = machine or r.get("machine")
-            if section != "probe":
-                rows += r["rows"]
+            else:
+                say(f"--- {section}: up to {share:.0f} s")
+                r = runner(section, pathlib.Path(tmp) / f"{section}.json", share, quick,
+                           bindings)
+                machine = machine or r.get("machine") or None
+                rows += r["rows"] if section != "probe" else []
                 profiles += r.get("profiles", [])
                 if r["status"] != "ok":
                     rows.append({"section": section, "status": r["status"]})
-            if machine is None:
-                continue
-            machine = {**machine, "load_average_at_start": load}
-            _torch_ratio(rows)
-            entry = {"command": command, "quick": quick, "rows": rows, "date": date,
-                     "seconds": time.perf_counter() - start, "budget_s": budget_s,
-                     "load_average_after": load_average()}
-            path = write_results(results_dir, machine, {"gpu": entry})
-            if profiles:
-                from flan_jax.bench.profile import write_profile
-
-                write_profile(path.with_suffix(".profile.md"), [
-                    f"# Costliest ops of one train step on `{machine['id']}`", "",
-                    f"`{command}` ({date}{', quick' if quick else ''}); from a jax.profiler "
-                    "trace of the step (see flan_jax/bench/profile.py)."], profiles)
+            if machine is not None:
+                path = write()
     say(f"gpu: {time.perf_counter() - start:.0f} s of a {budget_s:.0f} s budget")
     return path

@@ -68,18 +68,20 @@ def test_sections_share_the_budget_and_a_failure_does_not_stop_the_rest(tmp_path
     assert "## decoder_1b best" in path.with_suffix(".profile.md").read_text()
 
 
-def test_a_budget_too_small_skips_sections(tmp_path):
-    ran = []
+def test_a_budget_too_small_skips_sections(tmp_path, monkeypatch):
+    """Each fake section uses its whole share on a fake clock."""
+    clock, ran = {"now": 0.0}, []
+    monkeypatch.setattr(gpu_run.time, "perf_counter", lambda: clock["now"])
 
     def fake(section, out, seconds, quick, bindings):
-        ran.append(section)
+        ran.append((section, round(seconds, 3)))
+        clock["now"] += seconds if section != "probe" else 2.0
         return {"machine": MACHINE, "rows": [], "profiles": [], "status": "ok"}
 
-    path = gpu_run.run(False, [], 15.0, tmp_path, "c", ("decoder_1b", "inference"), runner=fake)
+    assert gpu_run.run(False, [], 15.0, tmp_path, "c", ("decoder_1b",), runner=fake) is None
     assert ran == []  # not even the probe fits: nothing written
-    assert path is None
-    path = gpu_run.run(False, [], 50.0, tmp_path, "c", ("decoder_1b", "inference"), runner=fake)
-    assert ran == ["probe", "decoder_1b"]  # 50 x 0.4 / 0.5 = 40 s; then 10 s is too little
+    path = gpu_run.run(False, [], 52.0, tmp_path, "c", ("decoder_1b", "inference"), runner=fake)
+    assert ran == [("probe", 52.0), ("decoder_1b", 40.0)]  # 50 x 0.4 / 0.5; 10 s left is too little
     rows = json.loads(path.read_text())["benchmarks"]["gpu"]["rows"]
     assert rows == [{"section": "inference", "status": "skipped (time budget)"}]
 
