@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--loss_chunk_sizes", default="0,128",
                    help="compare: comma-separated train.loss_chunk_size values to measure "
                         "(0 = the whole logits at once)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="compare: interleaved rounds of JAX and PyTorch steps (2 steps a side "
+                        "each; the median of the rounds' ratios is reported)")
     p.add_argument("--sections", default="decoder_1b,torch,t5,inference",
                    help="gpu: the sections to run, comma-separated, each in its own process "
                         "(decoder_1b, torch, t5_small, t5_base or t5, inference; default all)")
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         runner = getattr(importlib.import_module(module), func)
         if what == "compare":
-            rows = runner(models, s, tuple(int(c) for c in args.loss_chunk_sizes.split(",")))
+            rows = runner(models, s, tuple(int(c) for c in args.loss_chunk_sizes.split(",")),
+                          rounds=None if args.quick else args.rounds)
         else:
             rows = runner(models + small if what == "train" else models, s)
         entry = {"command": command, "quick": args.quick, "rows": rows,

@@ -94,7 +94,7 @@ def test_compare_with_profile_writes_the_costliest_ops(tmp_path):
 def test_peak_flops_flag_overrides_the_peak(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_runner(models, s, chunks):
+    def fake_runner(models, s, chunks, rounds):
         from flan_jax.accounting import peak_flops_per_device
 
         seen["peak"] = peak_flops_per_device()
