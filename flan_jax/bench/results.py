@@ -59,7 +59,7 @@ def _compare(rows: list[dict]) -> list[str]:
     out = [f"Same dimensions, batch, length and AdamW on both sides, float32; {ver}, {threads} "
            "threads. Both sides run back to back in one process, in rounds (the side that goes "
            "first alternates), so a neighbour's load falls on both: tokens/s are medians over "
-           "every step, jax / torch the median of the rounds' ratios (range in brackets). XLA "
+           "every step, jax / torch the median of the rounds' ratios (range, rounds). XLA "
            f"memory is the compiled JAX step's. Target: {TARGETS['compare']}.", "",
            "| model | batch x len | loss chunk | params jax / torch | jax tokens/s | "
            "torch tokens/s | jax / torch (rounds) | XLA memory MiB |",
