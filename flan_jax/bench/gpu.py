@@ -37,7 +37,7 @@ T5_MODELS = {"t5_small": "models/t5_small.gin", "t5_base": "models/t5_base.gin"}
 HARDWARE = "hardware/gpu.gin"
 FSDP = {"data": 1, "fsdp": -1, "tensor": 1}
 # memory-safe first where the config does not list its policies; a later OOM still leaves rows
-REMAT_POLICIES = ("full", "dots", "none")
+REMAT_POLICIES = ("full", "dots_no_batch", "dots", "none")
 SECTIONS = ("decoder_1b", "torch", "t5_small", "t5_base", "inference")
 
 

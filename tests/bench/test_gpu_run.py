@@ -126,3 +126,31 @@ def test_section_names():
     assert gpu_run.parse_sections("t5, torch") == ("torch", "t5_small", "t5_base")
     with pytest.raises(GinConfigError, match="t6 unknown"):
         gpu_run.parse_sections("decoder_1b,t6")
+
+
+def test_decoder_variants_start_from_the_hardware_file(monkeypatch):
+    import dataclasses
+
+    from flan_jax.bench import gpu
+    from flan_jax.models import config as model_config
+
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        remat_policy: str = "minimal"
+        attention_impl: str = "cudnn"
+        scan_layers: bool = False
+
+    monkeypatch.setattr(model_config, "REMAT_POLICIES",
+                        ("none", "full", "dots", "minimal"), raising=False)
+    monkeypatch.setattr(model_config, "ATTENTION_IMPLS", ("einsum", "xla", "cudnn", "splash"),
+                        raising=False)
+    base = {"remat_policy": "minimal", "attention_impl": "cudnn", "scan_layers": True}
+    assert gpu.decoder_variants(Cfg(), "gpu", quick=False) == [
+        base, {**base, "remat_policy": "full"}, {**base, "remat_policy": "none"},
+        {**base, "remat_policy": "dots"}, {**base, "attention_impl": "einsum"},
+        {**base, "attention_impl": "xla"}]
+    # cuDNN is a GPU path: elsewhere the hardware file's choice falls back to xla
+    assert gpu.decoder_variants(Cfg(), "cpu", quick=True) == [
+        {**base, "attention_impl": "xla"}, {**base, "attention_impl": "xla",
+                                            "remat_policy": "full"},
+        {**base, "attention_impl": "xla", "remat_policy": "none"}]
