@@ -54,7 +54,9 @@ clean:
 
 # The accelerator suite on a machine without TensorFlow, gin-config or network: the pure-Python
 # wheels kept in bench/wheels/ are installed into a temporary folder on PYTHONPATH, never into
-# the machine's Python. Writes bench/results/<gpu>.json and .md.
+# the machine's Python. Each section runs in its own process (XLA_PYTHON_CLIENT_MEM_FRACTION=0.9
+# unless set) within a 400 s budget (BENCH_ARGS="--budget_s N" changes it), so the target ends
+# within 8 minutes. Writes bench/results/<gpu>.json, .md and .profile.md (the costliest ops).
 bench-gpu:
 	tmp=$$(mktemp -d) && $(PYTHON) -m pip install --quiet --no-index --no-deps --target $$tmp \
 		bench/wheels/*.whl && PYTHONPATH=$$tmp:$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} \

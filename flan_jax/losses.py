@@ -14,19 +14,30 @@ Array = jax.Array
 def cross_entropy_with_z_loss(logits: Array, targets: Array, z_loss: float = 0.0
                               ) -> tuple[Array, Array]:
     """Per-token cross-entropy and z-loss (z_loss * log(Z)^2, as in t5x/PaLM), in float32."""
+    loss, z, _ = _loss_z_correct(logits, targets, z_loss)
+    return loss, z
+
+
+def _loss_z_correct(logits: Array, targets: Array, z_loss: float
+                    ) -> tuple[Array, Array, Array]:
+    """(cross-entropy, z-loss, 1.0 where the target has the highest logit) per token.
+
+    "Correct" compares the target's logit with the row maximum that logsumexp computes anyway,
+    instead of an argmax: on a CPU an argmax over [batch, length, vocab] cost as much as the
+    output head's matmul (a tie with the maximum counts as correct)."""
     logits = logits.astype(jnp.float32)
     log_z = jax.nn.logsumexp(logits, axis=-1)
     target_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
     z = z_loss * jnp.square(log_z)
-    return log_z - target_logits + z, z
+    correct = target_logits >= jax.lax.stop_gradient(jnp.max(logits, axis=-1))
+    return log_z - target_logits + z, z, jax.lax.stop_gradient(correct.astype(jnp.float32))
 
 
 def token_loss_sums(logits: Array, targets: Array, weights: Array, z_loss: float = 0.0
                     ) -> dict[str, Array]:
     """Unnormalised sums over the batch; callers divide once, so accumulation stays exact."""
     weights = weights.astype(jnp.float32)
-    loss, z = cross_entropy_with_z_loss(logits, targets, z_loss)
-    correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+    loss, z, correct = _loss_z_correct(logits, targets, z_loss)
     return {"loss_sum": jnp.sum(loss * weights), "z_loss_sum": jnp.sum(z * weights),
             "correct_sum": jnp.sum(correct * weights), "num_tokens": jnp.sum(weights)}
 
@@ -83,8 +94,7 @@ def _chunk_logits(h: Array, kernel: Array) -> Array:
 def _chunk_sums(logits: Array, t: Array, w: Array, z_loss: float):
     """(per-position unweighted loss, (weighted loss, z-loss, correct) sums) of one chunk."""
     t, w = t.reshape(-1), w.reshape(-1)
-    loss, z = cross_entropy_with_z_loss(logits, t, z_loss)
-    correct = (jnp.argmax(logits, axis=-1) == t).astype(jnp.float32)
+    loss, z, correct = _loss_z_correct(logits, t, z_loss)
     return loss, (jnp.sum(loss * w), jnp.sum(z * w), jnp.sum(correct * w))
 
 

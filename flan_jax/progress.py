@@ -129,7 +129,7 @@ class Throughput:
     step (restore and compile) is left out: the clock starts when it ends.
 
     `step_flops`: the FLOPs of one step (every padded position it computes); `peak`: the
-    peak FLOP/s of all devices together."""
+    peak FLOP/s of all devices together (0: unknown, no MFU reported)."""
 
     def __init__(self, start_step: int, step_flops: float, peak: float):
         self.timed_from = start_step + 1  # the step whose end starts the clock
@@ -150,8 +150,9 @@ class Throughput:
         out = {}
         if self._steps:
             elapsed = max(time.time() - self._window_start, 1e-9)
-            out = {"tokens_per_sec": self._tokens / elapsed, "step_time": elapsed / self._steps,
-                   "mfu": self._steps * self.step_flops / elapsed / self.peak}
+            out = {"tokens_per_sec": self._tokens / elapsed, "step_time": elapsed / self._steps}
+            if self.peak:  # an unknown device kind has no peak, hence no MFU
+                out["mfu"] = self._steps * self.step_flops / elapsed / self.peak
         self._window_start, self._tokens, self._steps = time.time(), 0.0, 0
         return out
 
@@ -162,7 +163,8 @@ def print_progress(m: dict, step: int, total: int, timed_from: int, run_start: f
     done = step - timed_from
     rate = done / max(time.time() - run_start, 1e-9)
     eta = (total - step) / rate if rate > 0 else float("inf")
-    speed = (f"{m['tokens_per_sec']:,.0f} tok/s  MFU {100 * m['mfu']:.1f}%"
+    mfu = f"{100 * m['mfu']:.1f}%" if "mfu" in m else "-"
+    speed = (f"{m['tokens_per_sec']:,.0f} tok/s  MFU {mfu}"
              if "tokens_per_sec" in m else "- tok/s  MFU -")
     print(f"step {step}/{total}  loss {m['loss']:.4f}  acc {m['accuracy']:.3f}  "
           f"lr {m['learning_rate']:.2e}  {speed}  ETA {format_seconds(eta)}", flush=True)

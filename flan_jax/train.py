@@ -116,9 +116,11 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                 f" (a soft prompt; base {base_dir} frozen)" if tuning_prompt else "",
                 train_steps, jax.device_count(), dict(mesh.shape))
     # MFU counts the FLOPs of every (padded) position the step computes.
+    peak = (accounting.peak_flops_per_device() or 0.0) * jax.device_count()
+    if not peak:
+        logger.warning(accounting.unknown_peak_message(jax.devices()[0].device_kind))
     meter = Throughput(start_step, accounting.step_flops(
-        model_config, layout.abstract_model_params, data.task_feature_lengths, data.batch_size),
-        accounting.peak_flops_per_device() * jax.device_count())
+        model_config, data.task_feature_lengths, data.batch_size), peak)
     loop = _Loop(jitted=jitted, mesh=mesh, manager=manager, frozen=layout.frozen,
                  batches=source.batches(model_config.family, batch_sh, data_state),
                  schedule=schedule, meter=meter, model_dir=model_dir_path,

@@ -124,3 +124,20 @@ def test_train_step_with_chunked_loss_matches_unchunked():
         np.testing.assert_allclose(m4[key], m0[key], **TOL, err_msg=key)
     for a, b in zip(jax.tree_util.tree_leaves(s4.params), jax.tree_util.tree_leaves(s0.params)):
         np.testing.assert_allclose(a, b, **TOL)
+
+
+def test_correct_means_the_target_has_the_highest_logit():
+    """Accuracy compares the target's logit with the row maximum (no argmax): the argmax count
+    for distinct logits, in both loss paths; a tie with the maximum counts as correct."""
+    targets, weights = _data(b=2, length=6, vocab=5)
+    logits = jax.random.normal(jax.random.PRNGKey(3), (2, 6, 5))
+    logits = logits.at[0, :3].set(10.0 * jax.nn.one_hot(targets[0, :3], 5))  # surely right
+    expected = float(jnp.sum((jnp.argmax(logits, -1) == targets) * weights))
+    assert float(losses.token_loss_sums(logits, targets, weights)["correct_sum"]) == expected
+    hidden = jnp.eye(5)[None].repeat(2, 0)[:, [0, 1, 2, 3, 4, 0]]  # one-hot rows: h @ k = k
+    kernel = jax.random.normal(jax.random.PRNGKey(4), (5, 5))
+    direct = losses.token_loss_sums(hidden @ kernel, targets, weights)["correct_sum"]
+    chunked = losses.chunked_token_loss_sums(hidden, kernel, targets, weights, chunk_size=4)
+    assert float(chunked["correct_sum"]) == float(direct)
+    tie = losses.token_loss_sums(jnp.zeros((1, 1, 4)), jnp.array([[2]]), jnp.ones((1, 1)))
+    assert float(tie["correct_sum"]) == 1.0

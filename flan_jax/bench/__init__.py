@@ -7,10 +7,12 @@
 - `decode`   KV-cache decoding vs recomputing the prefix
 - `mesh`     rank classification and greedy decoding on a device mesh vs one device
 - `compile`  compile time of the train step, 2 vs 24 layers, with and without scanned layers
-- `gpu`      the accelerator suite in one run (1B decoder, T5 small/base, PyTorch, rank, decode)
+- `gpu`      the accelerator suite (1B decoder, T5 small/base, PyTorch, rank, decode), each
+             section in a process of its own under one time budget (`gpu_run`)
 
 `common` holds machine info, timing and fixtures; `results` the JSON writer and Markdown tables;
-`cli` the command. Only `pipeline` imports TensorFlow (when run).
+`profile` the costliest ops of a step from a jax.profiler trace; `cli` the command. Only
+`pipeline` imports TensorFlow (when run).
 """
 
 from __future__ import annotations

@@ -5,9 +5,11 @@ Throughput, MFU and memory on this machine, written to `bench/results/<machine>.
 excluded), repeated, and reported as the median.
 
 Models come from gin (`--gin_file=models/decoder_tiny.gin --gin_file=models/t5_tiny.gin` by
-default; several files give several models, one per family). The CPU peak FLOP/s behind MFU is
-the host's measured best float32 matmul FLOP/s (`measured_cpu_matmul_flops`; override with
-`--gin.peak_flops_per_device.cpu=...`).
+default; several files give several models, one per family). MFU is reported in two
+conventions (`flan_jax.accounting`): `mfu` counts causal attention over the whole square,
+`mfu_causal_halved` halves it as MaxText and Megatron-LM do. The peak FLOP/s behind it is the
+datasheet figure of the exact device kind, on a CPU the host's measured best float32 matmul
+FLOP/s (`measured_cpu_matmul_flops`); `--peak_flops=...` overrides either.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import argparse
 import dataclasses
 import datetime
 import importlib
-import os
 import pathlib
 import sys
 import time
@@ -53,10 +54,21 @@ def _parser() -> argparse.ArgumentParser:
                         "(0 = the whole logits at once)")
     p.add_argument("--shape", default=None,
                    help="memory: BATCHxLENGTH or BATCHxINPUTS+TARGETS (default: per family)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="compare: interleaved rounds of JAX and PyTorch steps (2 steps a side "
+                        "each; the median of the rounds' ratios is reported)")
     p.add_argument("--sections", default="decoder_1b,torch,t5,inference",
-                   help="gpu: the sections to run, comma-separated (default: all)")
+                   help="gpu: the sections to run, comma-separated, each in its own process "
+                        "(decoder_1b, torch, t5_small, t5_base or t5, inference; default all)")
     p.add_argument("--budget_s", type=float, default=400.0,
-                   help="gpu: seconds the whole suite may take; what no longer fits is skipped")
+                   help="gpu: seconds the whole suite may take (each section gets a share; "
+                        "what no longer fits is skipped, a section past its share is stopped)")
+    p.add_argument("--peak_flops", type=float, default=None,
+                   help="peak FLOP/s of one device behind MFU (default: the datasheet figure "
+                        "of the exact device kind, or the measured host matmul on a CPU)")
+    p.add_argument("--profile", action="store_true",
+                   help="train/compare: also write <machine>.profile.md, the costliest ops of "
+                        "one traced step of each model")
     from flan_jax.config import add_gin_flags
 
     add_gin_flags(p)
@@ -75,11 +87,9 @@ def main(argv: list[str] | None = None) -> int:
 
     bindings, rest = split_gin_bindings(argv)
     args = _parser().parse_args(rest)
-    import jax
-
-    jax.config.update("jax_default_matmul_precision", "float32")
-    if args.what == "gpu":  # JAX and PyTorch share the device: allocate, don't reserve 75%
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if args.peak_flops:
+        bindings = bindings + [f"peak_flops_per_device.override = {args.peak_flops!r}"]
+    if args.what == "gpu":  # sections in processes of their own: no JAX in this one
         return _gpu(args, bindings, "flan-jax bench " + " ".join(argv))
     s = Settings.make(args.quick)
     try:
@@ -103,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         runner = getattr(importlib.import_module(module), func)
         if what == "compare":
-            rows = runner(models, s, tuple(int(c) for c in args.loss_chunk_sizes.split(",")))
+            rows = runner(models, s, tuple(int(c) for c in args.loss_chunk_sizes.split(",")),
+                          rounds=None if args.quick else args.rounds)
         elif what == "memory":
             rows = runner(models, s, args.shape,
                           tuple(int(c) for c in args.loss_chunk_sizes.split(",")))
@@ -116,35 +127,33 @@ def main(argv: list[str] | None = None) -> int:
 
         path = write_results(pathlib.Path(args.results_dir), machine, {what: entry})
         say(f"{what}: {entry['seconds']:.0f} s")
+    if args.profile:
+        from flan_jax.bench.profile import profile_train_steps, write_profile
+
+        write_profile(path.with_suffix(".profile.md"), [
+            f"# Costliest ops of one train step on `{machine['id']}`", "",
+            f"`{command}`: float32, AdamW, the compare benchmark's shapes; from a jax.profiler "
+            "trace of the step (see flan_jax/bench/profile.py)."], profile_train_steps(models, s))
     say(f"wrote {path} and {path.with_suffix('.md')}")
     return 0
 
 
 def _gpu(args, bindings: list[str], command: str) -> int:
-    import jax
-
-    from flan_jax.bench import gpu
-    from flan_jax.bench.results import write_results
+    from flan_jax.bench import gpu_run
     from flan_jax.config import GinConfigError
 
-    machine = machine_info(devices_used=jax.device_count())
-    say(f"flan-jax bench gpu on {machine['id']} (load {machine['load_average_at_start']})")
-    start, date = time.perf_counter(), datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    box = {}
-
-    def write(rows: list[dict]) -> None:
-        entry = {"command": command, "quick": args.quick, "rows": rows, "date": date,
-                 "seconds": time.perf_counter() - start, "load_average_after": load_average()}
-        box["path"] = write_results(pathlib.Path(args.results_dir), machine, {"gpu": entry})
-
     try:
-        gpu.run(args.quick, bindings, args.budget_s, write,
-                sections=tuple(x.strip() for x in args.sections.split(",")))
+        sections = gpu_run.parse_sections(args.sections)
     except GinConfigError as e:
         print(f"flan-jax bench: {e}", file=sys.stderr)
         return 2
-    say(f"gpu: {time.perf_counter() - start:.0f} s; wrote {box['path']} and "
-        f"{box['path'].with_suffix('.md')}")
+    path = gpu_run.run(args.quick, bindings, args.budget_s, pathlib.Path(args.results_dir),
+                       command, sections)
+    if path is None:
+        print("flan-jax bench: no section reported a device (see the errors above).",
+              file=sys.stderr)
+        return 1
+    say(f"wrote {path}, {path.with_suffix('.md')} and {path.with_suffix('.profile.md')}")
     return 0
 
 

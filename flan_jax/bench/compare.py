@@ -3,13 +3,13 @@ transformers on PyTorch (LlamaForCausalLM / T5ForConditionalGeneration, torch.op
 
 from __future__ import annotations
 
-from typing import Any
+import statistics
+from typing import Any, Callable
 
 import numpy as np
 
 from flan_jax.bench.common import (Settings, cpu_count, f32, median_time, say, synthetic_batch,
                                    tokens_per_row)
-from flan_jax.bench.train import measure_train_step
 
 
 def torch_model(cfg):
@@ -53,40 +53,76 @@ def torch_inputs(cfg, data: dict[str, np.ndarray], device: str = "cpu") -> dict:
     return {"input_ids": ids, "labels": ids}
 
 
-def measure_torch_step(cfg, batch: int, lengths: dict[str, int], s: Settings,
-                       learning_rate: float = 1e-4, weight_decay: float = 0.01) -> dict:
-    """Median step time of forward, backward and AdamW in PyTorch on the CPU, float32."""
-    import torch
+class TorchStep:
+    """The PyTorch twin's train step (forward, backward, AdamW) on the CPU in float32, ready
+    to run: `run()` does one step and waits for it."""
 
-    torch.manual_seed(0)
-    model = torch_model(cfg).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    kwargs = torch_inputs(cfg, synthetic_batch(cfg.family, batch, lengths, cfg.vocab_size))
-    box = {}
+    def __init__(self, cfg, batch: int, lengths: dict[str, int], learning_rate: float = 1e-4,
+                 weight_decay: float = 0.01):
+        import torch
 
-    def run():
-        opt.zero_grad(set_to_none=True)
-        loss = model(**kwargs).loss
+        torch.manual_seed(0)
+        self.model = torch_model(cfg).train()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=learning_rate,
+                                     weight_decay=weight_decay)
+        self.kwargs = torch_inputs(cfg, synthetic_batch(cfg.family, batch, lengths,
+                                                        cfg.vocab_size))
+        self.tokens = batch * tokens_per_row(lengths)
+        self.loss = float("nan")
+
+    def run(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.model(**self.kwargs).loss
         loss.backward()
-        opt.step()
-        box["loss"] = loss.item()
+        self.opt.step()
+        self.loss = loss.item()
 
-    step_s, times = median_time(run, s.warmup, s.repeat)
-    tokens = batch * tokens_per_row(lengths)
-    return {"params": sum(p.numel() for p in model.parameters()), "step_time_s": step_s,
-            "step_times_s": times, "tokens_per_s": tokens / step_s, "loss": box["loss"],
-            "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "attention": getattr(model.config, "_attn_implementation", None)}
+    def info(self) -> dict:
+        import torch
+
+        return {"params": sum(p.numel() for p in self.model.parameters()),
+                "threads": torch.get_num_threads(), "torch": torch.__version__,
+                "attention": getattr(self.model.config, "_attn_implementation", None)}
+
+
+def interleaved_times(jax_run: Callable[[], None], torch_run: Callable[[], None], s: Settings,
+                      rounds: int, steps: int) -> dict:
+    """Step times of both sides measured back to back: after `s.warmup` steps each, `rounds`
+    rounds of `steps` steps per side (the side that goes first alternates), so a neighbour's
+    load on a shared machine falls on both. Medians over every step, and the median of the
+    rounds' ratios (torch step time / JAX step time)."""
+    for _ in range(s.warmup):
+        jax_run()
+        torch_run()
+    times: dict[str, list[float]] = {"jax": [], "torch": []}
+    ratios = []
+    for i in range(rounds):
+        order = (("jax", jax_run), ("torch", torch_run))
+        medians = {}
+        for side, fn in order if i % 2 == 0 else order[::-1]:
+            _, ts = median_time(fn, 0, steps)
+            times[side] += ts
+            medians[side] = statistics.median(ts)
+        ratios.append(medians["torch"] / medians["jax"])
+    return {"jax_step_time_s": statistics.median(times["jax"]),
+            "torch_step_time_s": statistics.median(times["torch"]),
+            "jax_step_times_s": times["jax"], "torch_step_times_s": times["torch"],
+            "round_ratios": ratios, "ratio_jax_over_torch": statistics.median(ratios)}
 
 
 def bench_compare(models: list[tuple[str, Any]], s: Settings,
-                  loss_chunk_sizes: tuple[int, ...] = (0,)) -> list[dict]:
-    """One row per model and loss chunk size (0: unchunked); PyTorch is measured once per
-    model."""
+                  loss_chunk_sizes: tuple[int, ...] = (0,), rounds: int | None = None
+                  ) -> list[dict]:
+    """One row per model and loss chunk size (0: unchunked), JAX and PyTorch interleaved in
+    this process (`interleaved_times`; 5 rounds of 2 steps a side unless quick)."""
     import torch
     import transformers
 
+    from flan_jax.bench.train import prepare_train_step, train_step_row
+
     torch.set_num_threads(cpu_count())
+    rounds = rounds or (1 if s.quick else 5)
+    steps = 1 if s.quick else 2
     rows = []
     for name, cfg in models:
         if "small" in name and not s.quick:
@@ -94,26 +130,31 @@ def bench_compare(models: list[tuple[str, Any]], s: Settings,
         batch, lengths = (2, {"inputs": 16, "targets": 8}) if s.quick else \
             (16, {"inputs": 128, "targets": 32})
         cfg = f32(cfg)
-        pt = measure_torch_step(cfg, batch, lengths, s)
+        pt = TorchStep(cfg, batch, lengths)
         for chunk in loss_chunk_sizes:
-            jx = measure_train_step(cfg, batch, lengths, s, loss_chunk_size=chunk)
-            rows.append(_compare_row(name, cfg, batch, lengths, jx, pt, transformers.__version__))
-            say(f"compare {name} (loss chunk {chunk}): jax {jx['tokens_per_s']:,.0f} tok/s vs "
-                f"torch {pt['tokens_per_s']:,.0f} tok/s ({rows[-1]['ratio_jax_over_torch']:.2f}x)"
-                f", XLA step memory {jx['xla_step_memory_mib']:.0f} MiB")
+            step = prepare_train_step(cfg, batch, lengths, loss_chunk_size=chunk)
+            t = interleaved_times(step.run, pt.run, s, rounds, steps)
+            jx = train_step_row(step, t["jax_step_time_s"], t["jax_step_times_s"])
+            rows.append(_compare_row(name, cfg, batch, lengths, jx, pt, t,
+                                     transformers.__version__))
+            r = rows[-1]
+            say(f"compare {name} (loss chunk {chunk}): jax {r['jax_tokens_per_s']:,.0f} tok/s "
+                f"vs torch {r['torch_tokens_per_s']:,.0f} tok/s, median of {rounds} "
+                f"interleaved rounds {r['ratio_jax_over_torch']:.2f}x (rounds "
+                + ", ".join(f"{x:.2f}" for x in t["round_ratios"]) + ")")
     return rows
 
 
-def _compare_row(name, cfg, batch, lengths, jx, pt, transformers_version) -> dict:
+def _compare_row(name, cfg, batch, lengths, jx, pt: TorchStep, t: dict,
+                 transformers_version) -> dict:
+    info = pt.info()
     return {"model": name, "family": cfg.family, "batch": batch,
             "lengths": dict(lengths), "optimizer": "AdamW(lr=1e-4, wd=0.01)",
             "loss_chunk_size": jx["loss_chunk_size"],
-            "jax_params": jx["params"], "torch_params": pt["params"],
+            "jax_params": jx["params"], "torch_params": info["params"],
             "jax_tokens_per_s": jx["tokens_per_s"],
-            "torch_tokens_per_s": pt["tokens_per_s"],
-            "jax_step_time_s": jx["step_time_s"], "torch_step_time_s": pt["step_time_s"],
-            "jax_xla_step_memory_mib": jx["xla_step_memory_mib"],
-            "ratio_jax_over_torch": jx["tokens_per_s"] / pt["tokens_per_s"],
-            "torch_threads": pt["threads"], "torch_version": pt["torch"],
-            "transformers_version": transformers_version,
-            "torch_attention": pt["attention"]}
+            "torch_tokens_per_s": pt.tokens / t["torch_step_time_s"],
+            "jax_xla_step_memory_mib": jx["xla_step_memory_mib"], "torch_loss": pt.loss,
+            "jax_loss": jx["loss"], **t, "torch_threads": info["threads"],
+            "torch_version": info["torch"], "transformers_version": transformers_version,
+            "torch_attention": info["attention"]}

@@ -1,34 +1,44 @@
-"""`flan-jax bench gpu [--quick]`: the accelerator suite in one run, TensorFlow-free.
+"""`flan-jax bench gpu [--quick]`: the accelerator suite's sections, TensorFlow-free.
 
 For a bare GPU machine (jax, flax, optax, orbax, torch, transformers; gin-config from the wheel
-in bench/wheels/; no network). Each figure is warmed up and the median of repeats:
+in bench/wheels/; no network). `flan_jax.bench.gpu_run` starts each section in a process of
+its own (`python -m flan_jax.bench.gpu SECTION ...`) with its share of the time budget; a
+section writes its rows (and one step's profile) to a JSON file after each figure, so a section
+that runs out of time or memory still leaves what it measured. Each figure is warmed up and the
+median of repeats:
 
-- decoder_1b: the ~1B Llama-layout decoder (models/decoder_1b.gin) at sequence 2048, bfloat16
-  compute, fsdp over every device, for each remat policy and attention implementation the
-  config knows (scan_layers on when it knows that), then the fastest with the chunked loss:
-  tokens/s, MFU, step time, memory; the best marked.
+- decoder_1b: the ~1B Llama-layout decoder (models/decoder_1b.gin + hardware/gpu.gin) at 2048,
+  bfloat16 compute, fsdp over every device: the hardware file's remat policy and attention
+  path first, then every remat policy the config knows at that path and every other attention
+  path at that policy, then the fastest with the chunked loss; the best is profiled.
 - torch: the same model, batch and length in transformers on one GPU (bfloat16 autocast, SDPA,
-  fused AdamW, torch.compile when it works): tokens/s and the per-device ratio.
-- t5: T5 v1.1 small and base at 512/128, packed: sequences (packed rows) and examples per second.
-- rank, decode: rank classification (options/s) and KV-cache decoding (tokens/s) on the 1B.
+  fused AdamW, torch.compile when it works). No JAX in that process.
+- t5_small, t5_base: T5 v1.1 at 512/128, packed, with the hardware file's settings (remat
+  `full` if those run out of memory): sequences (packed rows) and examples per second.
+- inference: rank classification (options/s) and KV-cache decoding (tokens/s) on the 1B.
 
-`--quick` shrinks every shape so the same code path runs on a CPU in a test. A time budget
-(`--budget_s`) skips what no longer fits and says so, so a run ends within the machine's limit;
-results are rewritten after each section.
+`--quick` shrinks every shape so the same code path runs on a CPU in a test.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
+import pathlib
+import sys
 import time
 from typing import Any, Callable
 
-from flan_jax.bench.common import (Settings, init_params, model_configs, say, tokens_per_row)
+from flan_jax.bench.common import Settings, ensure_gin, init_params, say, tokens_per_row
 
 DECODER_1B = "models/decoder_1b.gin"
-T5_MODELS = ("models/t5_small.gin", "models/t5_base.gin")
+T5_MODELS = {"t5_small": "models/t5_small.gin", "t5_base": "models/t5_base.gin"}
+HARDWARE = "hardware/gpu.gin"
 FSDP = {"data": 1, "fsdp": -1, "tensor": 1}
-REMAT_POLICIES = ("full", "dots", "none")  # memory-safe first: a later OOM still leaves a row
+# memory-safe first where the config does not list its policies; a later OOM still leaves rows
+REMAT_POLICIES = ("full", "dots_no_batch", "dots", "none")
+SECTIONS = ("decoder_1b", "torch", "t5_small", "t5_base", "inference")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,29 +70,52 @@ TINY = dict(emb_dim=64, num_heads=4, num_kv_heads=2, head_dim=16, mlp_dim=128, v
 TINY_T5 = dict(TINY, num_kv_heads=None, num_encoder_layers=2)
 
 
-def config_knobs(cfg) -> dict[str, tuple]:
-    """The settings this version of the model config can vary: attention implementations and
-    scanned layers appear when `TransformerConfig` has the fields."""
+def load_config(model_gin: str, bindings: list[str], quick: bool):
+    """The model's TransformerConfig with hardware/gpu.gin (its attention path, remat policy)
+    and the bindings; bfloat16 compute over float32 weights, no dropout; toy-sized if quick."""
+    import gin
+
+    import flan_jax.accounting  # noqa: F401  (--peak_flops binds its override)
+    from flan_jax.config import parse_gin
+    from flan_jax.models import TransformerConfig
+
+    parse_gin([model_gin, HARDWARE], bindings, finalize=False)
+    with gin.unlock_config():
+        cfg = TransformerConfig()
+    if quick:
+        cfg = dataclasses.replace(cfg, **(TINY if cfg.family == "decoder_only" else TINY_T5))
+    return dataclasses.replace(cfg, dtype="bfloat16", param_dtype="float32", dropout_rate=0.0)
+
+
+def _usable_impls(impls: tuple, platform: str) -> tuple:
+    """The attention paths this platform runs (cuDNN on GPUs, splash on TPUs)."""
+    only = {"cudnn": "gpu", "splash": "tpu"}
+    return tuple(i for i in impls if only.get(i, platform) == platform)
+
+
+def decoder_variants(cfg, platform: str, quick: bool) -> list[dict]:
+    """The hardware file's (remat, attention) first; then every other remat policy at that
+    attention path (leanest saving first), then every other attention path at that policy."""
     from flan_jax.models import config as model_config
 
     fields = {f.name for f in dataclasses.fields(cfg)}
-    knobs: dict[str, tuple] = {"remat_policy": REMAT_POLICIES}
-    if "attention_impl" in fields:
-        knobs["attention_impl"] = tuple(getattr(model_config, "ATTENTION_IMPLS",
-                                                (cfg.attention_impl,)))
-    if "scan_layers" in fields:
-        knobs["scan_layers"] = (True,)
-    return knobs
-
-
-def _variants(cfg, quick: bool) -> list[dict]:
-    knobs = config_knobs(cfg)
+    policies = tuple(getattr(model_config, "REMAT_POLICIES", REMAT_POLICIES))
+    impls = _usable_impls(tuple(getattr(model_config, "ATTENTION_IMPLS",
+                                        (getattr(cfg, "attention_impl", "xla"),))), platform)
+    impl = getattr(cfg, "attention_impl", None)
+    if impl is not None and impl not in impls:
+        impl = "xla" if "xla" in impls else impls[0]
+    policy = cfg.remat_policy
     if quick:
-        knobs["remat_policy"] = ("full", "none")
-    variants = [{}]
-    for name, values in knobs.items():
-        variants = [{**v, name: x} for v in variants for x in values]
-    return variants
+        policies = tuple(p for p in ("full", "none") if p in policies)
+    base = {"remat_policy": policy, **({"attention_impl": impl} if impl else {}),
+            **({"scan_layers": True} if "scan_layers" in fields else {})}
+    order = sorted(policies, key=lambda p: (p not in ("full", "minimal", "minimal_except_gate",
+                                                      "dots_no_batch"), policies.index(p)))
+    out = [base] + [{**base, "remat_policy": p} for p in order if p != policy]
+    if impl is not None and not quick:
+        out += [{**base, "attention_impl": i} for i in impls if i != impl]
+    return out
 
 
 def _is_oom(e: Exception) -> bool:
@@ -101,52 +134,103 @@ def _guarded(fn: Callable[[], dict], what: str) -> dict:
 
 
 class Budget:
+    """Seconds left of a section's share; `fits(cost)` when `cost` more seconds still fit."""
+
     def __init__(self, seconds: float):
         self.start, self.seconds = time.perf_counter(), seconds
 
     def left(self) -> float:
         return self.seconds - (time.perf_counter() - self.start)
 
+    def fits(self, cost: float) -> bool:
+        return self.left() > cost
 
-def bench_decoder_1b(cfg, shapes: Shapes, s: Settings, budget: Budget,
-                     share: float) -> list[dict]:
-    """The 1B decoder's train step for every variant, while `share` of the budget lasts."""
+
+class Section:
+    """A section's output: rows and profiles, rewritten to `out` after every change."""
+
+    def __init__(self, out: pathlib.Path, machine: dict):
+        self.out, self.rows, self.profiles, self.machine = out, [], [], machine
+
+    def add(self, row: dict) -> dict:
+        self.rows.append(row)
+        self.save()
+        return row
+
+    def save(self) -> None:
+        tmp = self.out.with_name(self.out.name + ".tmp")
+        tmp.write_text(json.dumps({"machine": self.machine, "rows": self.rows,
+                                   "profiles": self.profiles}, default=float))
+        tmp.replace(self.out)
+
+
+def profile_into(sec: Section, title: str, step, budget: Budget, cost: float) -> None:
+    """The 15 costliest ops of one traced step of a prepared step, when `cost` s still fit."""
+    from flan_jax.bench.profile import profile_step
+
+    if not budget.fits(cost):
+        say(f"{title}: no profile (time budget)")
+        return
+    r = _guarded(lambda: profile_step(step.run, step.holder["compiled"].as_text()),
+                 f"profile {title}")
+    if r.pop("status") == "ok":
+        sec.profiles.append([title, r])
+        sec.save()
+
+
+def bench_decoder_1b(sec: Section, cfg, shapes: Shapes, s: Settings, budget: Budget) -> None:
+    """The 1B decoder's train step for each variant while its cost still fits the budget;
+    then the fastest with the chunked loss, and a profile of the fastest."""
     import jax
 
-    from flan_jax.bench.train import measure_train_step
+    from flan_jax.bench.train import prepare_train_step, train_step_row
+    from flan_jax.bench.common import median_time
 
-    n_dev = jax.device_count()
-    batch = shapes.decoder_batch * n_dev
+    batch = shapes.decoder_batch * jax.device_count()
     lengths = {"inputs": shapes.decoder_length // 2, "targets": shapes.decoder_length // 2}
-    stop_at = budget.left() - share * budget.seconds
-    rows = []
-    for variant in _variants(cfg, s.quick):
+    cost = 0.0 if s.quick else 20.0  # seconds a variant takes (compile + steps), then measured
+
+    def measure(variant: dict, chunk: int = 0) -> dict:
+        nonlocal cost
         row = {"section": "decoder_1b", **variant, "batch": batch,
                "length": shapes.decoder_length}
-        if budget.left() < stop_at:
-            rows.append({**row, "status": "skipped (time budget)"})
-            continue
-        r = _guarded(lambda: measure_train_step(
-            dataclasses.replace(cfg, **variant), batch, lengths, s, mesh_axes=FSDP),
-            f"decoder_1b {variant}")
-        rows.append({**row, **r})
+        if not budget.fits(cost):
+            return sec.add({**row, "loss_chunk_size": chunk, "status": "skipped (time budget)"})
+        t0 = time.perf_counter()
+
+        def run():
+            step = prepare_train_step(dataclasses.replace(cfg, **variant), batch, lengths,
+                                      mesh_axes=FSDP, loss_chunk_size=chunk)
+            return train_step_row(step, *median_time(step.run, s.warmup, s.repeat))
+
+        r = _guarded(run, f"decoder_1b {variant} loss chunk {chunk}")
+        cost = max(cost, time.perf_counter() - t0)
         if r["status"] == "ok":
-            say(f"decoder_1b {variant}: {r['tokens_per_s']:,.0f} tok/s, MFU "
-                f"{100 * r['mfu']:.1f}%, step {1e3 * r['step_time_s']:.0f} ms")
-    ok = [r for r in rows if r["status"] == "ok"]
-    if ok and budget.left() >= stop_at:  # the fastest variant again, with the chunked loss
-        best = max(ok, key=lambda r: r["tokens_per_s"])
-        variant = {k: best[k] for k in config_knobs(cfg)}
-        chunk = shapes.loss_chunk_size
-        r = _guarded(lambda: measure_train_step(
-            dataclasses.replace(cfg, **variant), batch, lengths, s, mesh_axes=FSDP,
-            loss_chunk_size=chunk), f"decoder_1b {variant} loss chunk {chunk}")
-        rows.append({"section": "decoder_1b", **variant, "batch": batch,
-                     "length": shapes.decoder_length, **r})
-    ok = [r for r in rows if r["status"] == "ok"]
-    if ok:
-        max(ok, key=lambda r: r["tokens_per_s"])["best"] = True
-    return rows
+            say(f"decoder_1b {variant} chunk {chunk}: {r['tokens_per_s']:,.0f} tok/s, MFU "
+                f"{_pct(r['mfu'])} (causal halved {_pct(r['mfu_causal_halved'])}), step "
+                f"{1e3 * r['step_time_s']:.0f} ms")
+        return sec.add({**row, **r})
+
+    variants = decoder_variants(cfg, jax.devices()[0].platform, s.quick)
+    for variant in variants:
+        measure(variant)
+    ok = [r for r in sec.rows if r["status"] == "ok"]
+    if not ok:
+        return
+    best = max(ok, key=lambda r: r["tokens_per_s"])
+    variant = {k: best[k] for k in variants[0]}
+    measure(variant, shapes.loss_chunk_size)
+    best = max((r for r in sec.rows if r["status"] == "ok"), key=lambda r: r["tokens_per_s"])
+    best["best"] = True
+    sec.save()
+    step = prepare_train_step(dataclasses.replace(cfg, **variant), batch, lengths,
+                              mesh_axes=FSDP, loss_chunk_size=best.get("loss_chunk_size", 0))
+    profile_into(sec, f"decoder_1b {variant} loss chunk {best.get('loss_chunk_size', 0)}",
+                 step, budget, cost)
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
 def measure_torch_train(cfg, batch: int, length: int, s: Settings, compile_model: bool) -> dict:
@@ -166,12 +250,10 @@ def measure_torch_train(cfg, batch: int, length: int, s: Settings, compile_model
     lengths = {"inputs": length // 2, "targets": length // 2}
     kwargs = torch_inputs(cfg, synthetic_batch(cfg.family, batch, lengths, cfg.vocab_size),
                           device)
-    forward = model
-    compiled = "off"
+    forward, compiled = model, "off"
     if compile_model:
         try:
-            forward = torch.compile(model)
-            compiled = "on"
+            forward, compiled = torch.compile(model), "on"
         except Exception as e:  # noqa: BLE001 - fall back to eager, and say so
             compiled = f"failed: {type(e).__name__}"
     box: dict[str, Any] = {}
@@ -201,115 +283,113 @@ def measure_torch_train(cfg, batch: int, length: int, s: Settings, compile_model
             if device == "cuda" else None, "finite": bool(np.isfinite(box["loss"]))}
 
 
-def bench_torch(cfg, shapes: Shapes, s: Settings, jax_rows: list[dict]) -> list[dict]:
-    import gc
-
-    import jax
-
-    from flan_jax.bench import train as bench_train
-
-    bench_train._COMPILED.clear()  # give the JAX step's memory back before PyTorch runs
-    gc.collect()
+def bench_torch(sec: Section, cfg, shapes: Shapes, s: Settings, budget: Budget) -> None:
     r = _guarded(lambda: measure_torch_train(cfg, shapes.decoder_batch, shapes.decoder_length,
                                              s, compile_model=not s.quick), "torch")
-    row = {"section": "torch", **r}
-    best = [x for x in jax_rows if x.get("best")]
-    if best and r["status"] == "ok":  # per device: PyTorch runs on one
-        row["jax_tokens_per_s_per_device"] = best[0]["tokens_per_s"] / jax.device_count()
-        row["ratio_jax_over_torch"] = row["jax_tokens_per_s_per_device"] / r["tokens_per_s"]
-        say(f"torch: {r['tokens_per_s']:,.0f} tok/s (compile {r['torch_compile']}); jax/torch "
-            f"{row['ratio_jax_over_torch']:.2f}x")
-    return [row]
+    if r["status"] == "ok":
+        say(f"torch: {r['tokens_per_s']:,.0f} tok/s (compile {r['torch_compile']})")
+    sec.add({"section": "torch", **r})
 
 
-def bench_t5(configs: list[tuple[str, Any]], shapes: Shapes, s: Settings,
-             budget: Budget) -> list[dict]:
+def bench_t5(sec: Section, name: str, cfg, shapes: Shapes, s: Settings,
+             budget: Budget) -> None:
+    """One T5 size at the hardware file's settings (remat `full` again if they run out of
+    memory), then a profile of its step."""
     import jax
 
-    from flan_jax.bench.train import measure_train_step
+    from flan_jax.bench.common import median_time
+    from flan_jax.bench.train import prepare_train_step, train_step_row
 
-    rows = []
-    for name, cfg in configs:
-        batch = shapes.t5_batch[name] * jax.device_count()
-        row = {"section": "t5", "model": name, "batch": batch, "lengths": shapes.t5_lengths,
-               "examples_per_row": shapes.t5_examples_per_row}
-        if budget.left() <= 0:
-            rows.append({**row, "status": "skipped (time budget)"})
-            continue
-        knobs = {"scan_layers": True} if "scan_layers" in config_knobs(cfg) else {}
-        r = _guarded(lambda: measure_train_step(
-            dataclasses.replace(cfg, **knobs), batch, dict(shapes.t5_lengths), s,
-            mesh_axes=FSDP, examples_per_row=shapes.t5_examples_per_row), name)
-        if r["status"] == "ok":
+    batch = shapes.t5_batch[name] * jax.device_count()
+    e = shapes.t5_examples_per_row
+    knobs = {"scan_layers": True} if "scan_layers" in {f.name for f in
+                                                       dataclasses.fields(cfg)} else {}
+    step = None
+    for remat in dict.fromkeys((cfg.remat_policy, "full")):
+        variant = {**knobs, "remat_policy": remat}
+
+        def run():
+            nonlocal step
+            step = prepare_train_step(dataclasses.replace(cfg, **variant), batch,
+                                      dict(shapes.t5_lengths), mesh_axes=FSDP,
+                                      examples_per_row=e)
+            r = train_step_row(step, *median_time(step.run, s.warmup, s.repeat))
             r["sequences_per_s"] = batch / r["step_time_s"]
-            r["examples_per_s"] = r["sequences_per_s"] * shapes.t5_examples_per_row
-            say(f"{name}: {r['sequences_per_s']:,.0f} sequences/s, MFU {100 * r['mfu']:.1f}%")
-        rows.append({**row, **r})
-    return rows
+            r["examples_per_s"] = r["sequences_per_s"] * e
+            return r
+
+        t0 = time.perf_counter()
+        r = sec.add({"section": "t5", "model": name, **variant, "batch": batch,
+                     "lengths": shapes.t5_lengths, "examples_per_row": e,
+                     **_guarded(run, f"{name} {variant}")})
+        if r["status"] == "ok":
+            say(f"{name} {variant}: {r['sequences_per_s']:,.0f} sequences/s, MFU "
+                f"{_pct(r['mfu'])}")
+            profile_into(sec, f"{name} {variant}", step, budget, time.perf_counter() - t0)
+            return
+        if not budget.fits(time.perf_counter() - t0):
+            return
 
 
-def bench_inference(cfg, shapes: Shapes, s: Settings, budget: Budget) -> list[dict]:
+def bench_inference(sec: Section, cfg, shapes: Shapes, s: Settings, budget: Budget) -> None:
     """Rank classification and KV-cache decoding on one device, bfloat16 weights."""
-    from flan_jax.bench import train as bench_train
     from flan_jax.bench.decode import measure_decode
     from flan_jax.bench.rank import measure_rank
     from flan_jax.models import build_model
 
-    bench_train._COMPILED.clear()
-    rows = []
-    if budget.left() <= 0:
-        return [{"section": w, "status": "skipped (time budget)"} for w in ("rank", "decode")]
     model = build_model(dataclasses.replace(cfg, param_dtype="bfloat16"))
     params = init_params(model)
-    r = _guarded(lambda: measure_rank(model, params, s, naive=False, **shapes.rank), "rank")
-    rows.append({"section": "rank", **r})
+    t0 = time.perf_counter()
+    r = sec.add({"section": "rank", **_guarded(lambda: measure_rank(
+        model, params, s, naive=False, **shapes.rank), "rank")})
     if r["status"] == "ok":
         say(f"rank: {r['shared_options_per_s']:,.0f} options/s")
-    if budget.left() <= 0:
-        return rows + [{"section": "decode", "status": "skipped (time budget)"}]
-    r = _guarded(lambda: measure_decode(model, params, s, beam=False, no_cache=False,
-                                        **shapes.decode), "decode")
-    rows.append({"section": "decode", **r})
+    if not budget.fits(time.perf_counter() - t0):
+        sec.add({"section": "decode", "status": "skipped (time budget)"})
+        return
+    r = sec.add({"section": "decode", **_guarded(lambda: measure_decode(
+        model, params, s, beam=False, no_cache=False, **shapes.decode), "decode")})
     if r["status"] == "ok":
         say(f"decode: {r['greedy_cache_tokens_per_s']:,.0f} tokens/s (greedy, KV cache)")
-    return rows
 
 
-SECTIONS = ("decoder_1b", "torch", "t5", "inference")
-
-
-def run(quick: bool, bindings: list[str], budget_s: float,
-        write: Callable[[list[dict]], None], sections: tuple = SECTIONS) -> list[dict]:
-    """The `sections` in turn (all by default); `write(rows so far)` after each."""
-    unknown = set(sections) - set(SECTIONS)
-    if unknown:
-        from flan_jax.config import GinConfigError
-
-        raise GinConfigError(f"--sections: {', '.join(sorted(unknown))} unknown; choose from "
-                             f"{', '.join(SECTIONS)}.")
-    s = Settings.make(quick)
-    shapes = QUICK if quick else FULL
+def run_section(section: str, out: pathlib.Path, quick: bool, bindings: list[str],
+                budget_s: float) -> None:
+    """One section in this process (started by `gpu_run`), its rows written to `out`."""
+    shapes, s = (QUICK if quick else FULL), Settings.make(quick)
     budget = Budget(budget_s)
-    (decoder,) = model_configs([DECODER_1B], bindings)
-    t5 = list(zip(("t5_small", "t5_base"), model_configs(list(T5_MODELS), bindings)))
-    if quick:
-        decoder = dataclasses.replace(decoder, **TINY)
-        t5 = [(n, dataclasses.replace(c, **TINY_T5)) for n, c in t5]
-    decoder = dataclasses.replace(decoder, dtype="bfloat16", param_dtype="float32",
-                                  dropout_rate=0.0)
-    t5 = [(n, dataclasses.replace(c, dtype="bfloat16", param_dtype="float32", dropout_rate=0.0))
-          for n, c in t5]
-    rows: list[dict] = []
-    if "decoder_1b" in sections:
-        rows += bench_decoder_1b(decoder, shapes, s, budget, share=0.45)
-        write(rows)
-    if "torch" in sections:
-        rows += bench_torch(decoder, shapes, s, rows)
-        write(rows)
-    if "t5" in sections:
-        rows += bench_t5(t5, shapes, s, budget)
-        write(rows)
-    if "inference" in sections:
-        rows += bench_inference(decoder, shapes, s, budget)
-        write(rows)
-    return rows
+    if section == "torch":  # no JAX in this process: the GPU is PyTorch's alone
+        sec = Section(out, {})
+        bench_torch(sec, load_config(DECODER_1B, bindings, quick), shapes, s, budget)
+        return
+    from flan_jax.bench.common import machine_info
+    import jax
+
+    sec = Section(out, machine_info(devices_used=jax.device_count()))
+    sec.save()
+    if section == "probe":
+        return
+    if section == "decoder_1b":
+        bench_decoder_1b(sec, load_config(DECODER_1B, bindings, quick), shapes, s, budget)
+    elif section in T5_MODELS:
+        bench_t5(sec, section, load_config(T5_MODELS[section], bindings, quick), shapes, s,
+                 budget)
+    elif section == "inference":
+        bench_inference(sec, load_config(DECODER_1B, bindings, quick), shapes, s, budget)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m flan_jax.bench.gpu")
+    p.add_argument("section", choices=SECTIONS + ("probe",))
+    p.add_argument("--out", required=True)
+    p.add_argument("--budget_s", type=float, required=True)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--gin", action="append", default=[], help="a gin binding")
+    args = p.parse_args(argv)
+    ensure_gin()
+    run_section(args.section, pathlib.Path(args.out), args.quick, args.gin, args.budget_s)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,17 +26,28 @@ def _lengths(lengths: dict) -> str:
     return f"{lengths['inputs']}+{lengths['targets']}"
 
 
+def _mfu(r: dict, key: str = "mfu", digits: int = 2) -> str:
+    return "n/a" if r.get(key) is None else f"{100 * r[key]:.{digits}f}%"
+
+
+MFU_NOTE = ("MFU (`flan_jax.accounting`): training FLOPs = 6 x the weights each position "
+            "multiplies + 12 x heads x head_dim per attended (query, key) pair within an "
+            "example; *full* counts causal attention over the whole square, *causal/2* halves "
+            "it as MaxText and Megatron-LM do.")
+
+
 def _train(rows: list[dict]) -> list[str]:
     peak = rows[0]["assumed_peak_flops"] if rows else 0
-    out = [f"MFU = tokens/s x (6 x params + attention) / {peak:.3g} FLOP/s: on a CPU that peak "
-           "is the host's best measured float32 matmul throughput (`measured_cpu_matmul_flops`), "
-           "not a datasheet figure. AdamW, synthetic tokens. XLA memory = arguments + outputs + "
+    out = [f"{MFU_NOTE} Peak {fmt(peak, 0) if peak else 'unknown'} FLOP/s: on a CPU the host's "
+           "best measured float32 matmul throughput (`measured_cpu_matmul_flops`), not a "
+           "datasheet figure. AdamW, synthetic tokens. XLA memory = arguments + outputs + "
            "temporaries of the compiled step; host RSS is the process peak so far (cumulative).",
-           "", "| model | remat | params | batch x len | step ms | tokens/s | MFU | "
-           "XLA memory MiB | host peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|"]
+           "", "| model | remat | params | batch x len | step ms | tokens/s | MFU full | "
+           "MFU causal/2 | XLA memory MiB | host peak RSS MiB |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     return out + [f"| {r['model']} | {r['remat']} | {r['params'] / 1e6:.2f}M | {r['batch']} x "
                   f"{_lengths(r['lengths'])} | {1e3 * r['step_time_s']:.1f} | "
-                  f"{fmt(r['tokens_per_s'])} | {100 * r['mfu']:.2f}% | "
+                  f"{fmt(r['tokens_per_s'])} | {_mfu(r)} | {_mfu(r, 'mfu_causal_halved')} | "
                   f"{fmt(r['xla_step_memory_mib'], 1)} | {fmt(r['host_peak_rss_mib'])} |"
                   for r in rows]
 
@@ -45,17 +56,24 @@ def _compare(rows: list[dict]) -> list[str]:
     threads = rows[0]["torch_threads"] if rows else "?"
     ver = (f"torch {rows[0]['torch_version']}, transformers {rows[0]['transformers_version']}"
            if rows else "")
-    out = [f"Same dimensions, batch, length and AdamW on both sides; {ver}, {threads} threads. "
-           f"XLA memory is the compiled JAX step's (arguments + outputs + temporaries). "
-           f"Target: {TARGETS['compare']}.", "",
+    out = [f"Same dimensions, batch, length and AdamW on both sides, float32; {ver}, {threads} "
+           "threads. Both sides run back to back in one process, in rounds (the side that goes "
+           "first alternates), so a neighbour's load falls on both: tokens/s are medians over "
+           "every step, jax / torch the median of the rounds' ratios (range, rounds). XLA "
+           f"memory is the compiled JAX step's. Target: {TARGETS['compare']}.", "",
            "| model | batch x len | loss chunk | params jax / torch | jax tokens/s | "
-           "torch tokens/s | jax / torch | XLA memory MiB |", "|---|---|---|---|---|---|---|---|"]
+           "torch tokens/s | jax / torch (rounds) | XLA memory MiB |",
+           "|---|---|---|---|---|---|---|---|"]
     return out + [f"| {r['model']} | {r['batch']} x {_lengths(r['lengths'])} | "
                   f"{r.get('loss_chunk_size', 0) or 'none'} | "
                   f"{r['jax_params'] / 1e6:.2f}M / {r['torch_params'] / 1e6:.2f}M | "
                   f"{fmt(r['jax_tokens_per_s'])} | {fmt(r['torch_tokens_per_s'])} | "
-                  f"{r['ratio_jax_over_torch']:.2f}x | "
+                  f"{r['ratio_jax_over_torch']:.2f}x{_range(r.get('round_ratios'))} | "
                   f"{fmt(r.get('jax_xla_step_memory_mib'), 1)} |" for r in rows]
+
+
+def _range(xs) -> str:
+    return f" ({min(xs):.2f}-{max(xs):.2f}, {len(xs)})" if xs and len(xs) > 1 else ""
 
 
 def _pipeline(rows: list[dict]) -> list[str]:
@@ -142,26 +160,32 @@ def _mib(x) -> str:
 
 
 def _gpu(rows: list[dict]) -> list[str]:
-    """One table per section of `bench gpu`; rows without figures say why (OOM, budget)."""
+    """One table per section of `bench gpu`; rows without figures say why (OOM, budget, a
+    section stopped or failed)."""
     def status(r):
         return "" if r.get("status") == "ok" else f" ({r.get('status')})"
 
     sec = lambda name: [r for r in rows if r["section"] == name]  # noqa: E731
-    out = ["MFU against the device's dense bfloat16 peak (H100/H200: 989 TFLOP/s), summed over "
-           "the devices. XLA memory is per device (arguments + outputs + temporaries of the "
-           "compiled step); device peak is the allocator's peak so far in the run.", "",
-           "### 1B decoder (bfloat16, fsdp)", "",
-           "| remat | attention | scan | loss chunk | batch x len | step ms | tokens/s | MFU | "
-           "XLA MiB | device peak MiB | best |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    peaks = {r["assumed_peak_flops"] / r.get("devices", 1) for r in rows
+             if r.get("assumed_peak_flops")}
+    out = [f"{MFU_NOTE} Peak: the device kind's dense bfloat16 datasheet figure "
+           f"({', '.join(f'{p / 1e12:,.0f}' for p in sorted(peaks)) or 'unknown'} TFLOP/s per "
+           "device; `--peak_flops` overrides), summed over the devices. XLA memory is per device "
+           "(arguments + outputs + temporaries of the compiled step); device peak is the "
+           "allocator's peak in the section's process. Each section ran in its own process.",
+           "", "### 1B decoder (bfloat16, fsdp)", "",
+           "| remat | attention | scan | loss chunk | batch x len | step ms | tokens/s | MFU full "
+           "| MFU causal/2 | XLA MiB | device peak MiB | best |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sec("decoder_1b"):
         ok = r.get("status") == "ok"
-        out.append(f"| {r.get('remat_policy')}{status(r)} | {r.get('attention_impl', 'xla')} | "
-                   f"{r.get('scan_layers', False)} | {r.get('loss_chunk_size') or 'none'} | "
-                   f"{r['batch']} x {r['length']} | "
+        out.append(f"| {r.get('remat_policy', '')}{status(r)} | {r.get('attention_impl', '')} | "
+                   f"{r.get('scan_layers', '')} | {r.get('loss_chunk_size') or 'none'} | "
+                   f"{r.get('batch', '')} x {r.get('length', '')} | "
                    + (f"{1e3 * r['step_time_s']:.0f} | {fmt(r['tokens_per_s'])} | "
-                      f"{100 * r['mfu']:.1f}% | {fmt(r['xla_step_memory_mib'])} | "
-                      f"{_mib(r.get('device_peak_bytes'))} | {'yes' if r.get('best') else ''} |"
-                      if ok else "| | | | | |"))
+                      f"{_mfu(r, digits=1)} | {_mfu(r, 'mfu_causal_halved', 1)} | "
+                      f"{fmt(r['xla_step_memory_mib'])} | {_mib(r.get('device_peak_bytes'))} | "
+                      f"{'yes' if r.get('best') else ''} |" if ok else "| | | | | | |"))
     out += ["", "### The same decoder in transformers/PyTorch (one device)", "",
             "| tokens/s | step ms | torch.compile | attention | peak MiB | JAX tokens/s per device "
             "| JAX / torch |", "|---|---|---|---|---|---|---|"]
@@ -173,13 +197,14 @@ def _gpu(rows: list[dict]) -> list[str]:
                    f"{fmt(r.get('jax_tokens_per_s_per_device'))} | "
                    f"{fmt(r.get('ratio_jax_over_torch'), 2)}x |")
     out += ["", "### T5 v1.1, packed (sequences = packed rows)", "",
-            "| model | batch x len | examples/row | sequences/s | examples/s | MFU | XLA MiB |",
-            "|---|---|---|---|---|---|---|"]
-    for r in sec("t5"):
-        out.append(f"| {r['model']}{status(r)} | {r['batch']} x {_lengths(r['lengths'])} | "
-                   f"{r['examples_per_row']} | {fmt(r.get('sequences_per_s'))} | "
-                   f"{fmt(r.get('examples_per_s'))} | "
-                   f"{fmt(100 * r['mfu'] if 'mfu' in r else None, 1)}% | "
+            "| model | remat | batch x len | examples/row | sequences/s | examples/s | MFU full | "
+            "MFU causal/2 | XLA MiB |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sec("t5") + sec("t5_small") + sec("t5_base"):
+        lengths = _lengths(r["lengths"]) if "lengths" in r else ""
+        out.append(f"| {r.get('model', r['section'])}{status(r)} | {r.get('remat_policy', '')} "
+                   f"| {r.get('batch', '')} x {lengths} | {r.get('examples_per_row', '')} | "
+                   f"{fmt(r.get('sequences_per_s'))} | {fmt(r.get('examples_per_s'))} | "
+                   f"{_mfu(r, digits=1)} | {_mfu(r, 'mfu_causal_halved', 1)} | "
                    f"{fmt(r.get('xla_step_memory_mib'))} |")
     out += ["", "### Inference on the 1B decoder (one device, bfloat16 weights)", "",
             "| what | shape | throughput |", "|---|---|---|"]
@@ -187,10 +212,12 @@ def _gpu(rows: list[dict]) -> list[str]:
         out.append(f"| rank classification{status(r)} | {r.get('inputs')} inputs x "
                    f"{r.get('options')} options, {r.get('input_tokens')} tokens | "
                    f"{fmt(r.get('shared_options_per_s'))} options/s |")
-    for r in sec("decode"):
+    for r in sec("decode") + sec("inference"):
         out.append(f"| greedy, KV cache{status(r)} | batch {r.get('batch')}, prompt "
                    f"{r.get('prompt_tokens')}, {r.get('new_tokens')} new | "
                    f"{fmt(r.get('greedy_cache_tokens_per_s'))} tokens/s |")
+    for r in sec("probe"):
+        out += ["", f"The device probe: {r.get('status')}."]
     return out
 
 

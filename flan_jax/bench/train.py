@@ -26,12 +26,41 @@ def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
     parameters, optimizer state and the batch over every device. `loss_chunk_size` as in
     `make_train_step` (0: the whole logits at once). A shape measured before is
     timed again without recompiling (`compile_s` is then the first one)."""
+    step = prepare_train_step(cfg, batch, lengths, mesh_axes=mesh_axes,
+                              examples_per_row=examples_per_row,
+                              loss_chunk_size=loss_chunk_size, learning_rate=learning_rate,
+                              weight_decay=weight_decay)
+    step_s, times = median_time(step.run, s.warmup, s.repeat)
+    return train_step_row(step, step_s, times)
+
+
+class PreparedStep:
+    """A compiled train step with its state and data: `run()` does one step and blocks."""
+
+    def __init__(self, holder: dict, mesh, cfg, batch: int, lengths: dict[str, int],
+                 loss_chunk_size: int):
+        self.holder, self.mesh, self.cfg = holder, mesh, cfg
+        self.batch, self.lengths, self.loss_chunk_size = batch, dict(lengths), loss_chunk_size
+
+    def run(self):
+        import jax
+
+        h = self.holder
+        with jax.set_mesh(self.mesh):
+            h["state"], h["metrics"] = h["compiled"](h["state"], h["data"], h["rng"])
+        jax.block_until_ready(h["metrics"]["loss"])
+
+
+def prepare_train_step(cfg, batch: int, lengths: dict[str, int], *,
+                       mesh_axes: Mapping[str, int] | None = None, examples_per_row: int = 1,
+                       loss_chunk_size: int = 0, learning_rate: float = 1e-4,
+                       weight_decay: float = 0.01) -> PreparedStep:
+    """The train step compiled for this shape (cached: a shape prepared before is reused)."""
     import jax
     import optax
 
     from flan_jax import partitioning
-    from flan_jax.models import build_model, count_params
-    from flan_jax.accounting import peak_flops_per_device, train_flops_per_token
+    from flan_jax.models import build_model
     from flan_jax.train_step import TrainState, make_train_step
 
     axes = dict(mesh_axes or ONE_DEVICE)
@@ -39,7 +68,6 @@ def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
            examples_per_row, loss_chunk_size, learning_rate, weight_decay)
     mesh = partitioning.make_mesh(axes=axes, num_devices=1 if mesh_axes is None else None)
     rules = partitioning.DEFAULT_RULES
-    rng = jax.random.PRNGKey(1)
     with jax.set_mesh(mesh):
         if key not in _COMPILED:
             if jax.devices()[0].platform != "cpu":
@@ -63,32 +91,36 @@ def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
             # the state keeps its shardings across steps, as in training
             compiled = jax.jit(step_fn, in_shardings=(state_sh, batch_sh, repl),
                                out_shardings=(state_sh, repl), donate_argnums=(0,)).lower(
-                state, data, rng).compile()
+                state, data, jax.random.PRNGKey(1)).compile()
             _COMPILED[key] = {"compiled": compiled, "state": state, "data": data,
+                              "rng": jax.random.PRNGKey(1),
+                              "examples_per_row": examples_per_row,
                               "compile_s": time.perf_counter() - t0}
-        holder = _COMPILED[key]
-        compiled, data = holder["compiled"], holder["data"]
+    return PreparedStep(_COMPILED[key], mesh, cfg, batch, lengths, loss_chunk_size)
 
-        def run():
-            holder["state"], metrics = compiled(holder["state"], data, rng)
-            jax.block_until_ready(metrics["loss"])
 
-        step_s, times = median_time(run, s.warmup, s.repeat)
-        holder["state"], metrics = compiled(holder["state"], data, rng)
-    loss = float(jax.device_get(metrics["loss"]))
+def train_step_row(step: PreparedStep, step_s: float, times: list[float]) -> dict:
+    """The figures of a prepared step timed at `step_s` seconds (median of `times`)."""
+    import jax
+
+    from flan_jax.accounting import flops_report
+    from flan_jax.models import count_params
+
+    holder = step.holder
+    if "metrics" not in holder:
+        step.run()
+    loss = float(jax.device_get(holder["metrics"]["loss"]))
     params = holder["state"].params
-    tokens = batch * tokens_per_row(lengths)
-    flops_per_token = train_flops_per_token(cfg, params, lengths)
-    peak = peak_flops_per_device() * mesh.size
-    tps = tokens / step_s
+    tokens = step.batch * tokens_per_row(step.lengths)
     stats = device_memory_stats() or {}
-    return {"params": count_params(params), "batch": batch, "lengths": dict(lengths),
-            "devices": mesh.size, "loss_chunk_size": loss_chunk_size,
-            "tokens_per_step": tokens, "step_time_s": step_s,
-            "step_times_s": times, "tokens_per_s": tps, "flops_per_token": flops_per_token,
-            "assumed_peak_flops": peak, "mfu": tps * flops_per_token / peak,
-            "compile_s": holder["compile_s"], "loss": loss, **xla_memory_mib(compiled),
-            "host_peak_rss_mib": rss_mib(),
+    return {"params": count_params(params), "batch": step.batch, "lengths": dict(step.lengths),
+            "devices": step.mesh.size, "loss_chunk_size": step.loss_chunk_size,
+            "tokens_per_step": tokens, "step_time_s": step_s, "step_times_s": times,
+            "tokens_per_s": tokens / step_s,
+            **flops_report(step.cfg, step.lengths, step.batch, holder["examples_per_row"],
+                           step_s, step.mesh.size),
+            "compile_s": holder["compile_s"], "loss": loss,
+            **xla_memory_mib(holder["compiled"]), "host_peak_rss_mib": rss_mib(),
             "device_peak_bytes": stats.get("peak_bytes_in_use"),
             "device_bytes_in_use": stats.get("bytes_in_use")}
 

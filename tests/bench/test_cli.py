@@ -3,6 +3,7 @@ bench/results-style JSON and a Markdown table naming the machine (no timing thre
 
 import json
 import math
+import sys
 
 import pytest
 
@@ -78,3 +79,29 @@ def test_unknown_gin_file_is_a_readable_error(tmp_path, capsys):
     assert cli.main(["rank", "--quick", "--gin_file=models/decoder_tinyy.gin",
                      f"--results_dir={tmp_path}"]) == 2
     assert "decoder_tiny.gin" in capsys.readouterr().err  # the close match is suggested
+
+
+@pytest.mark.slow
+def test_compare_with_profile_writes_the_costliest_ops(tmp_path):
+    assert cli.main(["compare", "--quick", "--profile", "--loss_chunk_sizes=0",
+                     "--gin_file=models/decoder_tiny.gin", f"--results_dir={tmp_path}"]) == 0
+    (md,) = tmp_path.glob("*.profile.md")
+    text = md.read_text()
+    assert "## decoder_tiny, 2 x 16+8" in text and "| 1 | `" in text
+    assert "logits_dense" in text  # the output head's matmul is among the costliest ops
+
+
+def test_peak_flops_flag_overrides_the_peak(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_runner(models, s, chunks, rounds):
+        from flan_jax.accounting import peak_flops_per_device
+
+        seen["peak"] = peak_flops_per_device()
+        return []
+
+    monkeypatch.setitem(cli.RUNNERS, "compare", ("tests.bench.test_cli", "FAKE"))
+    monkeypatch.setattr(sys.modules[__name__], "FAKE", fake_runner, raising=False)
+    assert cli.main(["compare", "--quick", "--peak_flops=3e14", "--gin_file=models/t5_tiny.gin",
+                     f"--results_dir={tmp_path}"]) == 0
+    assert seen["peak"] == 3e14

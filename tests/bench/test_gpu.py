@@ -54,12 +54,13 @@ def quick_run(tmp_path_factory):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     files = list((tmp / "results").glob("*.json"))
     assert len(files) == 1, files
-    return proc.stdout, json.loads(files[0].read_text())
+    return proc.stdout, json.loads(files[0].read_text()), \
+        files[0].with_suffix(".profile.md").read_text()
 
 
 @pytest.mark.slow
 def test_quick_gpu_suite_runs_without_tensorflow_or_installed_gin(quick_run):
-    stdout, data = quick_run
+    stdout, data, profile_md = quick_run
     assert "LEAKED []" in stdout
     assert ".whl" in stdout.split("GIN FROM", 1)[1].splitlines()[0]  # gin from bench/wheels
     entry = data["benchmarks"]["gpu"]
@@ -67,13 +68,13 @@ def test_quick_gpu_suite_runs_without_tensorflow_or_installed_gin(quick_run):
     rows = entry["rows"]
     assert all(r["status"] == "ok" for r in rows), [(r["section"], r["status"]) for r in rows]
     decoder = [r for r in rows if r["section"] == "decoder_1b"]
-    assert {r["remat_policy"] for r in decoder} == {"none", "full"}
+    assert {r["remat_policy"] for r in decoder} >= {"none", "full"}
     assert [bool(r.get("loss_chunk_size")) for r in decoder][-1]  # best variant, chunked loss
     assert sum(bool(r.get("best")) for r in decoder) == 1
     best = next(r for r in decoder if r.get("best"))
     assert best["tokens_per_s"] == max(r["tokens_per_s"] for r in decoder)
-    assert all(0 < r["mfu"] and r["tokens_per_step"] == r["batch"] * r["length"]
-               for r in decoder)
+    assert all(0 < r["mfu_causal_halved"] < r["mfu"]
+               and r["tokens_per_step"] == r["batch"] * r["length"] for r in decoder)
     (torch_row,) = [r for r in rows if r["section"] == "torch"]
     assert torch_row["ratio_jax_over_torch"] == pytest.approx(
         torch_row["jax_tokens_per_s_per_device"] / torch_row["tokens_per_s"])
@@ -85,17 +86,21 @@ def test_quick_gpu_suite_runs_without_tensorflow_or_installed_gin(quick_run):
     (rank,) = [r for r in rows if r["section"] == "rank"]
     (decode,) = [r for r in rows if r["section"] == "decode"]
     assert rank["shared_options_per_s"] > 0 and decode["greedy_cache_tokens_per_s"] > 0
+    # one profiled step of the best decoder variant and of each T5: 15 ops each
+    assert profile_md.count("| 15 | `") == 3, profile_md
+    assert "## decoder_1b" in profile_md and "## t5_small" in profile_md
 
 
 def test_gpu_table_says_why_a_row_is_missing():
     machine = {"id": "nvidia-h100-x1", "cpu": "x", "cores": 1, "memory_gib": 1, "jax": "0",
                "platform": "gpu", "device_kind": "NVIDIA H100", "load_average_at_start": [0]}
-    rows = [{"section": "decoder_1b", "remat_policy": "none", "batch": 4, "length": 2048,
+    rows = [{"section": "decoder_1b", "remat_policy": "none", "attention_impl": "xla",
+             "scan_layers": False, "batch": 4, "length": 2048,
              "status": "out of memory"},
             {"section": "t5", "model": "t5_base", "batch": 64,
              "lengths": {"inputs": 512, "targets": 128}, "examples_per_row": 4,
-             "status": "skipped (time budget)"}]
+             "remat_policy": "full", "status": "skipped (time budget)"}]
     md = render_markdown({"machine": machine, "benchmarks": {"gpu": {
         "command": "c", "quick": False, "date": "d", "rows": rows}}})
     assert "| none (out of memory) | xla | False | none | 4 x 2048 |" in md
-    assert "| t5_base (skipped (time budget)) | 64 x 512+128 | 4 | n/a |" in md
+    assert "| t5_base (skipped (time budget)) | full | 64 x 512+128 | 4 | n/a |" in md
