@@ -101,7 +101,7 @@ def test_train_step_with_chunked_loss_matches_unchunked():
 
     from flan_jax import partitioning
     from flan_jax.bench.common import init_params, synthetic_batch
-    from flan_jax.train import TrainState, make_train_step
+    from flan_jax.train_step import TrainState, make_train_step
 
     cfg = plain_config(family="decoder_only", vocab_size=61, emb_dim=16, num_heads=2,
                        num_kv_heads=1, head_dim=8, mlp_dim=24, num_decoder_layers=1,
