@@ -4,7 +4,8 @@
     flan-jax tasks show NAME [-n 3] [--split S] [--mock] [--module M]
 
 `show` prints rendered examples (inputs, targets, options) of a task or mixture; `--mock` serves
-TFDS-backed tasks from `tfds.testing.mock_data` so they render without any download. Tasks
+TFDS-backed tasks from `tfds.testing.mock_data` and file-backed ones (Flan 2022's NIv2, T0-SF,
+MMLU, BBH) from `tasks.flan2022.mock_files`, so they render without any download. Tasks
 registered the plain seqio way are listed with collection `-` and a kind inferred from their
 metric functions; `--module my_tasks` imports the module that registers them.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import sys
 from typing import Any, Sequence
@@ -192,13 +194,16 @@ def _show(args: argparse.Namespace) -> int:
               f"Run `flan-jax data prepare {args.name}`, or add --mock to show mock examples.",
               file=sys.stderr)
         return 2
-    mock: contextlib.AbstractContextManager = contextlib.nullcontext()
+    mock = contextlib.ExitStack()
     if args.mock:
         import tensorflow_datasets as tfds
 
-        mock = tfds.testing.mock_data(
-            num_examples=max(args.num, 8), policy=tfds.testing.MockPolicy.USE_CODE
-        )
+        mock.enter_context(tfds.testing.mock_data(
+            num_examples=max(args.num, 8), policy=tfds.testing.MockPolicy.USE_CODE))
+        if importlib.util.find_spec("tasks.flan2022.mock_files") is not None:
+            from tasks.flan2022 import mock_files  # file-backed sources read their fixtures
+
+            mock.enter_context(mock_files.active())
     with mock:
         ds = task.get_dataset(None, split=split, shuffle=False)
         for i, ex in enumerate(ds.take(args.num).as_numpy_iterator()):

@@ -19,3 +19,5 @@ synthetic.register()
 
 if importlib.util.find_spec("tasks.flan2021") is not None:
     importlib.import_module("tasks.flan2021")
+if importlib.util.find_spec("tasks.flan2022") is not None:
+    importlib.import_module("tasks.flan2022")
