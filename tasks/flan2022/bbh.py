@@ -31,7 +31,7 @@ TASKS = tuple(sorted(ALGORITHMIC + NLP))
 GROUP = {**{t: "algorithmic" for t in ALGORITHMIC}, **{t: "nlp" for t in NLP}}
 VARIANTS = ("direct", "cot")
 
-_ANSWER = re.compile(r"the answer is\s*:?\s*(.+?)(?:\.\s*$|\.\s*\n|\n|$)", re.IGNORECASE)
+ANSWER_PHRASE = "the answer is"
 
 
 def prompt(cot: readers.BBHPrompt, question: str, variant: str) -> str:
@@ -55,9 +55,10 @@ def extract_answer(output: str, variant: str = "cot") -> str:
     sentence's end); without one, the last non-empty line. Direct: the first non-empty line."""
     text = output.strip()
     if variant == "cot":
-        found = _ANSWER.findall(text)
-        if found:
-            return normalize(found[-1])
+        at = text.lower().rfind(ANSWER_PHRASE)
+        if at >= 0:  # up to the end of that line and sentence (a period before a space)
+            rest = text[at + len(ANSWER_PHRASE):].split("\n")[0]
+            return normalize(re.split(r"\.(?:\s|$)", rest)[0].lstrip(" :"))
         lines = [line for line in text.splitlines() if line.strip()]
         return normalize(lines[-1]) if lines else ""
     lines = [line for line in text.splitlines() if line.strip()]
