@@ -196,9 +196,12 @@ def _show(args: argparse.Namespace) -> int:
     if args.mock:
         import tensorflow_datasets as tfds
 
-        mock = tfds.testing.mock_data(
-            num_examples=max(args.num, 8), policy=tfds.testing.MockPolicy.USE_CODE
-        )
+        from tasks import sources
+
+        mock = contextlib.ExitStack()
+        mock.enter_context(tfds.testing.mock_data(
+            num_examples=max(args.num, 8), policy=tfds.testing.MockPolicy.USE_CODE))
+        mock.enter_context(sources.mock_text_files(max(args.num, 8)))
     with mock:
         ds = task.get_dataset(None, split=split, shuffle=False)
         for i, ex in enumerate(ds.take(args.num).as_numpy_iterator()):

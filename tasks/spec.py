@@ -56,13 +56,33 @@ class GeneratorSource:
 
 
 @dataclasses.dataclass(frozen=True)
+class TextFileSource:
+    """Tab-separated text files, one record per line (the Flan 2022 Chain-of-Thought files).
+
+    `flan-jax data prepare` fetches each split's URL into `tasks.sources.text_file_dir()/name/`
+    and checks it (line count, and sha256 where given); reading never downloads. Columns are
+    named by `columns`; a literal backslash-n in a cell is read as a newline.
+    """
+
+    name: str  # the folder the files go to
+    urls: Mapping[str, str]  # our split name -> URL
+    columns: Sequence[str]
+    num_examples: Mapping[str, int]  # split -> lines, checked after fetching
+    sha256: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self.urls)
+
+
+@dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     """One instruction dataset of a collection, declared as data."""
 
     name: str  # unique within the collection, e.g. "rte"; becomes part of task names
     collection: str  # "synthetic", "flan2021", ...
     cluster: str  # "nli", "sentiment", ...
-    source: TfdsSource | GeneratorSource
+    source: TfdsSource | GeneratorSource | TextFileSource
     templates: Sequence[Template]
     fields_fn: FieldsFn | None = None  # identity when None (raw fields are the template fields)
     # Classification: the fixed answer strings (OPTIONS suffix, rank classification) ...
