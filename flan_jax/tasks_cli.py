@@ -78,7 +78,7 @@ def _task_rows(collection: str | None, kind: str | None) -> list[dict[str, Any]]
             "name": name, "collection": info.collection, "cluster": info.cluster,
             "dataset": info.dataset, "templates": info.num_templates, "kind": info.kind,
             "template_index": info.template_index, "shots": info.num_shots,
-            "metrics": list(info.metrics),
+            "metrics": list(info.metrics), "style": info.style or None,
         })
     return rows
 
@@ -123,6 +123,8 @@ def _list(args: argparse.Namespace) -> int:
         if args.collection in (None, "-"):
             rows += _plain_rows(args.kind)
         columns = ["name", "collection", "cluster", "dataset", "templates", "kind", "metrics"]
+        if any(r.get("style") for r in rows):  # Flan 2022 style tasks
+            columns.insert(columns.index("kind") + 1, "style")
     if args.json:
         for r in rows:
             print(json.dumps(r))

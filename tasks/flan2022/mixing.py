@@ -64,15 +64,19 @@ SUBMIXTURES: Mapping[str, Submixture] = {
 }
 
 
-def task_name(dataset: str, style: str) -> str:
-    return f"{COLLECTION}_{dataset}_{style}"
+def task_name(dataset: str, style: str, collection: str = COLLECTION) -> str:
+    return f"{collection}_{dataset}_{style}"
 
 
-def submixture_name(sub: str, style: str | None = None) -> str:
-    return f"{COLLECTION}_{sub}_submix" + (f"_{style}" if style else "")
+def submixture_name(sub: str, style: str | None = None, collection: str = COLLECTION) -> str:
+    return f"{collection}_{sub}_submix" + (f"_{style}" if style else "")
 
 
-TOP_MIXTURE = f"{COLLECTION}_submix"
+def top_mixture_name(collection: str = COLLECTION) -> str:
+    return f"{collection}_submix"
+
+
+TOP_MIXTURE = top_mixture_name()
 
 
 def load_entries(sub: Submixture, package: str = "tasks.flan2022") -> list[Entry]:
@@ -109,7 +113,7 @@ def style_source(spec: DatasetSpec, style: st.Style, seed: int,
     return seqio.FunctionDataSource(dataset_fn, splits=("train",), num_input_examples=num)
 
 
-def _register_entries(r: registry.Registrar, sub_name: str, sub: Submixture,
+def _register_entries(r: registry.Registrar, collection: str, sub: Submixture,
                       entries: Sequence[Entry]) -> dict[str, list[tuple[str, float]]]:
     """Registers each entry's style tasks; returns style -> [(task, rate)]."""
     by_style: dict[str, list[tuple[str, float]]] = {s: [] for s in sub.styles}
@@ -118,9 +122,9 @@ def _register_entries(r: registry.Registrar, sub_name: str, sub: Submixture,
         if spec.eval_only or "train" not in spec.source.splits:
             continue  # evaluation-only datasets never train
         for style in sub.styles:
-            name = task_name(spec.name, style)
+            name = task_name(spec.name, style, collection)
             info = TaskInfo(
-                name=name, collection=COLLECTION, cluster=spec.cluster, dataset=spec.name,
+                name=name, collection=collection, cluster=spec.cluster, dataset=spec.name,
                 kind="style_train", template_index=None, num_templates=len(spec.templates),
                 num_shots=st.MAX_EXEMPLARS if st.STYLES[style].few_shot else 0, metrics=(),
                 is_classification=spec.is_classification, split="train",
@@ -133,40 +137,43 @@ def _register_entries(r: registry.Registrar, sub_name: str, sub: Submixture,
 
 def register(groups: Mapping[str, Sequence[Entry]], vocabulary: seqio.Vocabulary,
              seed: int = 0, replace: bool = False,
-             submixtures: Mapping[str, Submixture] = SUBMIXTURES) -> CollectionInfo:
-    """Registers the collection from submixture name -> entries (see the module docstring)."""
+             submixtures: Mapping[str, Submixture] = SUBMIXTURES,
+             collection: str = COLLECTION) -> CollectionInfo:
+    """Registers the collection from submixture name -> entries (see the module docstring);
+    `collection` renames it (tests register small stand-ins next to the real one)."""
     if replace:
-        catalogue.forget_collection(COLLECTION)
-        sources.forget_collection(COLLECTION)
+        catalogue.forget_collection(collection)
+        sources.forget_collection(collection)
     r = registry.Registrar(vocabulary, seed, replace)
     built, empty, specs = [], [], []
     for sub_name, sub in submixtures.items():
         entries = list(groups.get(sub_name, ()))
         specs += [e.spec for e in entries]
-        by_style = _register_entries(r, sub_name, sub, entries)
+        by_style = _register_entries(r, collection, sub, entries)
         if not any(by_style.values()):
             empty.append(sub_name)
             continue
         clusters = [catalogue.TASKS[t].cluster for tasks in by_style.values() for t, _ in tasks]
-        style_mixtures = [(r.mixture(submixture_name(sub_name, s), tasks, clusters), 1.0)
-                          for s, tasks in by_style.items()]
-        r.mixture(submixture_name(sub_name), style_mixtures, clusters)
-        built.append((submixture_name(sub_name), sub.weight))
+        style_mixtures = [(r.mixture(submixture_name(sub_name, s, collection), tasks, clusters),
+                           1.0) for s, tasks in by_style.items()]
+        r.mixture(submixture_name(sub_name, None, collection), style_mixtures, clusters)
+        built.append((submixture_name(sub_name, None, collection), sub.weight))
+    top = top_mixture_name(collection)
     if empty:
-        catalogue.UNBUILDABLE[TOP_MIXTURE] = (
-            f"`{TOP_MIXTURE}` cannot be built yet: submixture(s) "
-            + ", ".join(f"{submixture_name(s)} (add tasks/flan2022/"
+        catalogue.UNBUILDABLE[top] = (
+            f"`{top}` cannot be built yet: submixture(s) "
+            + ", ".join(f"{submixture_name(s, None, collection)} (add tasks/flan2022/"
                         f"{' or '.join(m + '.py' for m in submixtures[s].modules)} with ENTRIES)"
                         for s in empty)
             + " have no tasks. The built ones can be used alone: "
             + (", ".join(n for n, _ in built) or "none") + ".")
     else:
-        r.mixture(TOP_MIXTURE, built, [c for n, _ in built for c in catalogue.MIXTURES[n]])
+        r.mixture(top, built, [c for n, _ in built for c in catalogue.MIXTURES[n]])
     clusters = tuple(dict.fromkeys(s.cluster for s in specs))
     info = CollectionInfo(
-        name=COLLECTION, clusters=clusters,
+        name=collection, clusters=clusters,
         datasets={c: tuple(s.name for s in specs if s.cluster == c) for c in clusters},
-        cluster_order=clusters, exclusions=(), train_mixture=TOP_MIXTURE, heldout_mixtures={},
+        cluster_order=clusters, exclusions=(), train_mixture=top, heldout_mixtures={},
         eval_mixtures={}, rank_mixtures={}, specs=tuple(specs), vocabulary=vocabulary)
-    catalogue.COLLECTIONS[COLLECTION] = info
+    catalogue.COLLECTIONS[collection] = info
     return info
