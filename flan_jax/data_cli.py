@@ -49,6 +49,7 @@ class Row:
     manual_download: str | None = None
     status: str = ""
     detail: str = ""
+    source: object = None  # a tasks.spec.TextFileSource: fetched, not built by TFDS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,8 +133,13 @@ def rows_for(specs: Sequence, subset: Sequence[str] | None = None) -> list[Row]:
     """One row per TFDS dataset (de-duplicated), keeping only `subset` when given."""
     from tasks.spec import TfdsSource
 
+    from tasks.spec import TextFileSource
+
     rows: dict[str, Row] = {}
     for spec in specs:
+        if isinstance(spec.source, TextFileSource):  # files fetched by URL (Flan 2022 CoT)
+            rows.setdefault(spec.source.name, Row(spec.source.name, [], source=spec.source))
+            rows[spec.source.name].used_by.append(spec.name)
         if not isinstance(spec.source, TfdsSource):
             continue  # generated datasets need no preparation
         name = spec.source.name
@@ -187,6 +193,12 @@ def prepare(row: Row, data_dir: str | None, manual_dir: str | None) -> Row:
 
     manual = row.manual_download
     try:
+        if row.source is not None:
+            from tasks import sources
+
+            root = f"{data_dir}/flan_jax_files" if data_dir else None
+            row.status, row.detail = READY, sources.prepare_text_files(row.source, root)
+            return row
         builder = tfds.builder(row.tfds_name, data_dir=data_dir)
         if _is_prepared(builder):
             row.status, row.detail = READY, f"already prepared in {builder.data_dir}"

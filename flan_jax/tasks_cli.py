@@ -80,7 +80,7 @@ def _task_rows(collection: str | None, kind: str | None) -> list[dict[str, Any]]
             "name": name, "collection": info.collection, "cluster": info.cluster,
             "dataset": info.dataset, "templates": info.num_templates, "kind": info.kind,
             "template_index": info.template_index, "shots": info.num_shots,
-            "metrics": list(info.metrics),
+            "metrics": list(info.metrics), "style": info.style or None,
         })
     return rows
 
@@ -125,6 +125,8 @@ def _list(args: argparse.Namespace) -> int:
         if args.collection in (None, "-"):
             rows += _plain_rows(args.kind)
         columns = ["name", "collection", "cluster", "dataset", "templates", "kind", "metrics"]
+        if any(r.get("style") for r in rows):  # Flan 2022 style tasks
+            columns.insert(columns.index("kind") + 1, "style")
     if args.json:
         for r in rows:
             print(json.dumps(r))
@@ -198,8 +200,11 @@ def _show(args: argparse.Namespace) -> int:
     if args.mock:
         import tensorflow_datasets as tfds
 
+        from tasks import sources
+
         mock.enter_context(tfds.testing.mock_data(
             num_examples=max(args.num, 8), policy=tfds.testing.MockPolicy.USE_CODE))
+        mock.enter_context(sources.mock_text_files(max(args.num, 8)))
         if importlib.util.find_spec("tasks.flan2022.mock_files") is not None:
             from tasks.flan2022 import mock_files  # file-backed sources read their fixtures
 

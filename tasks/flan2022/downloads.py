@@ -8,8 +8,9 @@ fetches them: resumable, file by file, one status row per source.
     mmlu    hendrycks' MMLU archive (dev/val/test CSVs)  -> DATA/mmlu/data/{dev,val,test}/
     bbh     BIG-Bench Hard task JSONs and CoT prompts    -> DATA/bbh/{bbh,cot-prompts}/
 
-DATA is `tasks.flan2022.data_dir` (gin), else $TFDS_DATA_DIR/flan_jax_files (TFDS's data dir,
-~/tensorflow_datasets by default: the folder the Chain-of-Thought files use too).
+DATA is `tasks.text_file_dir()` (gin `tasks.text_file_dir.path`, else
+$TFDS_DATA_DIR/flan_jax_files, TFDS's data dir being ~/tensorflow_datasets by default), where
+the Chain-of-Thought files go too.
 A file is written as FILE.part and renamed when complete; a re-run skips complete files and
 resumes a .part with an HTTP Range request, so an interrupted prepare loses nothing. A source
 whose files cannot all be fetched is reported with what to do; the other sources go on.
@@ -23,8 +24,6 @@ import tarfile
 import urllib.request
 from typing import Callable, Sequence
 
-import gin
-
 NIV2_URL = "https://raw.githubusercontent.com/allenai/natural-instructions/master/tasks/{}.json"
 P3_PARQUET_URL = ("https://huggingface.co/datasets/bigscience/P3/resolve/refs%2Fconvert%2F"
                   "parquet/{}/train/0000.parquet")
@@ -35,13 +34,12 @@ BBH_URL = "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/main/{}"
 CHUNK = 1 << 20
 
 
-@gin.configurable(module="tasks.flan2022")
-def data_dir(path: str | None = None) -> str:
-    """Where the file sources live (local disk)."""
-    if path:
-        return os.path.expanduser(path)
-    root = os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets")
-    return os.path.join(os.path.expanduser(root), "flan_jax_files")
+def data_dir() -> str:
+    """Where the file sources live: `tasks.text_file_dir` (gin `tasks.text_file_dir.path`),
+    the folder of the Chain-of-Thought files too."""
+    from tasks import sources
+
+    return sources.text_file_dir()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +70,12 @@ def _niv2() -> list[Download]:
 
 
 def _t0_sf() -> list[Download]:
-    from tasks.flan2022 import t0_sf
+    from tasks.flan2022 import t0
 
     return [Download(((f"p3/{p.name}/train.parquet", P3_PARQUET_URL.format(p.name)),
                       (f"p3/{p.name}/train.tfrecord-00000-of-00001",
                        P3_TFRECORD_URL.format(p.name))))
-            for p in t0_sf.prompts()]
+            for p in t0.prompts()]
 
 
 def _mmlu() -> list[Download]:

@@ -6,6 +6,7 @@ fixtures, and what `flan-jax tasks show --mock` reads.
                   of its own name reads that, any other reads one of the fixtures of its kind
                   (chosen by a hash of its name), as TFDS's mock_data serves every dataset
     root()        the folder in use while active, else None
+    resolve(kind, name, data_dir)   where a task reads: (data_dir, name), or the fixture
 
 Contents: NIv2 tasks task1001_fixture_sentiment (instances > positive examples),
 task1002_fixture_reverse, task1003_fixture_capital and task690_mmlu_fixture (MMLU-derived, to be
@@ -185,6 +186,17 @@ def active() -> Iterator[str]:
             yield tmp
         finally:
             _ACTIVE.pop()
+
+
+def resolve(kind: str, name: str, data_dir: str) -> tuple[str, str]:
+    """(root, name to read) for a file-backed task of `kind` ("niv2", "p3", "mmlu", "bbh"):
+    `data_dir` and `name` itself, or while active, the fixtures and `name`'s stand-in."""
+    mock = root()
+    if mock is None:
+        return data_dir, name
+    fixtures = {"niv2": [n for n in NIV2 if "mmlu" not in n], "p3": list(P3),
+                "mmlu": [MMLU_SUBJECT], "bbh": [BBH_TASK]}[kind]
+    return mock, stand_in(name, fixtures)
 
 
 def stand_in(name: str, available: list[str]) -> str:

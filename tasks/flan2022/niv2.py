@@ -3,10 +3,11 @@
 Every task of the release's list (`niv2_counts.tsv`: name and instance count, the source of the
 mixing rate before any download; 1,613 tasks, 41 of them listed in two spellings) minus the 57 tasks made from MMLU questions (task664-667,
 task685-737: MMLU is a held-out benchmark). Each task is its own seqio task per style (`zs_opt`,
-`fs_opt`: NIv2 has no answer options, so the release keeps only these two), capped at
-`CAP` instances (its first ones, in file order; see DEVIATIONS.md), rendered with one of ten
-definition + input templates written here; few-shot exemplars are the task's own positive
-examples, never instances of the task or of another task.
+`fs_opt`: NIv2 has no answer options, so the release keeps only these two; registered through
+`tasks.flan2022.mixing` from `ENTRIES`), capped at `CAP` instances (its first ones, in file
+order; see DEVIATIONS.md), rendered with one of ten definition + input templates written here;
+few-shot exemplars come from the split "exemplars", the task's own positive examples, never
+from its instances or another task.
 """
 
 from __future__ import annotations
@@ -15,28 +16,30 @@ import functools
 import os
 import re
 
-from tasks.flan2022 import readers
-from tasks.flan2022.styles_files import Record
+from tasks.flan2022 import downloads, mock_files, readers
+from tasks.flan2022.mixing import COLLECTION, Entry
+from tasks.spec import DatasetSpec, FileRecordsSource, Template
 
 CAP = 5000
 STYLES = ("zs_opt", "fs_opt")
 MMLU_DERIVED = frozenset([664, 665, 666, 667, *range(685, 738)])
 
 # Ten ways to give a model the task definition and one input; the definition always comes first.
-TEMPLATES = (
-    ("{definition}\n\n{input}", "{target}"),
-    ("Task: {definition}\n\nInput: {input}\nOutput:", "{target}"),
+_TEMPLATES = (
+    ("{definition}\n\n{input}", "{output}"),
+    ("Task: {definition}\n\nInput: {input}\nOutput:", "{output}"),
     ("Read the task description, then handle the input.\n\nDescription: {definition}\n\n"
-     "{input}", "{target}"),
-    ("{definition}\n\nHere is the input:\n{input}\n\nYour output:", "{target}"),
-    ("Follow these directions: {definition}\n\n{input}\nResponse:", "{target}"),
-    ("What the task asks: {definition}\nThe case to solve: {input}\nSolution:", "{target}"),
-    ("Instructions follow.\n{definition}\n\nNow apply them to this:\n{input}", "{target}"),
-    ("{definition}\nInput -> {input}\nOutput ->", "{target}"),
+     "{input}", "{output}"),
+    ("{definition}\n\nHere is the input:\n{input}\n\nYour output:", "{output}"),
+    ("Follow these directions: {definition}\n\n{input}\nResponse:", "{output}"),
+    ("What the task asks: {definition}\nThe case to solve: {input}\nSolution:", "{output}"),
+    ("Instructions follow.\n{definition}\n\nNow apply them to this:\n{input}", "{output}"),
+    ("{definition}\nInput -> {input}\nOutput ->", "{output}"),
     ("You are given a task and an example of its input.\nTask: {definition}\nExample input: "
-     "{input}\nExpected output:", "{target}"),
-    ("Guidelines: {definition}\n\nProblem: {input}\n\nAnswer:", "{target}"),
+     "{input}\nExpected output:", "{output}"),
+    ("Guidelines: {definition}\n\nProblem: {input}\n\nAnswer:", "{output}"),
 )
+TEMPLATES = tuple(Template(inputs, targets) for inputs, targets in _TEMPLATES)
 
 
 def canonical(name: str) -> str:
@@ -88,12 +91,36 @@ def task_file(root: str, name: str) -> str:
     return next((p for p in paths if os.path.exists(p)), paths[0])
 
 
-def records(task: readers.NIv2Task, cap: int = CAP) -> tuple[list[Record], list[Record]]:
-    """(the first `cap` instances, the positive examples) as records."""
-    def record(inputs: str, output: str) -> Record:
-        return Record({"definition": task.definition, "input": inputs}, output)
-
+def records(task: readers.NIv2Task, cap: int = CAP) -> tuple[list[dict], list[dict]]:
+    """(the first `cap` instances, the positive examples) as template fields."""
     if is_mmlu_derived(task.name):
         raise ValueError(f"{task.name} is derived from MMLU and is left out of NIv2.")
-    return ([record(i, o) for i, o in task.instances[:cap]],
-            [record(i, o) for i, o in task.positive_examples])
+
+    def fields(pairs):
+        return [{"definition": task.definition, "input": i, "output": o} for i, o in pairs]
+
+    return fields(task.instances[:cap]), fields(task.positive_examples)
+
+
+def read(name: str, split: str) -> list[dict]:
+    """The records of one task: "train" (its first CAP instances) or "exemplars" (its
+    positive examples), from the data dir (the fixtures' stand-in while mocked)."""
+    root, stand_in = mock_files.resolve("niv2", name, downloads.data_dir())
+    task = readers.niv2_task(task_file(root, stand_in))
+    task = readers.NIv2Task(name, task.definition, task.positive_examples, task.instances)
+    instances, positives = records(task)
+    return instances if split == "train" else positives
+
+
+def spec(name: str) -> DatasetSpec:
+    return DatasetSpec(
+        name=f"niv2_{name}", collection=COLLECTION, cluster="niv2",
+        source=FileRecordsSource(
+            name=f"niv2/{name}", read=functools.partial(read, name),
+            output_fields={"definition": str, "input": str, "output": str},
+            num_examples={"train": rate(name)}, splits=("train", "exemplars")),
+        templates=TEMPLATES, eval_split="train", exemplar_split="exemplars", display_name=name)
+
+
+ENTRIES: list[Entry] = [Entry(spec(n), (release_counts()[spellings()[n][0]],) * 2)
+                        for n in task_names()]

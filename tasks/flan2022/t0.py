@@ -11,22 +11,26 @@ kind and the release's train-example count (the mixing rate before any download)
                          styles list them after the prompt, the `*_noopt` styles do not
 
 A P3 input already is an instruction, so the template only passes it through; styles differ by
-the options and the exemplars (other rows of the same prompt). Per-prompt cap: `CAP` rows.
+the options and the exemplars (other rows of the same prompt), as `tasks.flan2022.styles` renders
+them for every submixture (registered from `ENTRIES`). Per-prompt cap: the first `CAP` rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import os
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
-from tasks.flan2022.styles_files import Record
+from tasks.flan2022 import downloads, mock_files, niv2, readers
+from tasks.flan2022.mixing import COLLECTION, Entry
+from tasks.spec import DatasetSpec, FileRecordsSource, Template
 
 CAP = 20000
 STYLES = ("zs_opt", "zs_noopt", "fs_opt", "fs_noopt")
 KINDS = ("qa", "mc", "mc_separate_options")
-TEMPLATES = (("{inputs}", "{target}"),)
+TEMPLATES = (Template("{inputs}", "{answer}"),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +76,34 @@ def prompt_folder(root: str, name: str) -> str:
     return os.path.join(root, "p3", name)
 
 
-def to_record(row: dict, prompt: Prompt) -> Record:
-    """A P3 row as a record; only `mc_separate_options` prompts get options to list."""
-    options = tuple(row["answer_choices"]) if prompt.kind == "mc_separate_options" else ()
-    return Record({"inputs": row["inputs"]}, row["targets"], options)
+def to_fields(row: dict, prompt: Prompt) -> dict | None:
+    """A P3 row as template fields; `mc_separate_options` rows also carry their options (None:
+    a row whose answer is not among its options, which the styles could not letter)."""
+    fields = {"inputs": row["inputs"], "answer": row["targets"]}
+    if prompt.kind == "mc_separate_options":
+        if row["targets"] not in row["answer_choices"]:
+            return None
+        fields["answer_choices"] = list(row["answer_choices"])
+    return fields
+
+
+def read(prompt: Prompt, split: str) -> Iterator[dict]:
+    """The first CAP usable rows of the prompt's train file (the fixtures' stand-in while
+    mocked)."""
+    root, name = mock_files.resolve("p3", prompt.name, downloads.data_dir())
+    rows = (to_fields(r, prompt) for r in readers.p3_rows(prompt_folder(root, name), split))
+    return itertools.islice((r for r in rows if r is not None), CAP)
+
+
+def spec(prompt: Prompt) -> DatasetSpec:
+    options = prompt.kind == "mc_separate_options"
+    fields = {"inputs": str, "answer": str, **({"answer_choices": list} if options else {})}
+    return DatasetSpec(
+        name=niv2.canonical(f"t0_{prompt.name}"), collection=COLLECTION, cluster="t0",
+        source=FileRecordsSource(name=f"p3/{prompt.name}", read=functools.partial(read, prompt),
+                                 output_fields=fields, num_examples={"train": rate(prompt)}),
+        templates=TEMPLATES, options_field="answer_choices" if options else None,
+        answer_field="answer", eval_split="train", display_name=prompt.name)
+
+
+ENTRIES: list[Entry] = [Entry(spec(p), (p.train_examples,) * 2) for p in prompts()]
