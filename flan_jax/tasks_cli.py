@@ -180,6 +180,46 @@ def unprepared_tfds(name: str) -> list[tuple[str, str]]:
     return missing
 
 
+LARGE_MIXTURE = 64  # leaf tasks beyond which `show` samples tasks instead of the mixture
+
+
+def leaf_rates(mixture: Any) -> dict[str, float]:
+    """Each leaf task of a (nested) mixture and its share of the mixture's examples."""
+    import seqio
+
+    shares: dict[str, float] = {}
+    total = mixture.total_rate
+    for sub in mixture.tasks:
+        share = mixture.get_rate(sub) / total
+        if isinstance(sub, seqio.Mixture):
+            for name, s in leaf_rates(sub).items():
+                shares[name] = shares.get(name, 0.0) + share * s
+        else:
+            shares[sub.name] = shares.get(sub.name, 0.0) + share
+    return shares
+
+
+def _examples(task: Any, split: str, num: int):
+    """(example, "name" or "mixture -> task") pairs. A mixture of more than LARGE_MIXTURE
+    tasks (Flan 2022's NIv2 has 3,112) would build every task's pipeline first: instead, `num`
+    tasks are drawn by their rates (seeded) and one example of each is shown."""
+    import random
+
+    import seqio
+
+    shares = leaf_rates(task) if isinstance(task, seqio.Mixture) else {}
+    if len(shares) <= LARGE_MIXTURE:
+        ds = task.get_dataset(None, split=split, shuffle=False)
+        for ex in ds.take(num).as_numpy_iterator():
+            yield ex, task.name
+        return
+    names = random.Random(0).choices(list(shares), weights=list(shares.values()), k=num)
+    for name in names:
+        one = seqio.get_mixture_or_task(name).get_dataset(None, split=split, shuffle=False)
+        for ex in one.take(1).as_numpy_iterator():
+            yield ex, f"{task.name} -> {name}"
+
+
 def _show(args: argparse.Namespace) -> int:
     from tasks import catalogue
 
@@ -210,9 +250,8 @@ def _show(args: argparse.Namespace) -> int:
 
             mock.enter_context(mock_files.active())
     with mock:
-        ds = task.get_dataset(None, split=split, shuffle=False)
-        for i, ex in enumerate(ds.take(args.num).as_numpy_iterator()):
-            print(f"=== {args.name} [{split}] example {i}")
+        for i, (ex, shown) in enumerate(_examples(task, split, args.num)):
+            print(f"=== {shown} [{split}] example {i}")
             for key in ("inputs", "targets"):
                 print(f"--- {key}\n" + _text(task, ex, key))
             for key in ("options", "answers"):  # answers: every gold answer (multi-reference)

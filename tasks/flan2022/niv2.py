@@ -112,13 +112,15 @@ def read(name: str, split: str) -> list[dict]:
     return instances if split == "train" else positives
 
 
-def spec(name: str) -> DatasetSpec:
+def spec(name: str, count: int | None = None) -> DatasetSpec:
+    """The task's dataset; `count` (default: the release's, capped) for tasks off the list."""
     return DatasetSpec(
         name=f"niv2_{name}", collection=COLLECTION, cluster="niv2",
         source=FileRecordsSource(
             name=f"niv2/{name}", read=functools.partial(read, name),
             output_fields={"definition": str, "input": str, "output": str},
-            num_examples={"train": rate(name)}, splits=("train", "exemplars")),
+            num_examples={"train": rate(name) if count is None else min(CAP, count)},
+            splits=("train", "exemplars")),
         templates=TEMPLATES, eval_split="train", exemplar_split="exemplars", display_name=name)
 
 

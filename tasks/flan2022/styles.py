@@ -200,7 +200,14 @@ def with_exemplars(query: tf.data.Dataset, exemplars: tf.data.Dataset, spec: Dat
         inputs, targets = compose(spec, q, template, v, style)
         composed = [compose(spec, {name: e[name][j] for name in e}, template, v, style)
                     for j in range(k + 1)]
-        others = tf.where(tf.not_equal(e["key"], key))[:k, 0]  # never the example itself
+        # Never the example itself, nor an exemplar twice (a small pool, as NIv2's positive
+        # examples, comes round again within one batch of the repeated stream).
+        same = tf.equal(e["key"][:, None], e["key"][None, :])
+        earlier = tf.cast(tf.linalg.band_part(tf.ones_like(same, tf.int32), -1, 0)
+                          - tf.eye(k + 1, dtype=tf.int32), tf.bool)
+        repeated = tf.reduce_any(tf.logical_and(same, earlier), axis=1)
+        others = tf.where(tf.logical_and(tf.not_equal(e["key"], key),
+                                         tf.logical_not(repeated)))[:k, 0]
         ex_in = tf.gather(tf.stack([c[0] for c in composed]), others)
         ex_tg = tf.gather(tf.stack([c[1] for c in composed]), others)
         prompts = tf.stack([tf.strings.join([tpl.fewshot_prefix(ex_in[:m], ex_tg[:m]), inputs])

@@ -7,8 +7,10 @@ import pytest
 import seqio
 
 import tasks  # noqa: F401 - registers the collections
-from tasks.flan2022 import file_tasks, mock_files, niv2, readers, styles_files, t0_sf
-from tasks.templates import FEWSHOT_EXEMPLAR_SEPARATOR, FEWSHOT_TARGET_SEPARATOR
+from tasks.flan2022 import mixing, mock_files, niv2, readers, t0
+from tasks.flan2022 import styles as st
+
+VOCAB = seqio.ByteVocabulary()
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,8 @@ def test_mmlu_derived_tasks_left_out():
     assert niv2.is_mmlu_derived("task690_mmlu_fixture")
     with pytest.raises(ValueError, match="derived from MMLU"):
         niv2.records(readers.NIv2Task("task690_mmlu_fixture", "d", (), ()))
+    assert len(niv2.ENTRIES) == 1556
+    assert not [e for e in niv2.ENTRIES if niv2.is_mmlu_derived(e.spec.display_name)]
 
 
 def test_two_spellings_are_one_task(tmp_path):
@@ -46,64 +50,59 @@ def test_two_spellings_are_one_task(tmp_path):
 def test_niv2_cap_takes_the_first_instances(root):
     task = _niv2(root, "task1001_fixture_sentiment")
     records, positives = niv2.records(task, cap=5)
-    assert [r.fields["input"] for r in records] == [i for i, _ in task.instances[:5]]
+    assert [r["input"] for r in records] == [i for i, _ in task.instances[:5]]
     assert len(task.instances) == 12 and len(positives) == 2
     assert niv2.rate("task001_quoref_question_generation") == 4225  # below the cap
     assert niv2.rate("task002_quoref_answer_generation") == 5000  # 6,500 listed, capped
+    assert niv2.spec("task002_quoref_answer_generation").source.num_examples == {"train": 5000}
+    with mock_files.active():
+        assert len(niv2.read("task1001_fixture_sentiment", "train")) == 12
+        assert len(niv2.read("task1001_fixture_sentiment", "exemplars")) == 2
 
 
-def _count(text):
-    return len(text.encode())
+def _render(spec, style):
+    source = mixing.style_source(spec, st.STYLES[style], 0, VOCAB)
+    with mock_files.active():
+        ds = source.get_dataset("train", shuffle=False)
+        return [{k: ex[k].decode() for k in ("inputs", "targets")}
+                for ex in ds.as_numpy_iterator()]
 
 
 def test_niv2_zero_shot_renders_definition_and_input(root):
     task = _niv2(root, "task1003_fixture_capital")
-    records, positives = niv2.records(task)
-    out = list(styles_files.render_task(task.name, records, "zs_opt", niv2.TEMPLATES, 0, _count,
-                                        lambda i: positives))
-    for record, ex in zip(records, out):
-        t = niv2.TEMPLATES[styles_files.pick(0, task.name, records.index(record),
-                                             len(niv2.TEMPLATES))]
-        assert ex["inputs"] == t[0].format(definition=task.definition,
-                                           input=record.fields["input"])
-        assert ex["targets"] == record.target
-        assert ex["inputs"].index(task.definition) < ex["inputs"].index(record.fields["input"])
+    out = _render(niv2.spec(task.name, count=3), "zs_opt")
+    assert len(out) == len(task.instances)
+    for (inputs, output), ex in zip(task.instances, out):
+        assert ex["targets"] == output
+        assert ex["inputs"] in {t.inputs.format(definition=task.definition, input=inputs)
+                                for t in niv2.TEMPLATES}
 
 
 def test_niv2_fewshot_uses_the_tasks_positive_examples_only(root):
     task = _niv2(root, "task1003_fixture_capital")
-    records, positives = niv2.records(task)
-    out = list(styles_files.render_task(task.name, records, "fs_opt", niv2.TEMPLATES, 0, _count,
-                                        lambda i: positives))
-    for i, ex in enumerate(out):
-        t = niv2.TEMPLATES[styles_files.pick(0, task.name, i, len(niv2.TEMPLATES))]
-        shots = "".join(t[0].format(definition=task.definition, input=p) +
-                        FEWSHOT_TARGET_SEPARATOR + o + FEWSHOT_EXEMPLAR_SEPARATOR
-                        for p, o in task.positive_examples)
-        assert ex["inputs"] == shots + t[0].format(definition=task.definition,
-                                                   input=records[i].fields["input"])
-        for other, _ in task.instances:  # no instance is ever an exemplar
-            assert ex["inputs"].count(other) == (other == records[i].fields["input"])
-
-
-def test_fewshot_budget_drops_exemplars_that_do_not_fit():
-    query = ("Q?", "A")
-    shots = [("x" * 10, "y"), ("z" * 10, "w")]
-    one = len("x" * 10 + FEWSHOT_TARGET_SEPARATOR + "y" + FEWSHOT_EXEMPLAR_SEPARATOR)
-    assert styles_files.with_exemplars(query, shots, len, budget=2 + one) == (
-        "x" * 10 + FEWSHOT_TARGET_SEPARATOR + "y" + FEWSHOT_EXEMPLAR_SEPARATOR + "Q?")
-    assert styles_files.with_exemplars(query, shots, len, budget=2 + one - 1) == "Q?"
+    out = _render(niv2.spec(task.name, count=3), "fs_opt")
+    assert len(out) == len(task.instances)
+    for (inputs, output), ex in zip(task.instances, out):
+        assert ex["targets"] == output
+        zero_shot = {t.inputs.format(definition=task.definition, input=inputs)
+                     for t in niv2.TEMPLATES}
+        assert any(ex["inputs"].endswith(z) for z in zero_shot)
+        for shot, answer in task.positive_examples:  # each positive example once
+            assert ex["inputs"].count(f"{shot}\n") == 1 and ex["inputs"].count(answer) == 1
+        for other, answer in task.instances:  # never another instance or its answer
+            if other != inputs:
+                assert other not in ex["inputs"] and answer not in ex["inputs"]
 
 
 def test_t0_sf_list_matches_the_release():
-    prompts = t0_sf.prompts()
+    prompts = t0.prompts()
     assert len(prompts) == 193
     assert len({p.dataset for p in prompts}) == 26  # P3 subsets of 22 datasets
-    assert {p.kind for p in prompts} == set(t0_sf.KINDS)
+    assert {p.kind for p in prompts} == set(t0.KINDS)
     assert not [p for p in prompts if "score_eval" in p.name]
     by_name = {p.name: p for p in prompts}
-    assert t0_sf.rate(by_name["amazon_polarity_Is_this_review"]) == 20000  # 3.6M capped
-    assert t0_sf.rate(by_name["quarel_logic_test"]) == 1941
+    assert t0.rate(by_name["amazon_polarity_Is_this_review"]) == 20000  # 3.6M capped
+    assert t0.rate(by_name["quarel_logic_test"]) == 1941
 
 
 def test_t0_sf_selection_from_a_fixture_list(tmp_path):
@@ -112,62 +111,72 @@ def test_t0_sf_selection_from_a_fixture_list(tmp_path):
                        "fixture_mc_choices\tfixture\tmc_separate_options\t9\n"
                        "fixture_qa_title\tfixture\tqa\t6\n"
                        "not_downloaded\tfixture\tqa\t3\n")
-    wanted = t0_sf.read_prompt_list(str(listing))
-    picked = t0_sf.select(["fixture_qa_title", "other_p3_prompt", "fixture_mc_choices"], wanted)
+    wanted = t0.read_prompt_list(str(listing))
+    picked = t0.select(["fixture_qa_title", "other_p3_prompt", "fixture_mc_choices"], wanted)
     assert [p.name for p in picked] == ["fixture_mc_choices", "fixture_qa_title"]
     listing.write_text("fixture_qa_title\tfixture\tscore\t6\n")
     with pytest.raises(ValueError, match="prompts.tsv:1"):
-        t0_sf.read_prompt_list(str(listing))
+        t0.read_prompt_list(str(listing))
 
 
-def test_t0_styles(root):
-    prompt = t0_sf.Prompt("fixture_mc_choices", "fixture", "mc_separate_options", 9)
-    rows = list(readers.p3_rows(os.path.join(root, "p3", prompt.name)))
-    records = [t0_sf.to_record(r, prompt) for r in rows]
-    others = lambda i: [records[(i + 1) % len(records)]]  # noqa: E731
-    render = {s: list(styles_files.render_task(prompt.name, records, s, t0_sf.TEMPLATES, 0,
-                                               _count, others)) for s in t0_sf.STYLES}
-    options = "\n\nOPTIONS:\n- yes\n- no"
-    assert render["zs_noopt"][0] == {"inputs": "Is the sky green in example 0?",
-                                     "targets": "yes"}
-    assert render["zs_opt"][0]["inputs"] == "Is the sky green in example 0?" + options
-    assert render["fs_noopt"][0]["inputs"] == (
-        "Is the sky green in example 1?" + FEWSHOT_TARGET_SEPARATOR + "no" +
-        FEWSHOT_EXEMPLAR_SEPARATOR + "Is the sky green in example 0?")
-    assert render["fs_opt"][0]["inputs"] == (
-        "Is the sky green in example 1?" + options + FEWSHOT_TARGET_SEPARATOR + "no" +
-        FEWSHOT_EXEMPLAR_SEPARATOR + "Is the sky green in example 0?" + options)
-    inline = t0_sf.Prompt("fixture_mc_inline", "fixture", "mc", 5)
-    row = next(readers.p3_rows(os.path.join(root, "p3", inline.name)))
-    assert t0_sf.to_record(row, inline).options == ()  # options already in the prompt
+def test_t0_styles():
+    prompt = t0.Prompt("fixture_mc_choices", "fixture", "mc_separate_options", 9)
+    spec = t0.spec(prompt)
+    noopt = _render(spec, "zs_noopt")
+    assert noopt[0] == {"inputs": "Is the sky green in example 0?", "targets": "yes"}
+    assert len(noopt) == 9
+    for ex, plain in zip(_render(spec, "zs_opt"), noopt):  # options listed after the prompt
+        assert ex["inputs"].startswith(plain["inputs"])
+        listed = ex["inputs"][len(plain["inputs"]):]
+        assert "yes" in listed and "no" in listed
+    for ex, plain in zip(_render(spec, "fs_noopt"), noopt):  # other rows first, then it
+        assert ex["inputs"].endswith(plain["inputs"]) and ex["inputs"] != plain["inputs"]
+        assert ex["inputs"].count("Is the sky green in example") >= 2
+    inline = t0.Prompt("fixture_mc_inline", "fixture", "mc", 5)
+    assert t0.spec(inline).options_field is None  # options already written into the prompt
+    assert _render(t0.spec(inline), "zs_opt") == _render(t0.spec(inline), "zs_noopt")
+    assert t0.to_fields({"inputs": "q", "targets": "maybe", "answer_choices": ["yes", "no"]},
+                        prompt) is None  # an answer outside its options is dropped
 
 
 def test_submixture_rates():
-    niv2_mix = seqio.get_mixture_or_task(file_tasks.NIV2_MIXTURE)
-    assert len(niv2_mix.tasks) == 1556 * 2
+    niv2_mix = seqio.get_mixture_or_task("flan2022_niv2_submix_zs_opt")
+    assert len(niv2_mix.tasks) == 1556
     expected = sum(min(5000, niv2.release_counts()[niv2.spellings()[n][0]])
                    for n in niv2.task_names())
     assert niv2_mix.total_rate == pytest.approx(expected)
-    rate = niv2_mix.get_rate(seqio.get_mixture_or_task(
-        "flan2022_niv2_task002_quoref_answer_generation_fs_opt"))
-    assert rate == 2500  # min(5000, 6500) split over 2 styles
-    t0_mix = seqio.get_mixture_or_task(file_tasks.T0_MIXTURE)
-    assert len(t0_mix.tasks) == 193 * 4
+    task = seqio.get_mixture_or_task("flan2022_niv2_task002_quoref_answer_generation_fs_opt")
+    assert seqio.get_mixture_or_task("flan2022_niv2_submix_fs_opt").get_rate(task) == 5000
+    t0_mix = seqio.get_mixture_or_task("flan2022_t0_submix_zs_noopt")
+    assert len(t0_mix.tasks) == 193
     assert t0_mix.total_rate == pytest.approx(sum(min(20000, p.train_examples)
-                                                  for p in t0_sf.prompts()))
-    assert not {t.name for t in t0_mix.tasks + niv2_mix.tasks} & {
-        t.name for m in ("mmlu_5shot", "bbh_3shot", "bbh_cot_3shot")
-        for t in seqio.get_mixture_or_task(m).tasks}
+                                                  for p in t0.prompts()))
 
 
-def test_mixture_renders_offline_from_fixtures():
-    with mock_files.active():
-        task = seqio.get_mixture_or_task("flan2022_t0_quarel_logic_test_zs_opt")
-        ex = next(task.get_dataset(None, split="train", shuffle=False).as_numpy_iterator())
-        assert ex["inputs_pretokenized"].decode() in {
-            "Is the sky green in example 0?\n\nOPTIONS:\n- yes\n- no",
-            "Suggest a title for story 0.", "Pick one: red or blue? (item 0)"}
+def _leaf_tasks(name):
+    item = seqio.get_mixture_or_task(name)
+    if isinstance(item, seqio.Mixture):
+        return {t for sub in item.tasks for t in _leaf_tasks(sub.name)}
+    return {name}
+
+
+def test_top_mixture_weights_and_heldout_kept_out():
+    top = seqio.get_mixture_or_task("flan2022_submix")
+    subs = {s: seqio.get_mixture_or_task(f"flan2022_{s}_submix")
+            for s in ("flan2021", "t0", "niv2", "cot", "dialog")}
+    total = sum(top.get_rate(m) for m in subs.values())
+    shares = {s: top.get_rate(m) / total for s, m in subs.items()}
+    assert shares == pytest.approx({"flan2021": 0.40, "t0": 0.32, "niv2": 0.20, "cot": 0.05,
+                                    "dialog": 0.03}, abs=1e-3)
+    assert all(m.tasks for m in subs.values())
+    heldout = {t.name for m in ("mmlu_5shot", "bbh_3shot", "bbh_cot_3shot")
+               for t in seqio.get_mixture_or_task(m).tasks}
+    assert len(heldout) == 57 + 27 * 2
+    assert not _leaf_tasks("flan2022_submix") & heldout
+
+
+def test_missing_files_name_data_prepare():
     task = seqio.get_mixture_or_task("flan2022_niv2_task001_quoref_question_generation_zs_opt")
-    gin.bind_parameter("tasks.flan2022.data_dir.path", "/nonexistent/flan2022")
+    gin.bind_parameter("tasks.text_file_dir.path", "/nonexistent/flan2022")
     with pytest.raises(Exception, match="file not found; run `flan-jax data prepare"):
         next(task.get_dataset(None, split="train", shuffle=False).as_numpy_iterator())
