@@ -11,10 +11,11 @@ import tensorflow_datasets as tfds
 
 import tasks  # noqa: F401 - registers the collections
 from flan_jax import tasks_cli
-from tasks import catalogue, flan2021
+from tasks import catalogue, flan2021, sources, templates
 from tasks.flan2022 import dialog, flan2021_submix, mixing
 from tasks.flan2022 import styles as st
 from tests.tasks.fake_specs import spec as fake_spec
+from tests.tasks.flan_checks import ALL_TEMPLATES
 
 C = "fl22mix"
 # (submixture, dataset, release counts) of the stand-in collection: counts above and below caps.
@@ -173,3 +174,34 @@ def test_tasks_list_shows_styles_and_show_renders_a_cot_task_offline(capsys):
     out = capsys.readouterr().out
     assert out.count("=== flan2022_gsm8k_cot [train] example") == 3
     assert "question 0 of flan2022_cot_gsm8k train" in out
+
+
+def test_gigaword_drops_records_with_unk_or_hash_as_the_release():
+    spec = next(s for s in flan2021_submix.ENTRIES if s.spec.name == "gigaword").spec
+
+    def kept(text, headline):
+        return bool(spec.filter_fn({"text": tf.constant(text),
+                                    "headline": tf.constant(headline)}))
+
+    assert kept("stocks rose on monday in tokyo", "tokyo stocks up")
+    assert not kept("the UNK minister resigned", "minister resigns")
+    assert not kept("prices rose ##.# percent\nin may", "prices up")
+    assert not kept("prices rose", "prices up # percent")
+
+
+@pytest.mark.parametrize("task", ["flan2022_copa_fs_opt", "flan2022_squad_v1_zs_opt",
+                                  "flan2022_anli_r1_zs_noopt", "flan2022_wiki_dialog_fs_noopt"])
+def test_styles_render_tfds_mock_data(task):
+    examples = _examples(task, 8)
+    assert examples and all(inputs.strip() and target.strip() for inputs, target in examples)
+    if "_fs_" in task:
+        assert all(templates.FEWSHOT_EXEMPLAR_SEPARATOR in inputs for inputs, _ in examples)
+
+
+@pytest.mark.all_templates
+@pytest.mark.skipif(not ALL_TEMPLATES, reason="set FLAN_TEST_ALL_TEMPLATES=1 (minutes)")
+def test_every_flan2022_task_renders_mock_data():
+    for name in catalogue.task_names("flan2022"):
+        with sources.mock_text_files(8):
+            examples = _examples(name, 8)
+        assert all(inputs.strip() and target.strip() for inputs, target in examples), name
