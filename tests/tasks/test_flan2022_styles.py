@@ -2,6 +2,7 @@
 exemplars from the same dataset and template only within the token budget, CoT reasoning
 before the answer, input inversion, and the CoT files' fetching."""
 
+import dataclasses
 import hashlib
 import itertools
 
@@ -214,3 +215,33 @@ def test_cot_files_are_fetched_checked_and_never_left_half_written(tmp_path):
     assert (tmp_path / source.name / "train.tsv").read_bytes() == good
     assert folder == str(tmp_path / source.name)
     sources.prepare_text_files(source, str(tmp_path), fetch=lambda url: 1 / 0)  # already there
+
+
+def test_data_prepare_fetches_each_cot_file_once_with_a_status_row(tmp_path, monkeypatch):
+    import io
+    import urllib.error
+    import urllib.request
+
+    from flan_jax import data_cli
+    from tasks import catalogue
+
+    rows = data_cli.rows_for(catalogue.dataset_specs("flan2022_cot_submix"))
+    assert len(rows) == 9 and all(r.source is not None for r in rows)
+    gsm8k = next(r for r in rows if r.tfds_name == "flan2022_cot_gsm8k")
+    assert gsm8k.used_by == ["gsm8k", "gsm8k_inverted"]
+    qasc = next(r for r in rows if r.tfds_name == "flan2022_cot_qasc")
+    qasc.source = dataclasses.replace(qasc.source, sha256={})  # made-up lines, right count
+    lines = b"".join(b"q\ta\tr\n" for _ in range(1084))
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    data_cli.prepare(gsm8k, str(tmp_path), None)
+    assert gsm8k.status == data_cli.FAILED and "no network" in gsm8k.detail
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(lines))
+    data_cli.prepare(qasc, str(tmp_path), None)
+    assert qasc.status == data_cli.READY
+    assert (tmp_path / "flan_jax_files" / "flan2022_cot_qasc" / "train.tsv").read_bytes() == lines
+    assert "2 ready" not in data_cli.table([gsm8k, qasc]) and "1 failed" in data_cli.table(
+        [gsm8k, qasc])
