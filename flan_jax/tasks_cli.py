@@ -184,18 +184,19 @@ LARGE_MIXTURE = 64  # leaf tasks beyond which `show` samples tasks instead of th
 
 
 def leaf_rates(mixture: Any) -> dict[str, float]:
-    """Each leaf task of a (nested) mixture and its share of the mixture's examples."""
+    """Each leaf task of a (nested) mixture and its share of the mixture's examples. (Walks
+    `rate_per_task_name`: seqio's `Mixture.get_rate` rescans every sub-mixture per task.)"""
     import seqio
 
+    items = {n: seqio.get_mixture_or_task(n) for n in mixture.rate_per_task_name}
+    rates = {n: float(r(items[n]) if callable(r) else r)
+             for n, r in mixture.rate_per_task_name.items()}
+    total = sum(rates.values()) or 1.0
     shares: dict[str, float] = {}
-    total = mixture.total_rate
-    for sub in mixture.tasks:
-        share = mixture.get_rate(sub) / total
-        if isinstance(sub, seqio.Mixture):
-            for name, s in leaf_rates(sub).items():
-                shares[name] = shares.get(name, 0.0) + share * s
-        else:
-            shares[sub.name] = shares.get(sub.name, 0.0) + share
+    for name, rate in rates.items():
+        parts = leaf_rates(items[name]) if isinstance(items[name], seqio.Mixture) else {name: 1.0}
+        for leaf, s in parts.items():
+            shares[leaf] = shares.get(leaf, 0.0) + rate / total * s
     return shares
 
 

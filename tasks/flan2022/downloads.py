@@ -192,8 +192,9 @@ def prepare(source: FileSource, root: str | None = None, opener: Callable = _ope
     if not failures:
         return READY, f"{len(downloads)} files in {root}"
     first, error = failures[0]
+    what_to_do = source.manual.replace("DATA", root)
     return FAILED, (f"{len(failures)} of {len(downloads)} files missing (first: {first.dest}: "
-                    f"{_one_line(error)}); re-run to resume, or {source.manual.replace('DATA', root)}")
+                    f"{_one_line(error)}); re-run to resume, or {what_to_do}")
 
 
 def missing_files(source: FileSource, root: str | None = None) -> list[str]:

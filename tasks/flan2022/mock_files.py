@@ -82,7 +82,8 @@ not not True is True, and not ( True ) is False. So the answer is False.
 
 Q: True and False and not True and True is
 A: Let's think step by step.
-not True is False; True and False is False, and anything and False stays False. So the answer is False.
+not True is False; True and False is False, and anything and False stays False.
+So the answer is False.
 
 Q: not not ( not ( False ) ) is
 A: Let's think step by step.

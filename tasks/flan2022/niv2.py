@@ -1,8 +1,8 @@
 """Super-NaturalInstructions v2 as the Flan 2022 NIv2 submixture.
 
 Every task of the release's list (`niv2_counts.tsv`: name and instance count, the source of the
-mixing rate before any download; 1,613 tasks, 41 of them listed in two spellings) minus the 57 tasks made from MMLU questions (task664-667,
-task685-737: MMLU is a held-out benchmark). Each task is its own seqio task per style (`zs_opt`,
+mixing rate before any download; 1,613 tasks, 41 of them listed in two spellings) minus the 57
+tasks made from MMLU questions (task664-667, task685-737: MMLU is a held-out benchmark). Each task is its own seqio task per style (`zs_opt`,
 `fs_opt`: NIv2 has no answer options, so the release keeps only these two; registered through
 `tasks.flan2022.mixing` from `ENTRIES`), capped at `CAP` instances (its first ones, in file
 order; see DEVIATIONS.md), rendered with one of ten definition + input templates written here;
@@ -87,7 +87,8 @@ def rate(name: str) -> int:
 
 def task_file(root: str, name: str) -> str:
     """The task's JSON under `root` in whichever spelling is there (else the first)."""
-    paths = [os.path.join(root, "niv2", "tasks", f"{n}.json") for n in spellings().get(name, (name,))]
+    paths = [os.path.join(root, "niv2", "tasks", f"{n}.json")
+             for n in spellings().get(name, (name,))]
     return next((p for p in paths if os.path.exists(p)), paths[0])
 
 

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import os
 import re
-from typing import Iterator, Sequence
+from typing import Iterator
 
 from flan_jax.errors import UserError
 
@@ -226,6 +226,3 @@ def bbh_cot_prompt(path: str | os.PathLike) -> BBHPrompt:
         raise DataFileError(f"{path}: no \"Q: ...\" exemplars.")
     return BBHPrompt(description, tuple(exemplars))
 
-
-def join_nonempty(parts: Sequence[str], sep: str) -> str:
-    return sep.join(p for p in parts if p)

@@ -1,4 +1,4 @@
-"""MMLU and BBH as evaluation tasks: prompts, answer extraction, metrics, the per-category report."""
+"""MMLU and BBH as evaluation tasks: prompts, answer extraction, metrics, per-category report."""
 
 import os
 

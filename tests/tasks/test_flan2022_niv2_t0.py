@@ -180,3 +180,15 @@ def test_missing_files_name_data_prepare():
     gin.bind_parameter("tasks.text_file_dir.path", "/nonexistent/flan2022")
     with pytest.raises(Exception, match="file not found; run `flan-jax data prepare"):
         next(task.get_dataset(None, split="train", shuffle=False).as_numpy_iterator())
+
+
+def test_tasks_show_renders_the_niv2_submixture_offline(capsys):
+    from flan_jax import tasks_cli
+
+    shares = tasks_cli.leaf_rates(seqio.get_mixture_or_task("flan2022_niv2_submix"))
+    assert len(shares) == 3112 and sum(shares.values()) == pytest.approx(1.0)
+    assert shares["flan2022_niv2_task002_quoref_answer_generation_zs_opt"] == pytest.approx(
+        0.5 * 5000 / 4235910)
+    assert tasks_cli.main(["show", "flan2022_niv2_submix", "--mock", "-n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("=== flan2022_niv2_submix -> flan2022_niv2_task") == 2
