@@ -205,3 +205,12 @@ def test_every_flan2022_task_renders_mock_data():
         with sources.mock_text_files(8):
             examples = _examples(name, 8)
         assert all(inputs.strip() and target.strip() for inputs, target in examples), name
+
+
+def test_tasks_show_without_the_cot_files_says_to_prepare_them(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "text_file_dir", lambda: str(tmp_path))
+    assert tasks_cli.main(["show", "flan2022_gsm8k_inverted_fs_cot", "-n", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "flan2022_cot_gsm8k" in err and "flan-jax data prepare" in err
+    assert tasks_cli.main(["show", "flan2022_submix"]) == 2
+    assert "flan2022_t0_submix" in capsys.readouterr().err
