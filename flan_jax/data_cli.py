@@ -130,10 +130,9 @@ def specs_for(name: str) -> list:
 
 
 def rows_for(specs: Sequence, subset: Sequence[str] | None = None) -> list[Row]:
-    """One row per TFDS dataset (de-duplicated), keeping only `subset` when given."""
-    from tasks.spec import TfdsSource
-
-    from tasks.spec import TextFileSource
+    """One row per TFDS dataset or set of fetched files (de-duplicated), keeping only `subset`
+    when given."""
+    from tasks.spec import TextFileSource, TfdsSource
 
     rows: dict[str, Row] = {}
     for spec in specs:

@@ -159,20 +159,22 @@ def _text(task: Any, ex: dict[str, Any], key: str) -> str:
 
 def unprepared_tfds(name: str) -> list[tuple[str, str]]:
     """(TFDS name, data dir) of each TFDS dataset `name` reads that is not prepared, found from
-    the builders' metadata without downloading anything. Plain seqio tasks are not checked."""
+    the builders' metadata without downloading anything, and of each set of text files not
+    fetched yet. Plain seqio tasks are not checked."""
     from tasks import catalogue
+    from tasks import sources as task_sources
     from tasks.spec import TfdsSource
 
     try:
         specs = catalogue.dataset_specs(name)
     except KeyError:
         return []
+    missing = task_sources.missing_text_files(specs)  # fetched files (Flan 2022 CoT)
     sources = sorted({s.source.name for s in specs if isinstance(s.source, TfdsSource)})
     if not sources:
-        return []
+        return missing
     import tensorflow_datasets as tfds
 
-    missing = []
     for source in sources:
         builder = tfds.builder(source)
         if not builder.is_prepared():

@@ -231,6 +231,16 @@ def _parse_line(source: TextFileSource):
     return parse
 
 
+def missing_text_files(specs) -> list[tuple[str, str]]:
+    """(source name, folder) of each `TextFileSource` of `specs` with a split not fetched."""
+    import os
+
+    return sorted({(s.source.name, os.path.join(text_file_dir(), s.source.name)) for s in specs
+                   if isinstance(s.source, TextFileSource) and not all(
+                       os.path.exists(text_file_path(s.source, split))
+                       for split in s.source.splits)})
+
+
 def prepare_text_files(source: TextFileSource, root: str | None = None,
                        fetch=None) -> str:
     """Fetches each split of `source` unless already there and checked; returns where.

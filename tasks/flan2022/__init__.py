@@ -19,6 +19,9 @@ Per submixture: `flan2022_{sub}_submix` (styles mixed equally) over
 `flan2022_{sub}_submix_{style}`. Data: `flan-jax data prepare flan2022_{sub}_submix` fetches
 what one submixture reads (TFDS datasets, the CoT files); `flan-jax data cache` builds any one
 of them on its own. Differences from the release: DEVIATIONS.md.
+
+Vocabulary: FLAN 2021's (`flan2021.flan_vocabulary.spm_path`); after binding it in gin later
+than `import tasks`, call `register(replace=True)` here too.
 """
 
 from __future__ import annotations

@@ -212,3 +212,33 @@ def test_every_flan2022_task_renders_mock_data():
         with sources.mock_text_files(8), mock_files.active():
             examples = _examples(name, 8)
         assert all(inputs.strip() and target.strip() for inputs, target in examples), name
+
+
+def test_tasks_show_without_the_cot_files_says_to_prepare_them(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "text_file_dir", lambda: str(tmp_path))
+    assert tasks_cli.main(["show", "flan2022_gsm8k_inverted_fs_cot", "-n", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "flan2022_cot_gsm8k" in err and "flan-jax data prepare" in err
+    assert tasks_cli.main(["show", "flan2022_submix"]) == 2
+    assert "flan2022_t0_submix" in capsys.readouterr().err
+
+
+def test_real_submixtures_with_stand_ins_for_t0_and_niv2_give_the_five_weights():
+    name = "fl22real"
+    groups = {sub: mixing.load_entries(s) for sub, s in mixing.SUBMIXTURES.items()}
+    stand_ins = _entries(("t0", "niv2"))
+    for sub in ("t0", "niv2"):
+        groups[sub] = groups[sub] or stand_ins[sub]
+    mixing.register(groups, seqio.ByteVocabulary(), replace=True, collection=name)
+    try:
+        rates = _rates(mixing.top_mixture_name(name))
+        for sub, declared in mixing.SUBMIXTURES.items():
+            share = sum(r for t, r in rates.items()
+                        if t in {x.name for x in seqio.get_mixture_or_task(
+                            mixing.submixture_name(sub, None, name)).tasks})
+            assert share == pytest.approx(declared.weight, abs=1e-3), sub
+        # Within the CoT submixture's `cot` style: GSM8K at 7,470 against e-SNLI at 36,170.
+        assert rates[f"{name}_gsm8k_cot"] / rates[f"{name}_esnli_cot"] == pytest.approx(
+            7470 / 36170)
+    finally:
+        catalogue.forget_collection(name)
