@@ -232,13 +232,17 @@ def _parse_line(source: TextFileSource):
 
 
 def missing_text_files(specs) -> list[tuple[str, str]]:
-    """(source name, folder) of each `TextFileSource` of `specs` with a split not fetched."""
+    """(source name, folder) of each `TextFileSource` of `specs` with a split not fetched, and
+    of each `FileRecordsSource` whose `path` is missing."""
     import os
 
-    return sorted({(s.source.name, os.path.join(text_file_dir(), s.source.name)) for s in specs
-                   if isinstance(s.source, TextFileSource) and not all(
-                       os.path.exists(text_file_path(s.source, split))
-                       for split in s.source.splits)})
+    text = {(s.source.name, os.path.join(text_file_dir(), s.source.name)) for s in specs
+            if isinstance(s.source, TextFileSource) and not all(
+                os.path.exists(text_file_path(s.source, split)) for split in s.source.splits)}
+    records = {(s.source.name, s.source.path()) for s in specs
+               if isinstance(s.source, FileRecordsSource) and s.source.path is not None
+               and not os.path.exists(s.source.path())}
+    return sorted(text | records)
 
 
 def prepare_text_files(source: TextFileSource, root: str | None = None,

@@ -86,6 +86,8 @@ class FileRecordsSource:
     output_fields: Mapping[str, type]
     num_examples: Mapping[str, int]  # split -> records read (after any cap), where known
     splits: Sequence[str] = ("train",)
+    # The file or folder it reads, for "not prepared yet" checks before anything is read.
+    path: Callable[[], str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -121,7 +121,8 @@ def spec(name: str, count: int | None = None) -> DatasetSpec:
             name=f"niv2/{name}", read=functools.partial(read, name),
             output_fields={"definition": str, "input": str, "output": str},
             num_examples={"train": rate(name) if count is None else min(CAP, count)},
-            splits=("train", "exemplars")),
+            splits=("train", "exemplars"),
+            path=lambda: task_file(downloads.data_dir(), name)),
         templates=TEMPLATES, eval_split="train", exemplar_split="exemplars", display_name=name)
 
 

@@ -101,7 +101,8 @@ def spec(prompt: Prompt) -> DatasetSpec:
     return DatasetSpec(
         name=niv2.canonical(f"t0_{prompt.name}"), collection=COLLECTION, cluster="t0",
         source=FileRecordsSource(name=f"p3/{prompt.name}", read=functools.partial(read, prompt),
-                                 output_fields=fields, num_examples={"train": rate(prompt)}),
+                                 output_fields=fields, num_examples={"train": rate(prompt)},
+                                 path=lambda: prompt_folder(downloads.data_dir(), prompt.name)),
         templates=TEMPLATES, options_field="answer_choices" if options else None,
         answer_field="answer", eval_split="train", display_name=prompt.name)
 

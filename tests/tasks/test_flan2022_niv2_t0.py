@@ -192,3 +192,13 @@ def test_tasks_show_renders_the_niv2_submixture_offline(capsys):
     assert tasks_cli.main(["show", "flan2022_niv2_submix", "--mock", "-n", "2"]) == 0
     out = capsys.readouterr().out
     assert out.count("=== flan2022_niv2_submix -> flan2022_niv2_task") == 2
+
+
+def test_tasks_show_names_missing_files(capsys, tmp_path):
+    from flan_jax import tasks_cli
+
+    gin.bind_parameter("tasks.text_file_dir.path", str(tmp_path))
+    assert tasks_cli.main(["show", "flan2022_t0_quarel_logic_test_fs_noopt"]) == 2
+    err = capsys.readouterr().err
+    assert f"p3/quarel_logic_test (in {tmp_path}/p3/quarel_logic_test)" in err
+    assert "flan-jax data prepare flan2022_t0_quarel_logic_test_fs_noopt" in err
