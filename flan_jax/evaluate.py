@@ -207,11 +207,13 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     datasets, cluster_scores = eval_report.aggregate(results, held_out)
     title = (f"{paths.as_path(checkpoint_path).name}"
              + (f" step {step}" if step is not None else ""))
-    table = eval_report.markdown_report(datasets, cluster_scores, title)
     by_mixture: dict[str, list[float]] = defaultdict(list)
     for task in eval_tasks:
-        if task.mixture and not task.builtin:
+        if task.mixture:
             by_mixture[task.mixture].append(results[task.name]["score"])
+    table = eval_report.markdown_report(datasets, cluster_scores, title) + "".join(
+        f"\nMixture {m}: {np.mean(v):.1f} (mean of its {len(v)} tasks)." for m, v in
+        by_mixture.items() if len(by_mixture) > 1 or len(v) > 1) + "\n"
     report = {"checkpoint": str(checkpoint_path), "step": step, "mixtures": mixtures,
               "held_out_clusters": sorted(held_out), "clusters": cluster_scores,
               "mixture_scores": {m: float(np.mean(v)) for m, v in by_mixture.items()},

@@ -4,7 +4,8 @@
     flan-jax tasks show NAME [-n 3] [--split S] [--mock] [--module M]
 
 `show` prints rendered examples (inputs, targets, options) of a task or mixture; `--mock` serves
-TFDS-backed tasks from `tfds.testing.mock_data` so they render without any download. Tasks
+TFDS-backed tasks from `tfds.testing.mock_data` and file-backed ones (Flan 2022's NIv2, T0-SF,
+MMLU, BBH) from `tasks.flan2022.mock_files`, so they render without any download. Tasks
 registered the plain seqio way are listed with collection `-` and a kind inferred from their
 metric functions; `--module my_tasks` imports the module that registers them.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import sys
 from typing import Any, Sequence
@@ -78,7 +80,7 @@ def _task_rows(collection: str | None, kind: str | None) -> list[dict[str, Any]]
             "name": name, "collection": info.collection, "cluster": info.cluster,
             "dataset": info.dataset, "templates": info.num_templates, "kind": info.kind,
             "template_index": info.template_index, "shots": info.num_shots,
-            "metrics": list(info.metrics),
+            "metrics": list(info.metrics), "style": info.style or None,
         })
     return rows
 
@@ -123,6 +125,8 @@ def _list(args: argparse.Namespace) -> int:
         if args.collection in (None, "-"):
             rows += _plain_rows(args.kind)
         columns = ["name", "collection", "cluster", "dataset", "templates", "kind", "metrics"]
+        if any(r.get("style") for r in rows):  # Flan 2022 style tasks
+            columns.insert(columns.index("kind") + 1, "style")
     if args.json:
         for r in rows:
             print(json.dumps(r))
@@ -155,25 +159,68 @@ def _text(task: Any, ex: dict[str, Any], key: str) -> str:
 
 def unprepared_tfds(name: str) -> list[tuple[str, str]]:
     """(TFDS name, data dir) of each TFDS dataset `name` reads that is not prepared, found from
-    the builders' metadata without downloading anything. Plain seqio tasks are not checked."""
+    the builders' metadata without downloading anything, and of each set of text files not
+    fetched yet. Plain seqio tasks are not checked."""
     from tasks import catalogue
+    from tasks import sources as task_sources
     from tasks.spec import TfdsSource
 
     try:
         specs = catalogue.dataset_specs(name)
     except KeyError:
         return []
+    missing = task_sources.missing_text_files(specs)  # fetched files (Flan 2022 CoT)
     sources = sorted({s.source.name for s in specs if isinstance(s.source, TfdsSource)})
     if not sources:
-        return []
+        return missing
     import tensorflow_datasets as tfds
 
-    missing = []
     for source in sources:
         builder = tfds.builder(source)
         if not builder.is_prepared():
             missing.append((source, str(builder.data_dir_root)))
     return missing
+
+
+LARGE_MIXTURE = 64  # leaf tasks beyond which `show` samples tasks instead of the mixture
+
+
+def leaf_rates(mixture: Any) -> dict[str, float]:
+    """Each leaf task of a (nested) mixture and its share of the mixture's examples. (Walks
+    `rate_per_task_name`: seqio's `Mixture.get_rate` rescans every sub-mixture per task.)"""
+    import seqio
+
+    items = {n: seqio.get_mixture_or_task(n) for n in mixture.rate_per_task_name}
+    rates = {n: float(r(items[n]) if callable(r) else r)
+             for n, r in mixture.rate_per_task_name.items()}
+    total = sum(rates.values()) or 1.0
+    shares: dict[str, float] = {}
+    for name, rate in rates.items():
+        parts = leaf_rates(items[name]) if isinstance(items[name], seqio.Mixture) else {name: 1.0}
+        for leaf, s in parts.items():
+            shares[leaf] = shares.get(leaf, 0.0) + rate / total * s
+    return shares
+
+
+def _examples(task: Any, split: str, num: int):
+    """(example, "name" or "mixture -> task") pairs. A mixture of more than LARGE_MIXTURE
+    tasks (Flan 2022's NIv2 has 3,112) would build every task's pipeline first: instead, `num`
+    tasks are drawn by their rates (seeded) and one example of each is shown."""
+    import random
+
+    import seqio
+
+    shares = leaf_rates(task) if isinstance(task, seqio.Mixture) else {}
+    if len(shares) <= LARGE_MIXTURE:
+        ds = task.get_dataset(None, split=split, shuffle=False)
+        for ex in ds.take(num).as_numpy_iterator():
+            yield ex, task.name
+        return
+    names = random.Random(0).choices(list(shares), weights=list(shares.values()), k=num)
+    for name in names:
+        one = seqio.get_mixture_or_task(name).get_dataset(None, split=split, shuffle=False)
+        for ex in one.take(1).as_numpy_iterator():
+            yield ex, f"{task.name} -> {name}"
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -192,17 +239,22 @@ def _show(args: argparse.Namespace) -> int:
               f"Run `flan-jax data prepare {args.name}`, or add --mock to show mock examples.",
               file=sys.stderr)
         return 2
-    mock: contextlib.AbstractContextManager = contextlib.nullcontext()
+    mock = contextlib.ExitStack()
     if args.mock:
         import tensorflow_datasets as tfds
 
-        mock = tfds.testing.mock_data(
-            num_examples=max(args.num, 8), policy=tfds.testing.MockPolicy.USE_CODE
-        )
+        from tasks import sources
+
+        mock.enter_context(tfds.testing.mock_data(
+            num_examples=max(args.num, 8), policy=tfds.testing.MockPolicy.USE_CODE))
+        mock.enter_context(sources.mock_text_files(max(args.num, 8)))
+        if importlib.util.find_spec("tasks.flan2022.mock_files") is not None:
+            from tasks.flan2022 import mock_files  # file-backed sources read their fixtures
+
+            mock.enter_context(mock_files.active())
     with mock:
-        ds = task.get_dataset(None, split=split, shuffle=False)
-        for i, ex in enumerate(ds.take(args.num).as_numpy_iterator()):
-            print(f"=== {args.name} [{split}] example {i}")
+        for i, (ex, shown) in enumerate(_examples(task, split, args.num)):
+            print(f"=== {shown} [{split}] example {i}")
             for key in ("inputs", "targets"):
                 print(f"--- {key}\n" + _text(task, ex, key))
             for key in ("options", "answers"):  # answers: every gold answer (multi-reference)

@@ -1,7 +1,8 @@
 """SeqIO registrations: `import tasks` registers every built-in collection.
 
 The offline synthetic suite (collection "synthetic") is always registered; FLAN 2021
-(`tasks.flan2021`) is registered when that package is present. Registration builds task objects
+(`tasks.flan2021`) and Flan 2022 (`tasks.flan2022`, which builds on it) are registered when
+their packages are present. Registration builds task objects
 only: no dataset is read or generated until a task's dataset is requested.
 
     tasks.names        the naming scheme of every task and mixture (pure strings)
@@ -17,5 +18,6 @@ from tasks import catalogue, names, registry, synthetic  # noqa: F401
 
 synthetic.register()
 
-if importlib.util.find_spec("tasks.flan2021") is not None:
-    importlib.import_module("tasks.flan2021")
+for _collection in ("tasks.flan2021", "tasks.flan2022"):
+    if importlib.util.find_spec(_collection) is not None:
+        importlib.import_module(_collection)

@@ -25,7 +25,8 @@ import seqio
 from tasks import names
 from tasks.spec import ClusterExclusion, DatasetSpec
 
-TRAIN_KINDS = ("train", "train_ntemplates", "fewshot_train", "notemplate_train", "dsname_train")
+TRAIN_KINDS = ("train", "train_ntemplates", "fewshot_train", "notemplate_train", "dsname_train",
+               "style_train")
 EVAL_KINDS = ("eval", "rank", "fewshot_eval", "fewshot_rank", "notemplate_eval", "dsname_eval")
 
 
@@ -45,6 +46,8 @@ class TaskInfo:
     turned_around: bool = False
     # False for the rank variants whose prompt lists no OPTIONS (the release's ablation).
     options_in_prompt: bool = True
+    # Flan 2022 style tasks: zs_opt, zs_noopt, fs_opt, fs_noopt, cot, fs_cot (tasks.flan2022).
+    style: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +91,8 @@ class UnknownTaskError(KeyError, ValueError):
 TASKS: dict[str, TaskInfo] = {}
 MIXTURES: dict[str, tuple[str, ...]] = {}  # mixture -> clusters
 COLLECTIONS: dict[str, CollectionInfo] = {}
+# Mixtures declared but not buildable yet -> why (flan2022_submix while a submixture is empty).
+UNBUILDABLE: dict[str, str] = {}
 _PROBLEMS: collections.Counter = collections.Counter()
 _PROBLEMS_LOCK = threading.Lock()
 
@@ -156,6 +161,8 @@ def get_task_or_mixture(name: str) -> seqio.Task | seqio.Mixture:
 
 
 def unknown_name_error(name: str) -> UnknownTaskError:
+    if name in UNBUILDABLE:
+        return UnknownTaskError(UNBUILDABLE[name])
     known = set(seqio.TaskRegistry.names()) | set(seqio.MixtureRegistry.names())
     close = difflib.get_close_matches(name, sorted(known), n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
@@ -193,4 +200,6 @@ def forget_collection(collection: str) -> None:
     for name in [m for m in MIXTURES if m.startswith(prefix)]:
         del MIXTURES[name]
         seqio.MixtureRegistry.remove(name)
+    for name in [m for m in UNBUILDABLE if m.startswith(prefix)]:
+        del UNBUILDABLE[name]
     COLLECTIONS.pop(collection, None)

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tasks import catalogue
 from tasks import templates as tpl
-from tasks.spec import DatasetSpec, Template, TfdsSource
+from tasks.spec import DatasetSpec, GeneratorSource, Template
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def prepare_fields(
     ds = ds.map(to_fields, num_parallel_calls=tf.data.AUTOTUNE)
     if spec.filter_fn is not None:
         ds = ds.filter(spec.filter_fn)
-    if isinstance(spec.source, TfdsSource):  # generator records were checked in python
+    if not isinstance(spec.source, GeneratorSource):  # generator records were checked in python
         ds = ds.filter(keep)
     return ds
 

@@ -167,6 +167,9 @@ class _Registrar:
         return name
 
 
+Registrar = _Registrar  # other collections' registration code (tasks.flan2022) uses it too
+
+
 def _register_dataset(r: _Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
     """Registers one dataset's tasks; returns them grouped by kind (and shots/templates)."""
     c, ds, seed = spec.collection, spec.name, r.seed

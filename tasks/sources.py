@@ -11,6 +11,7 @@ gin: `tasks.zero_shot_share`).
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import logging
 from typing import Any, Mapping
@@ -19,7 +20,7 @@ import gin
 import tensorflow as tf
 
 from tasks import catalogue
-from tasks.spec import DatasetSpec, GeneratorSource
+from tasks.spec import DatasetSpec, FileRecordsSource, GeneratorSource, TextFileSource
 from tasks.validation import PY_TO_SPEC
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,10 @@ def raw_dataset(spec: DatasetSpec, split: str, seed: int, shuffle_files: bool,
         )
     if isinstance(spec.source, GeneratorSource):
         ds = tf.data.Dataset.from_tensor_slices(generated_columns(spec, split, seed))
+    elif isinstance(spec.source, FileRecordsSource):
+        ds = file_records(spec.source, split)
+    elif isinstance(spec.source, TextFileSource):
+        ds = text_file_records(spec.source, split)
     else:
         import tensorflow_datasets as tfds
 
@@ -109,7 +114,7 @@ def num_train_examples(spec: DatasetSpec) -> int | None:
     """The train split's size (None when TFDS has not prepared the dataset yet)."""
     key = (spec.collection, spec.name)
     if key not in _TRAIN_SIZES:
-        if isinstance(spec.source, GeneratorSource):
+        if isinstance(spec.source, (GeneratorSource, TextFileSource, FileRecordsSource)):
             _TRAIN_SIZES[key] = spec.source.num_examples.get("train")
         else:
             try:
@@ -155,3 +160,130 @@ def forget_collection(collection: str) -> None:
         del _GENERATED[key]
     for key in [k for k in _TRAIN_SIZES if k[0] == collection]:
         del _TRAIN_SIZES[key]
+
+
+# ---- tab-separated text files (fetched by `flan-jax data prepare`) ---------------------------
+
+
+@gin.configurable(module="tasks")
+def text_file_dir(path: str | None = None) -> str:
+    """Where `TextFileSource` files live: `path`, else `$TFDS_DATA_DIR/flan_jax_files` (TFDS's
+    data dir, ~/tensorflow_datasets by default)."""
+    import os
+
+    if path:
+        return os.path.expanduser(path)
+    root = os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets")
+    return os.path.join(os.path.expanduser(root), "flan_jax_files")
+
+
+def text_file_path(source: TextFileSource, split: str, root: str | None = None) -> str:
+    import os
+
+    return os.path.join(root or text_file_dir(), source.name, f"{split}.tsv")
+
+
+_MOCK_TEXT_FILES: list[int] = []  # examples per mocked split, while `mock_text_files` is on
+
+
+@contextlib.contextmanager
+def mock_text_files(num_examples: int = 8):
+    """Serves `TextFileSource` splits from made-up rows (no files), as
+    `tfds.testing.mock_data` does for TFDS: `flan-jax tasks show --mock`, tests."""
+    _MOCK_TEXT_FILES.append(num_examples)
+    try:
+        yield
+    finally:
+        _MOCK_TEXT_FILES.pop()
+
+
+def _mock_lines(source: TextFileSource, split: str, n: int) -> list[str]:
+    return ["\t".join(f"{column} {i} of {source.name} {split}" for column in source.columns)
+            for i in range(n)]
+
+
+def text_file_records(source: TextFileSource, split: str) -> tf.data.Dataset:
+    """The records of one split: a dict of scalar strings per line, one per column."""
+    import os
+
+    path = text_file_path(source, split)
+    if _MOCK_TEXT_FILES:
+        lines = tf.data.Dataset.from_tensor_slices(
+            _mock_lines(source, split, _MOCK_TEXT_FILES[-1]))
+        return lines.map(_parse_line(source))
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} is missing: run `flan-jax data prepare` on a mixture that reads "
+            f"`{source.name}` (or bind tasks.text_file_dir.path to where the files are).")
+    return tf.data.TextLineDataset(path).map(_parse_line(source),
+                                             num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _parse_line(source: TextFileSource):
+    columns = tuple(source.columns)
+
+    def parse(line):
+        cells = tf.strings.split(line, sep="\t")
+        padded = tf.concat([cells, tf.fill([len(columns)], "")], axis=0)
+        return {c: tf.strings.regex_replace(padded[i], r"\\n", "\n")
+                for i, c in enumerate(columns)}
+
+    return parse
+
+
+def missing_text_files(specs) -> list[tuple[str, str]]:
+    """(source name, folder) of each `TextFileSource` of `specs` with a split not fetched, and
+    of each `FileRecordsSource` whose `path` is missing."""
+    import os
+
+    text = {(s.source.name, os.path.join(text_file_dir(), s.source.name)) for s in specs
+            if isinstance(s.source, TextFileSource) and not all(
+                os.path.exists(text_file_path(s.source, split)) for split in s.source.splits)}
+    records = {(s.source.name, s.source.path()) for s in specs
+               if isinstance(s.source, FileRecordsSource) and s.source.path is not None
+               and not os.path.exists(s.source.path())}
+    return sorted(text | records)
+
+
+def prepare_text_files(source: TextFileSource, root: str | None = None,
+                       fetch=None) -> str:
+    """Fetches each split of `source` unless already there and checked; returns where.
+
+    A file is written under a temporary name and renamed once its line count (and sha256,
+    where declared) match, so a failed or interrupted fetch leaves nothing half-written.
+    `fetch(url) -> bytes` defaults to an HTTP GET (tests pass their own)."""
+    import hashlib
+    import os
+    import urllib.request
+
+    def http_get(url: str) -> bytes:
+        with urllib.request.urlopen(url, timeout=120) as response:  # noqa: S310 - fixed URLs
+            return response.read()
+
+    fetch = fetch or http_get
+    for split, url in source.urls.items():
+        path = text_file_path(source, split, root)
+        if os.path.exists(path):
+            continue
+        data = fetch(url)
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+        expected = source.num_examples.get(split)
+        if expected is not None and lines != expected:
+            raise ValueError(f"{url}: {lines} lines where {expected} were expected; "
+                             "not saved (a changed or truncated file).")
+        digest = source.sha256.get(split)
+        if digest and hashlib.sha256(data).hexdigest() != digest:
+            raise ValueError(f"{url}: sha256 differs from the pinned file; not saved.")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(path + ".tmp", path)
+    return os.path.dirname(text_file_path(source, next(iter(source.urls)), root))
+
+
+def file_records(source: FileRecordsSource, split: str) -> tf.data.Dataset:
+    """A `FileRecordsSource` split, read lazily (files are opened when iterated)."""
+    signature = {name: tf.TensorSpec([None] if py in (list, tuple) else [], tf.string)
+                 for name, py in source.output_fields.items()}
+    return tf.data.Dataset.from_generator(lambda: iter(source.read(split)),
+                                          output_signature=signature)

@@ -56,13 +56,48 @@ class GeneratorSource:
 
 
 @dataclasses.dataclass(frozen=True)
+class TextFileSource:
+    """Tab-separated text files, one record per line (the Flan 2022 Chain-of-Thought files).
+
+    `flan-jax data prepare` fetches each split's URL into `tasks.sources.text_file_dir()/name/`
+    and checks it (line count, and sha256 where given); reading never downloads. Columns are
+    named by `columns`; a literal backslash-n in a cell is read as a newline.
+    """
+
+    name: str  # the folder the files go to
+    urls: Mapping[str, str]  # our split name -> URL
+    columns: Sequence[str]
+    num_examples: Mapping[str, int]  # split -> lines, checked after fetching
+    sha256: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self.urls)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileRecordsSource:
+    """Records read in Python from files `flan-jax data prepare` fetched (Flan 2022's NIv2 task
+    JSONs, P3 parquet), streamed through `tf.data.Dataset.from_generator`: `read(split)` yields
+    dicts with the `output_fields` (str, or list for a 1-D string field such as options)."""
+
+    name: str
+    read: Callable[[str], Any]
+    output_fields: Mapping[str, type]
+    num_examples: Mapping[str, int]  # split -> records read (after any cap), where known
+    splits: Sequence[str] = ("train",)
+    # The file or folder it reads, for "not prepared yet" checks before anything is read.
+    path: Callable[[], str] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     """One instruction dataset of a collection, declared as data."""
 
     name: str  # unique within the collection, e.g. "rte"; becomes part of task names
     collection: str  # "synthetic", "flan2021", ...
     cluster: str  # "nli", "sentiment", ...
-    source: TfdsSource | GeneratorSource
+    source: TfdsSource | GeneratorSource | TextFileSource | FileRecordsSource
     templates: Sequence[Template]
     fields_fn: FieldsFn | None = None  # identity when None (raw fields are the template fields)
     # Classification: the fixed answer strings (OPTIONS suffix, rank classification) ...
@@ -96,6 +131,8 @@ class DatasetSpec:
     # Keeps a record when true (a scalar tf.bool from the fields): the release's dataset filters
     # (ARC's 4-option questions, AESLC's empty emails). Applied after `fields_fn`.
     filter_fn: Callable[[Mapping[str, Any]], Any] | None = None
+    # The split few-shot exemplars come from (NIv2: "exemplars", the task's positive examples).
+    exemplar_split: str = "train"
     # Human-readable name used by the "dataset name only" ablation ("RTE", "SST-2").
     display_name: str | None = None
 

@@ -22,6 +22,11 @@ few GB and minutes to tens of minutes each. Some datasets need files you fetch y
 (StoryCloze, Newsroom, parts of WMT'16): the table says which and where they go. To prepare a
 subset, name a smaller mixture or a cluster (`flan-jax data prepare nli`), or filter with
 `--datasets` (our dataset names or TFDS names, comma-separated).
+
+File sources. Flan 2022's NIv2, T0-SF (P3), MMLU and BBH are files, not TFDS datasets: their
+rows read `files:niv2` etc. (`flan-jax data prepare niv2|t0_sf|mmlu|bbh`, or any mixture that
+reads them). They are fetched file by file into `tasks.flan2022.data_dir` and resumed where a
+previous run stopped; see `tasks/flan2022/downloads.py`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class Row:
     manual_download: str | None = None
     status: str = ""
     detail: str = ""
+    source: object = None  # a tasks.spec.TextFileSource: fetched, not built by TFDS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,11 +130,15 @@ def specs_for(name: str) -> list:
 
 
 def rows_for(specs: Sequence, subset: Sequence[str] | None = None) -> list[Row]:
-    """One row per TFDS dataset (de-duplicated), keeping only `subset` when given."""
-    from tasks.spec import TfdsSource
+    """One row per TFDS dataset or set of fetched files (de-duplicated), keeping only `subset`
+    when given."""
+    from tasks.spec import TextFileSource, TfdsSource
 
     rows: dict[str, Row] = {}
     for spec in specs:
+        if isinstance(spec.source, TextFileSource):  # files fetched by URL (Flan 2022 CoT)
+            rows.setdefault(spec.source.name, Row(spec.source.name, [], source=spec.source))
+            rows[spec.source.name].used_by.append(spec.name)
         if not isinstance(spec.source, TfdsSource):
             continue  # generated datasets need no preparation
         name = spec.source.name
@@ -146,6 +156,18 @@ def rows_for(specs: Sequence, subset: Sequence[str] | None = None) -> list[Row]:
             )
         rows = {k: r for k, r in rows.items() if any(matches(r, s) for s in subset)}
     return list(rows.values())
+
+
+def file_rows(name: str, subset: Sequence[str] | None) -> list[Row]:
+    """Rows ("files:SOURCE") for the file sources `name` reads (Flan 2022's NIv2, T0-SF, MMLU,
+    BBH: `tasks.flan2022.downloads`), fetched into their own data dir."""
+    import importlib.util
+
+    if importlib.util.find_spec("tasks.flan2022.downloads") is None:
+        return []
+    from tasks.flan2022 import downloads
+
+    return downloads.table_rows(name, subset)
 
 
 def _is_prepared(builder) -> bool:
@@ -170,6 +192,12 @@ def prepare(row: Row, data_dir: str | None, manual_dir: str | None) -> Row:
 
     manual = row.manual_download
     try:
+        if row.source is not None:
+            from tasks import sources
+
+            root = f"{data_dir}/flan_jax_files" if data_dir else None
+            row.status, row.detail = READY, sources.prepare_text_files(row.source, root)
+            return row
         builder = tfds.builder(row.tfds_name, data_dir=data_dir)
         if _is_prepared(builder):
             row.status, row.detail = READY, f"already prepared in {builder.data_dir}"
@@ -209,20 +237,31 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.command == "cache":
         return cache_main(args)
+    subset = [s.strip() for s in args.datasets.split(",") if s.strip()] if args.datasets \
+        else None
+    files = file_rows(args.name, subset)
+    tfds_subset = [s for s in subset or () if f"files:{s}" not in {r.tfds_name for r in files}]
     try:
         specs = specs_for(args.name)
-        subset = [s.strip() for s in args.datasets.split(",") if s.strip()] if args.datasets \
-            else None
-        rows = rows_for(specs, subset)
+        rows = [] if subset and not tfds_subset else rows_for(specs, tfds_subset or None)
     except (KeyError, ValueError) as e:
-        print(f"flan-jax data prepare: {e.args[0] if e.args else e}", file=sys.stderr)
-        return 2
+        if not files:
+            print(f"flan-jax data prepare: {e.args[0] if e.args else e}", file=sys.stderr)
+            return 2
+        rows = []
+    rows += files
     if not rows:
         print(f"`{args.name}` reads no TFDS datasets: nothing to prepare.")
         return 0
     for i, row in enumerate(rows, 1):
         print(f"[{i}/{len(rows)}] {row.tfds_name} (for {', '.join(row.used_by)}) ...", flush=True)
-        prepare(row, args.data_dir, args.manual_dir)
+        if row.tfds_name.startswith("files:"):
+            from tasks.flan2022 import downloads
+
+            source = downloads.SOURCES[row.tfds_name.removeprefix("files:")]
+            row.status, row.detail = downloads.prepare(source, log=print)
+        else:
+            prepare(row, args.data_dir, args.manual_dir)
         print(f"[{i}/{len(rows)}] {row.tfds_name}: {row.status}", flush=True)
     print()
     print(table(rows))

@@ -83,6 +83,13 @@ def gigaword_fields(ex):
     return {"text": ex["document"], "headline": ex["summary"]}
 
 
+def _gigaword_clean(fields):
+    # As the release: drop records whose sentence or headline has an UNK token or a `#`
+    # (Gigaword's placeholder for digits).
+    text = tf.strings.join([fields["text"], fields["headline"]], separator=" ")
+    return tf.logical_not(tf.strings.regex_full_match(text, r"(?s).*(UNK|#).*"))
+
+
 GIGAWORD_TEMPLATES = [
     t("{text}\n\nWrite a headline for this.", "{headline}"),
     t("Give this news sentence a short title: {text}", "{headline}"),
@@ -330,7 +337,7 @@ DATASETS: list[DatasetSpec] = [
     _spec("cnn_dailymail", "CNN/DailyMail", common.source("cnn_dailymail:3.4.0", test="test"),
           CNN_DAILYMAIL_TEMPLATES, cnn_dailymail_fields),
     _spec("gigaword", "Gigaword", common.source("gigaword:1.2.0", test="test"), GIGAWORD_TEMPLATES,
-          gigaword_fields),
+          gigaword_fields, filter_fn=_gigaword_clean),
     _spec("multi_news", "Multi-News", common.source("multi_news:2.1.0", test="test"),
           MULTI_NEWS_TEMPLATES, multi_news_fields),
     _spec("newsroom", "Newsroom", common.source("newsroom:1.0.0", test="test", manual_download=(
