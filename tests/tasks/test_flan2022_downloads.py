@@ -9,7 +9,7 @@ import urllib.error
 
 import pytest
 
-from flan_jax import data_cli
+from flan_jax.data import cli as data_cli
 from tasks.flan2022 import downloads
 
 

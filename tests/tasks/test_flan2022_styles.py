@@ -222,7 +222,7 @@ def test_data_prepare_fetches_each_cot_file_once_with_a_status_row(tmp_path, mon
     import urllib.error
     import urllib.request
 
-    from flan_jax import data_cli
+    from flan_jax.data import cli as data_cli
     from tasks import catalogue
 
     rows = data_cli.rows_for(catalogue.dataset_specs("flan2022_cot_submix"))
