@@ -13,9 +13,10 @@ only: no dataset is read or generated until a task's dataset is requested.
 import importlib
 import importlib.util
 
-from tasks import catalogue, names, registry, synthetic  # noqa: F401
+from tasks import catalogue, miniworld, names, registry, synthetic  # noqa: F401
 
 synthetic.register()
+miniworld.register()
 
 if importlib.util.find_spec("tasks.flan2021") is not None:
     importlib.import_module("tasks.flan2021")
