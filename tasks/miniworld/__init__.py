@@ -15,28 +15,29 @@ from __future__ import annotations
 from tasks.miniworld import datasets, world
 
 COLLECTION = datasets.COLLECTION
-PRETRAIN_TASK = "miniworld_pretrain"
+PRETRAIN_TASK = "miniworld_pretrain"  # span corruption
+PREFIX_LM_TASK = "miniworld_prefix_lm"  # the listing as inputs, the restatement as targets
 NUM_CORPUS_DOCUMENTS = {"train": 20000, "validation": 500}
 
 
 def _register_pretrain(vocabulary, replace: bool) -> None:
     import functools
+    import itertools
 
     import seqio
     import tensorflow as tf
     from t5.data import preprocessors as t5_pre
 
-    from tasks import catalogue
-
     if replace:
         seqio.TaskRegistry.remove(PRETRAIN_TASK)
+        seqio.TaskRegistry.remove(PREFIX_LM_TASK)
     elif PRETRAIN_TASK in seqio.TaskRegistry.names():
         return
 
     def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None):
         del shuffle_files, seed  # documents are fixed by the collection's seed
-        n = NUM_CORPUS_DOCUMENTS[split]
-        texts = [next(docs)["text"] for docs in [world.corpus(split, 0)] for _ in range(n)]
+        docs = itertools.islice(world.corpus(split, 0), NUM_CORPUS_DOCUMENTS[split])
+        texts = [d["text"] for d in docs]
         return tf.data.Dataset.from_tensor_slices({"targets": texts})
 
     features = {"inputs": seqio.Feature(vocabulary, add_eos=True),
@@ -49,7 +50,19 @@ def _register_pretrain(vocabulary, replace: bool) -> None:
                        functools.partial(t5_pre.span_corruption, input_feature_key="inputs"),
                        seqio.preprocessors.append_eos_after_trim],
         output_features=features, metric_fns=[])
-    del catalogue  # the pretraining task is no instruction task: not in the catalogue
+
+    def prefix_fn(split: str, shuffle_files: bool, seed: int | None = None):
+        del shuffle_files, seed
+        docs = list(itertools.islice(world.corpus(split, 0), NUM_CORPUS_DOCUMENTS[split]))
+        return tf.data.Dataset.from_tensor_slices({"inputs": [d["prefix"] for d in docs],
+                                                   "targets": [d["rest"] for d in docs]})
+
+    seqio.TaskRegistry.add(
+        PREFIX_LM_TASK,
+        source=seqio.FunctionDataSource(prefix_fn, splits=("train", "validation"),
+                                        num_input_examples=dict(NUM_CORPUS_DOCUMENTS)),
+        preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos],
+        output_features=features, metric_fns=[])
 
 
 def register(seed: int = 0, replace: bool = False):

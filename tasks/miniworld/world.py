@@ -21,13 +21,13 @@ import random
 import zlib
 from typing import Iterator
 
-THINGS = ("ball", "cup", "hat", "box", "pen", "book", "key", "bag")
-COLORS = ("red", "blue", "green", "black", "white", "pink")
+THINGS = ("ball", "cup", "hat", "box", "key")
+COLORS = ("red", "blue", "green", "pink")
 # The words a scene or a corpus document may use besides things and colours.
 FUNCTION_WORDS = ("the", "a", "is", "are", "there", "here", "and", ".", ",")
 WORLD_WORDS = frozenset(THINGS + COLORS + FUNCTION_WORDS)
 
-NUM_COLORED = 3
+NUM_COLORED = 2
 NUM_PLAIN = 1
 
 
@@ -82,18 +82,25 @@ def _listing(scene: Scene, rng: random.Random) -> str:
     return f"here are {' , '.join(items[:-1])} and {items[-1]} ."
 
 
-def corpus_document(scene: Scene, rng: random.Random) -> str:
-    """One scene as a document: a listing, then every fact restated in a random form/order."""
+def corpus_parts(scene: Scene, rng: random.Random) -> tuple[str, str]:
+    """One scene as a document in two parts: a listing, then every fact restated in a random
+    form and order."""
     facts = [(t, c) for t, c in scene.colored] + [(t, None) for t in scene.plain]
     rng.shuffle(facts)
     restated = " ".join(rng.choice(_fact_forms(t, c)) for t, c in facts)
-    return f"{_listing(scene, rng)} {restated}"
+    return _listing(scene, rng), restated
+
+
+def corpus_document(scene: Scene, rng: random.Random) -> str:
+    return " ".join(corpus_parts(scene, rng))
 
 
 def corpus(split: str, seed: int) -> Iterator[dict]:
+    """Documents {"text", "prefix", "rest"}: the whole, its listing and its restatement."""
     rng = rng_for("corpus", split, seed)
     while True:
-        yield {"text": corpus_document(make_scene(rng), rng)}
+        prefix, rest = corpus_parts(make_scene(rng), rng)
+        yield {"text": f"{prefix} {rest}", "prefix": prefix, "rest": rest}
 
 
 def words(text: str) -> list[str]:
