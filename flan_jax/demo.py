@@ -85,15 +85,15 @@ def held_out_scores(s: dict, model_dir: str, train_mixture: str) -> dict[int, fl
     rank = names.cluster_rank_mixture(s["collection"], s["held_out"])
     scores = {}
     for step in steps[-s["checkpoints_averaged"]:]:
-        out = paths.as_path(model_dir) / "eval_held_out" / f"step_{step}"
+        parent = paths.as_path(model_dir) / "eval_held_out"
+        out = parent / f"step_{step}"  # where evaluate writes in-memory parameters' reports
         if not (out / "report.json").exists():
-            config.parse_gin(EVAL_GIN, _eval_bindings(s, model_dir, [rank], train_mixture) + [
-                f"evaluate.output_dir = '{out}'"])
+            config.parse_gin(EVAL_GIN, _eval_bindings(s, model_dir, [rank], train_mixture))
             placement = Placement.from_gin()
             cfg = checkpoints.read_model_config(paths.as_path(model_dir) / checkpoints.MODEL_GIN)
             params = checkpoints.restore_params_from_step(
                 root / str(step), cfg, checkpoints.sharded_model_params(cfg, placement))
-            evaluate(params=params, step=step, output_dir=str(out),
+            evaluate(params=params, step=step, output_dir=str(parent),
                      held_out_clusters=[s["held_out"]])
         report = json.loads((out / "report.json").read_text())
         scores[step] = held_out_score(report)
