@@ -322,7 +322,7 @@ def main(argv: list[str]) -> int:
         print(f"flan-jax experiment: {e}", file=sys.stderr)
         return 2
     available = sorted(p.stem for p in (GIN_DIR / "experiments").glob("*.gin")
-                       if p.stem != "base")
+                       if not p.stem.startswith("base"))
     if args.action == "list" or not args.name:
         print("\n".join(available))
         return 0 if args.action == "list" else 2

@@ -14,9 +14,10 @@ only: no dataset is read or generated until a task's dataset is requested.
 import importlib
 import importlib.util
 
-from tasks import catalogue, names, registry, synthetic  # noqa: F401
+from tasks import catalogue, miniworld, names, registry, synthetic  # noqa: F401
 
 synthetic.register()
+miniworld.register()
 
 for _collection in ("tasks.flan2021", "tasks.flan2022"):
     if importlib.util.find_spec(_collection) is not None:

@@ -58,7 +58,8 @@ def test_unknown_experiment_is_explained(capsys):
     assert "prompt_tuning" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", ["num_clusters", "num_templates", "instructions", "fewshot",
+@pytest.mark.parametrize("name", ["num_clusters", "num_clusters_miniworld", "num_templates",
+                                  "instructions", "fewshot",
                                   "scale", "prompt_tuning"])
 def test_every_experiment_file_builds_its_runs(name):
     from flan_jax import config, experiments
