@@ -26,6 +26,7 @@ import numpy as np
 from etils import epath
 
 from flan_jax import data_cache as dc
+from flan_jax import input_checks  # reliability (issue 29)
 from flan_jax.errors import UserError
 
 logger = logging.getLogger("flan_jax.cache_writer")
@@ -283,6 +284,8 @@ def build_cache(plan: Plan, out: str, show_progress: bool = True) -> dc.CacheInf
         theirs = json.loads((out_path / BUILD).read_text()) if (out_path / BUILD).exists() else {}
         if theirs and theirs.get("mixture") != plan.name:
             raise UserError(f"{out} holds a finished cache of {info.mixture!r}: use another --out.")
+        input_checks.check_finished_cache_matches(out, theirs or {
+            "split": info.split, "feature_lengths": info.feature_lengths}, plan.settings())
         stale = stale_tasks(info, info.split, info.feature_lengths,
                             theirs.get("max_examples_per_task"))
         if stale:

@@ -96,10 +96,13 @@ def check_record(line: str, mode: str) -> tuple[dict | None, str | None]:
 
 
 def _records(path: str, mode: str) -> Iterator[tuple[int, dict | None, str | None]]:
-    with paths.as_path(path).open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                yield (lineno,) + check_record(line, mode)
+    from flan_jax.input_checks import text_lines  # reliability (issue 29): non-UTF-8 lines
+
+    for lineno, line, problem in text_lines(path):
+        if problem is not None:
+            yield lineno, None, problem
+        elif line.strip():
+            yield (lineno,) + check_record(line, mode)
 
 
 def _resume(path: str, cut: bool = True) -> int:
@@ -219,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     import flan_jax.placement  # noqa: F401
 
     err = lambda msg: print(f"flan-jax infer: {msg}", file=sys.stderr)  # noqa: E731
+    from flan_jax.errors import UserError
     try:
         args = config.parse_command("flan-jax infer", sys.argv[1:] if argv is None else argv,
                                     description=__doc__, add_arguments=_add_arguments)
@@ -232,13 +236,18 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - a bucket without credentials, or no such bucket
         err(f"cannot read {args.input_file}: {type(e).__name__}: {e}")
         return 2
+    try:  # reliability (issue 29): before anything is opened for writing
+        from flan_jax.input_checks import check_output_is_not_input
+
+        check_output_is_not_input(args.input_file, args.output_file)
+    except UserError as e:
+        err(str(e))
+        return 2
     for flag in ("batch_size", "max_input_length", "max_target_length", "chunk_size"):
         if getattr(args, flag) < 1:
             err(f"--{flag} must be at least 1 (got {getattr(args, flag)}).")
             return 2
     if paths.is_url(args.output_file):
-        from flan_jax.errors import UserError
-
         try:
             paths.check_bucket_writable(paths.as_path(args.output_file).parent,
                                         f"the folder of {args.output_file}")
@@ -264,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         bad += 1
 
+    if not total:  # reliability (issue 29): no output file to report
+        err(f"{args.input_file} has no records" + (f" ({bad} bad lines skipped)" if bad else "")
+            + f": nothing to do; {args.output_file} was not written.")
+        return 2
     from flan_jax import partitioning
 
     partitioning.initialize_distributed()

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from flan_jax import accounting, checkpoints, errors, optim, partitioning, prompt_tuning
 from flan_jax import paths, run_checks
+from flan_jax import run_lock  # reliability (issue 29)
 from flan_jax import data as data_lib  # no TensorFlow until a dataset is read
 from flan_jax.errors import TrainingError, UserError
 from flan_jax.models import TransformerConfig, build_model, count_params, init_params_fn
@@ -34,6 +35,7 @@ logger = logging.getLogger("flan_jax.train")
 
 
 @gin.configurable(denylist=["stop_after"])
+@run_lock.holding_model_dir  # reliability (issue 29): one run per MODEL_DIR
 def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
           model_config: TransformerConfig = gin.REQUIRED, data=gin.REQUIRED, seed: int = 0,
           z_loss: float = 1e-4, loss_normalization: str | float = "tokens",
