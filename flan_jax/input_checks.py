@@ -85,3 +85,17 @@ def text_lines(path: str):
             except UnicodeDecodeError as e:
                 yield lineno, None, (f"not UTF-8 text (byte {raw[e.start]:#04x} at column "
                                      f"{e.start + 1})")
+
+
+def check_evaluate_settings(checkpoint_path, in_training: bool, **sizes) -> None:
+    """`evaluate`'s sizes (batch size, lengths, beams) are each at least 1, and a checkpoint
+    read from disk exists: checked before any task is resolved or anything written."""
+    for name, value in sizes.items():
+        check_positive(value, f"evaluate.{name}")
+    if not in_training:
+        from flan_jax.checkpoints import require_model_dir
+
+        try:
+            require_model_dir(checkpoint_path)
+        except FileNotFoundError as e:
+            raise UserError(str(e)) from None

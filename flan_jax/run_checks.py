@@ -59,6 +59,18 @@ def check_model_dir(model_dir: str | os.PathLike) -> None:
         raise UserError(f"{where} is read-only. Pass a MODEL_DIR you can write to.")
 
 
+# --- the data settings themselves ---------------------------------------------------------------
+
+def check_data_config(cfg) -> None:
+    """TASK_FEATURE_LENGTHS must give 'inputs' and 'targets' each at least one token and
+    BATCH_SIZE must be at least 1: a zero length crashes XLA (a segmentation fault), a missing
+    key or a negative length fails deep inside seqio, a zero batch inside TensorFlow."""
+    from flan_jax import input_checks
+
+    input_checks.check_feature_lengths(cfg.task_feature_lengths)
+    input_checks.check_positive(cfg.batch_size, "BATCH_SIZE")
+
+
 # --- the batch over the mesh -------------------------------------------------------------------
 
 def check_batch_size(batch_size: int, mesh, rules, num_processes: int = 1) -> None:

@@ -70,6 +70,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     # a local folder or a bucket (gs://...): every file below goes through etils.epath
     model_dir_path = paths.as_path(model_dir)
     run_checks.check_model_dir(model_dir)
+    run_checks.check_data_config(data)  # reliability (issue 29): lengths and batch size
     data_lib.check_source(data)  # an unknown task or mixture fails before any work
     if truncation_sample:
         run_checks.check_truncation(data, truncation_sample)
@@ -229,9 +230,9 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                 if last_saved != step:
                     manager.save(step, args=checkpoints.save_args(state, batches.state()), force=True)
                 manager.wait_until_finished()
-                print(f"Received signal {stop['signal']}: saved step {step} in {model_dir_path};"
-                      " rerun the same command to resume.", file=sys.stderr)
-                return last
+                raise errors.Preempted(  # reliability (issue 29): exit 143, see errors.py
+                    f"received signal {stop['signal']}: saved step {step} in {model_dir_path}; "
+                    "rerun the same command to resume.")
             if stop_after is not None and step >= stop_after:
                 manager.wait_until_finished()
                 return last

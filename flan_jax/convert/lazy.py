@@ -122,7 +122,9 @@ def lazy_restore(path: str | epath.PathLike, subtree: tuple[str, ...] = ()):
     import orbax.checkpoint as ocp
 
     path = epath.Path(path)
-    with ocp.StandardCheckpointer() as ckptr:
+    from flan_jax.checkpoints import reading  # reliability (issue 29): damaged -> one line
+
+    with ocp.StandardCheckpointer() as ckptr, reading(path):
         meta = ckptr.metadata(path)
     tree = getattr(meta, "item_metadata", meta)
     for key in subtree:
@@ -155,7 +157,9 @@ def _restore_one(path: epath.Path, keys: tuple[str, ...]) -> np.ndarray:
     args: Any = ocp.RestoreArgs(restore_type=np.ndarray)
     for key in reversed(keys):
         item, args = {key: item}, {key: args}
-    with ocp.PyTreeCheckpointer() as ckptr:
+    from flan_jax.checkpoints import reading  # reliability (issue 29): damaged -> one line
+
+    with ocp.PyTreeCheckpointer() as ckptr, reading(path):
         out = ckptr.restore(path, args=ocp.args.PyTreeRestore(item=item, restore_args=args,
                                                               partial_restore=True))
     for key in keys:
