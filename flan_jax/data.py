@@ -93,8 +93,11 @@ def _mixture_rates(name: str) -> dict[str, float]:
 def _registered(name: str):
     """The seqio task or mixture `name` (registering the built-in collections first)."""
     try:
-        import tasks  # noqa: F401  (registers the task collections)
-        from tasks import catalogue
+        # reliability (issue 29): a cache run resolving another mixture imports the task
+        # registry after gin was locked; its configurables may still register
+        with gin.unlock_config():
+            import tasks  # noqa: F401  (registers the task collections)
+            from tasks import catalogue
     except ImportError as e:
         from flan_jax.config import DATA_EXTRA
         from flan_jax.errors import UserError

@@ -71,6 +71,21 @@ def check_data_config(cfg) -> None:
     input_checks.check_positive(cfg.batch_size, "BATCH_SIZE")
 
 
+def already_trained(model_dir, saved_step: int, train_steps: int) -> str:
+    """What a run says when MODEL_DIR is already at (or past) TRAIN_STEPS: nothing to do."""
+    return (f"flan-jax train: {model_dir} already holds step {saved_step}, at or past "
+            f"TRAIN_STEPS={train_steps}: nothing to train. Raise TRAIN_STEPS to continue it, or "
+            "use another MODEL_DIR for a new run.")
+
+
+def non_finite_loss(loss: float, step: int, saved_step: int | None, model_dir) -> str:
+    """The NaN/Inf stop: which step, and which checkpoint (if any) the run keeps."""
+    kept = (f"The last good checkpoint (step {saved_step}) is kept in {model_dir}."
+            if saved_step is not None else f"No checkpoint was saved yet in {model_dir}.")
+    return (f"loss is {loss} at step {step}; stopping. {kept} Lower the learning rate or check "
+            "the data.")
+
+
 # --- the batch over the mesh -------------------------------------------------------------------
 
 def check_batch_size(batch_size: int, mesh, rules, num_processes: int = 1) -> None:

@@ -199,9 +199,11 @@ def _show(args: argparse.Namespace) -> int:
         mock = tfds.testing.mock_data(
             num_examples=max(args.num, 8), policy=tfds.testing.MockPolicy.USE_CODE
         )
+    shown = 0
     with mock:
         ds = task.get_dataset(None, split=split, shuffle=False)
         for i, ex in enumerate(ds.take(args.num).as_numpy_iterator()):
+            shown += 1
             print(f"=== {args.name} [{split}] example {i}")
             for key in ("inputs", "targets"):
                 print(f"--- {key}\n" + _text(task, ex, key))
@@ -209,6 +211,12 @@ def _show(args: argparse.Namespace) -> int:
                 if key in ex:
                     values = [v.decode("utf-8", "replace") for v in ex[key]]
                     print(f"--- {key}\n" + "\n".join(f"- {v}" for v in values))
+        if not shown:  # reliability (issue 29): say why nothing was shown
+            from flan_jax.filter_report import no_example_message
+
+            print(f"flan-jax tasks: {no_example_message(args.name, split, args.mock)}",
+                  file=sys.stderr)
+            return 1
     return 0
 
 

@@ -106,6 +106,10 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
         TrainState(jax.ShapeDtypeStruct((), jnp.int32), abstract_params, abstract_opt), state_sh)
 
     saved_step = checkpoints.latest_step_dir(model_dir_path)
+    if saved_step is not None and int(saved_step.name) >= train_steps:  # reliability (#29)
+        print(run_checks.already_trained(model_dir_path, int(saved_step.name), train_steps),
+              file=sys.stderr)
+        return {}
     if saved_step is not None:  # before the manager creates anything
         changes = run_checks.check_resume_config(model_dir_path, int(saved_step.name),
                                                  allow_config_change)
@@ -200,10 +204,8 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
             step += 1
             metrics = jax.device_get(metrics)
             if not math.isfinite(float(metrics["loss"])):
-                raise TrainingError(
-                    f"loss is {float(metrics['loss'])} at step {step}; stopping. The last good "
-                    f"checkpoint (step {manager.latest_step()}) is kept in {model_dir_path}. "
-                    "Lower the learning rate or check the data.")
+                raise TrainingError(run_checks.non_finite_loss(  # reliability (issue 29)
+                    float(metrics["loss"]), step, manager.latest_step(), model_dir_path))
             if step == timed_from:  # the clock starts after the first step
                 window_start = run_start = time.time()
             else:
