@@ -114,7 +114,7 @@ def _eval(capsys, *bindings):
     from flan_jax import evaluate
 
     capsys.readouterr()
-    code = evaluate.main(["--gin.EVAL_MIXTURES='synthetic_heldout_nli_eval'", *bindings])
+    code = evaluate.main(["--gin.EVAL_MIXTURES=['synthetic_fact_nli_t0_rank']", *bindings])
     return code, capsys.readouterr().err
 
 

@@ -128,6 +128,10 @@ def lazy_restore(path: str | epath.PathLike, subtree: tuple[str, ...] = ()):
         meta = ckptr.metadata(path)
     tree = getattr(meta, "item_metadata", meta)
     for key in subtree:
+        if tree is None:  # orbax read no metadata: as unreadable as a failed read
+            from flan_jax.checkpoints import damaged
+
+            raise damaged(path, ValueError("no readable metadata"))
         tree = tree[key]
 
     def lazy(keypath, m):
