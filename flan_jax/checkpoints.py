@@ -228,6 +228,7 @@ def require_model_dir(directory: str | os.PathLike) -> None:
     """Raises FileNotFoundError (one line, what to pass instead) unless `directory` exists and
     holds a model.gin."""
     shown, directory = paths.display(directory), paths.as_path(directory)
+    paths.check_reachable(directory)  # a bucket with no network: one line in seconds
     if not directory.exists():
         raise FileNotFoundError(
             f"the model directory {shown} does not exist: pass a `flan-jax train` MODEL_DIR or "
