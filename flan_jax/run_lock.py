@@ -162,8 +162,8 @@ def _remove_if(path, token: str | None) -> bool:
 class RunLock:
     """A held lock: a heartbeat thread keeps it fresh until `release`."""
 
-    def __init__(self, path, record: dict, created_dir: bool):
-        self.path, self.record, self._created_dir = path, record, created_dir
+    def __init__(self, path, record: dict, created: list[str]):
+        self.path, self.record, self._created = path, record, created
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="run-lock-heartbeat",
                                         daemon=True)
@@ -188,9 +188,11 @@ class RunLock:
         self._thread.join(timeout=5)
         with contextlib.suppress(Exception):
             _remove_if(self.path, self.record["token"])
-        if self._created_dir:  # a run refused before writing leaves no empty MODEL_DIR
-            with contextlib.suppress(OSError):
-                os.rmdir(os.fspath(self.path.parent))
+        for folder in self._created:  # a run refused before writing leaves no empty folders
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty: the run wrote there
+                break
 
 
 def acquire(model_dir) -> RunLock:
@@ -198,13 +200,18 @@ def acquire(model_dir) -> RunLock:
     `UserError` naming the holder when another run holds it."""
     shown = paths.display(model_dir)
     directory = paths.as_path(model_dir)
-    created_dir = not paths.is_url(directory) and not directory.exists()
+    created = []  # the folders this creates, deepest first
+    if not paths.is_url(directory):
+        folder = os.fspath(directory)
+        while not os.path.exists(folder):
+            created.append(folder)
+            folder = os.path.dirname(folder)
     paths.ensure_dir(directory)
     path = directory / LOCK_NAME
     record = _holder_record(uuid.uuid4().hex)
     for _ in range(3):  # a stale lock taken over by someone else in between: look again
         if _create(path, record):
-            return RunLock(path, record, created_dir)
+            return RunLock(path, record, created)
         holder = _read(path)
         if holder is None:
             continue

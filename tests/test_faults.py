@@ -14,20 +14,26 @@ import pytest
 import flan_jax.convert.cli  # noqa: F401 - commands register configurables before gin locks
 import flan_jax.evaluate  # noqa: F401
 from flan_jax import cli
-from tests.test_train import REPO, _main, _snapshot, _train
+from tests.test_train import REPO, TINY, _main, _snapshot
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """A training run's directory with one saved step: TRAIN_STEPS = 0 saves the
+    initialisation as step 0 without compiling a train step (seconds instead of a minute)."""
+    from flan_jax import config
+    from flan_jax.train import train
+
     run = tmp_path_factory.mktemp("faults") / "run"
-    _train(run, "TRAIN_STEPS = 2", "train.async_checkpoints = False")
+    config.parse_gin(["runs/demo.gin"], TINY + [f"MODEL_DIR = '{run}'", "TRAIN_STEPS = 0"])
+    train()
     return run
 
 
 def _copy(trained, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
-    return run, run / "checkpoints" / "2"
+    return run, run / "checkpoints" / "0"
 
 
 def _damage(step_dir):
@@ -82,7 +88,8 @@ def test_a_step_without_its_state_metadata_stops_train_in_one_line(trained, tmp_
 
 def test_a_resume_already_past_train_steps_says_so_and_writes_nothing(trained, tmp_path,
                                                                       capsys):
-    run, _ = _copy(trained, tmp_path)
+    run, step_dir = _copy(trained, tmp_path)
+    step_dir.rename(step_dir.parent / "2")  # as if saved at step 2: the check reads the names
     before = _snapshot(run)
     for steps in (1, 2):
         code, out, err = _main(capsys, run, f"TRAIN_STEPS = {steps}")

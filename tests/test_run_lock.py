@@ -92,7 +92,7 @@ def test_another_machines_lock_is_stale_only_after_its_heartbeat_ages(tmp_path):
 def test_the_heartbeat_refreshes_the_lock_and_release_removes_an_empty_model_dir(
         tmp_path, monkeypatch):
     monkeypatch.setattr(run_lock, "HEARTBEAT_S", 0.05)
-    run = tmp_path / "run"
+    run = tmp_path / "runs" / "run"
     lock = run_lock.acquire(run)
     first = lock.record["heartbeat"]
     deadline = time.time() + 10
@@ -100,7 +100,7 @@ def test_the_heartbeat_refreshes_the_lock_and_release_removes_an_empty_model_dir
         assert time.time() < deadline, "no heartbeat"
         time.sleep(0.05)
     lock.release()
-    assert not run.exists()  # it made MODEL_DIR and nothing else was written there
+    assert list(tmp_path.iterdir()) == []  # it made runs/run and nothing else was written
 
 
 def test_a_trainer_is_refused_while_another_process_holds_model_dir(tmp_path, capsys):
