@@ -168,7 +168,7 @@ def test_sigterm_while_starting_exits_143_in_one_line_and_writes_nothing(tmp_pat
             f"--gin.MODEL_DIR='{run}'"] + [f"--gin.{b.replace(' = ', '=', 1)}" for b in TINY]
     proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # importing TensorFlow and JAX
+    time.sleep(3)  # still importing TensorFlow and JAX (the handler is set before them)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == errors.EXIT_PREEMPTED == 143
