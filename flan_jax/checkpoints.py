@@ -12,6 +12,7 @@ A model directory holds:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from typing import Any
@@ -125,7 +126,8 @@ def _saved_tree(path: epath.Path, subtree: str | None = None) -> dict:
     """The saved tree's arrays' metadata as nested dicts (no array is read)."""
     # The handler, not a Checkpointer: a step's state/ has no checkpoint-level metadata file of
     # its own (the step directory holds it), and a Checkpointer warns about that on every read.
-    meta = ocp.PyTreeCheckpointHandler().metadata(path)
+    with reading(path):
+        meta = ocp.PyTreeCheckpointHandler().metadata(path)
     flat, tree = jax.tree_util.tree_flatten_with_path(getattr(meta, "tree", meta))[0], {}
     for keys, leaf in flat:
         node = tree
@@ -152,11 +154,36 @@ def _restore(path: epath.Path, target=None, subtree: str | None = None, saved=No
     restore_args = ocp.checkpoint_utils.construct_restore_args(item)
     handler = ocp.PyTreeCheckpointHandler()
     try:
-        restored = handler.restore(path, args=ocp.args.PyTreeRestore(
-            item=item, restore_args=restore_args, partial_restore=subtree is not None))
+        with reading(path):
+            restored = handler.restore(path, args=ocp.args.PyTreeRestore(
+                item=item, restore_args=restore_args, partial_restore=subtree is not None))
     finally:
         handler.close()
     return restored[subtree] if subtree is not None else restored
+
+
+@contextlib.contextmanager
+def reading(path: epath.Path):
+    """Whatever orbax or tensorstore raise while reading a saved tree (a truncated file, a
+    missing _METADATA, a decompression error) becomes one line naming what to delete."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - any failure here means the files are unreadable
+        raise damaged(path, e) from None
+
+
+def damaged(path: str | os.PathLike, error: BaseException):
+    """The one-line error for an unreadable saved tree: a step's `state` names its step
+    directory (as `train` does), a converted model's `params` says to convert it again."""
+    path = paths.as_path(path)
+    if path.name == "state":
+        return _unreadable(path.parent, error)
+    from flan_jax.errors import TrainingError
+
+    rm = "gcloud storage rm -r" if paths.is_url(path) else "rm -r"
+    return TrainingError(
+        f"the checkpoint {path} is damaged or incomplete ({type(error).__name__} while reading "
+        f"it). Delete it ({rm} {path}) and convert or copy the model again.")
 
 
 def latest_step_dir(directory: str | os.PathLike) -> epath.Path | None:
@@ -197,6 +224,21 @@ def sharded_model_params(cfg: TransformerConfig, placement) -> Any:
     return sharded_abstract(nn.meta.unbox(boxed), shardings)
 
 
+def require_model_dir(directory: str | os.PathLike) -> None:
+    """Raises FileNotFoundError (one line, what to pass instead) unless `directory` exists and
+    holds a model.gin."""
+    shown, directory = paths.display(directory), paths.as_path(directory)
+    paths.check_reachable(directory)  # a bucket with no network: one line in seconds
+    if not directory.exists():
+        raise FileNotFoundError(
+            f"the model directory {shown} does not exist: pass a `flan-jax train` MODEL_DIR or "
+            "a `flan-jax convert hf` --dst.")
+    if not (directory / MODEL_GIN).exists():
+        raise FileNotFoundError(
+            f"{shown} is not a flan-jax model directory (no {MODEL_GIN}). Convert a Hugging "
+            "Face checkpoint with `flan-jax convert hf --src ... --dst ...` or train one.")
+
+
 def load_model_dir(directory: str | os.PathLike, placement=None):
     """(config, params, vocab) of a converted checkpoint or a training run's latest step.
 
@@ -206,11 +248,8 @@ def load_model_dir(directory: str | os.PathLike, placement=None):
     from flan_jax.vocab import load_vocab
 
     shown, directory = paths.display(directory), paths.as_path(directory)
+    require_model_dir(directory)
     gin_path = directory / MODEL_GIN
-    if not gin_path.exists():
-        raise FileNotFoundError(
-            f"{shown} is not a flan-jax model directory (no {MODEL_GIN}). Convert a Hugging "
-            "Face checkpoint with `flan-jax convert hf --src ... --dst ...` or train one.")
     cfg = read_model_config(gin_path)
     if (directory / PARAMS_DIR).is_dir():
         path, subtree = directory / PARAMS_DIR, None
@@ -337,6 +376,8 @@ def restore_step(manager: ocp.CheckpointManager, step: int, abstract_state, abst
         meta = manager.item_metadata(step)["state"]
     except Exception as e:  # noqa: BLE001 - anything orbax raises means the step is unreadable
         raise _unreadable(step_dir, e) from None
+    if meta is None:  # state/_METADATA is missing
+        raise _unreadable(step_dir, FileNotFoundError("state/_METADATA"))
     check_compatible(meta["params"], abstract_params, where)
     try:
         restored = manager.restore(step, args=ocp.args.Composite(

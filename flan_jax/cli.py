@@ -51,6 +51,21 @@ def _import_tensorflow_quietly() -> None:
             sys.stderr.write(captured.read().decode("utf-8", "replace"))
 
 
+# Commands whose README runs use the 8-device mesh: on a CPU they get 8 simulated devices.
+SIMULATED_DEVICE_COMMANDS = ("demo", "experiment")
+SIMULATED_DEVICES = 8
+
+
+def _default_simulated_devices(name: str) -> None:
+    """Asks XLA for 8 simulated CPU devices for `demo` and `experiment` unless the user's
+    XLA_FLAGS say how many (it only affects the CPU platform: a GPU or TPU run keeps its
+    chips). It must be set before JAX starts, which is why it is here and not in gin."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if name in SIMULATED_DEVICE_COMMANDS and "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = (
+            f"{flags} --xla_force_host_platform_device_count={SIMULATED_DEVICES}").strip()
+
+
 # Commands that read tasks (and so import TensorFlow).
 TENSORFLOW_COMMANDS = ("train", "eval", "tasks", "data", "demo", "experiment")
 
@@ -89,6 +104,27 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" Did you mean `{close[0]}`?" if close else ""
         print(f"flan-jax: unknown command `{name}`.{hint}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from flan_jax import errors
+
+    errors.stop_on_sigterm()  # from the start: a SIGTERM while importing exits 143 too
+    _default_simulated_devices(name)
+    try:
+        return _run(name, rest)
+    except errors.UserError as e:  # what a command did not catch itself: one line, exit 2
+        print(f"flan-jax {name}: {errors.message(e)}", file=sys.stderr)
+        return errors.EXIT_USER_ERROR
+    except errors.TrainingError as e:  # e.g. a damaged checkpoint: one line, exit 1
+        print(f"flan-jax {name}: {errors.message(e)}", file=sys.stderr)
+        return errors.EXIT_FAILURE
+    except errors.Preempted as e:  # SIGTERM: what was saved is kept; rerun to resume
+        print(f"flan-jax {name}: {errors.message(e)}", file=sys.stderr)
+        return errors.EXIT_PREEMPTED
+
+
+def _run(name: str, rest: list[str]) -> int:
+    from flan_jax import paths
+
+    paths.check_urls_reachable(rest)  # an unreachable bucket fails in seconds, in one line
     logging.getLogger("absl").addFilter(_QuietAbsl())
     if name in TENSORFLOW_COMMANDS and not any(a in ("-h", "--help") for a in rest):
         _import_tensorflow_quietly()

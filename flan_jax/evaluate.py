@@ -167,6 +167,12 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     `keep_input`: the side of a too-long input that stays ("end": the question and OPTIONS that
     close an instruction survive).
     """
+    from flan_jax import input_checks
+
+    input_checks.check_evaluate_settings(
+        checkpoint_path, params is not None, batch_size=batch_size,
+        max_input_length=max_input_length, max_new_tokens=max_new_tokens,
+        max_option_length=max_option_length, num_beams=num_beams)
     import jax
 
     from flan_jax.models import build_model

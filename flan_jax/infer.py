@@ -99,10 +99,13 @@ def check_record(line: str, mode: str) -> tuple[dict | None, str | None]:
 
 
 def _records(path: str, mode: str) -> Iterator[tuple[int, dict | None, str | None]]:
-    with paths.as_path(path).open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                yield (lineno,) + check_record(line, mode)
+    from flan_jax.input_checks import text_lines  # non-UTF-8 lines
+
+    for lineno, line, problem in text_lines(path):
+        if problem is not None:
+            yield lineno, None, problem
+        elif line.strip():
+            yield (lineno,) + check_record(line, mode)
 
 
 def _resume(path: str, cut: bool = True) -> int:
@@ -225,6 +228,9 @@ def _check_arguments(args) -> None:
         raise UserError(f"cannot read {args.input_file}: {type(e).__name__}: {e}") from None
     if not exists:
         raise UserError(f"{args.input_file} does not exist.")
+    from flan_jax.input_checks import check_output_is_not_input
+
+    check_output_is_not_input(args.input_file, args.output_file)  # before anything is written
     for flag in ("batch_size", "max_input_length", "max_target_length", "chunk_size"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag} must be at least 1 (got {getattr(args, flag)}).")
@@ -255,6 +261,10 @@ def _count_records(args) -> tuple[int, int]:
             raise UserError(f"{args.input_file}:{lineno}: {problem}. Fix the line or pass "
                             "--skip_bad_lines.")
         bad += 1
+    if not total:  # no output file to report
+        raise UserError(f"{args.input_file} has no records"
+                        + (f" ({bad} bad lines skipped)" if bad else "")
+                        + f": nothing to do; {args.output_file} was not written.")
     return total, bad
 
 

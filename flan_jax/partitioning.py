@@ -56,6 +56,18 @@ def logical_axis_rules(rules: Rules | None = None) -> tuple[tuple[str, Any], ...
                  (rules or DEFAULT_RULES))
 
 
+def _simulated_devices_hint(needed: int) -> str:
+    """On a CPU, how to get more (simulated) devices: XLA must be told before JAX starts."""
+    try:
+        on_cpu = jax.default_backend() == "cpu"
+    except RuntimeError:
+        on_cpu = False
+    if not on_cpu:
+        return ""
+    return (f" On a CPU, simulate {needed} devices by starting with "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={needed}.")
+
+
 def resolve_mesh_shape(axes: Mapping[str, int], num_devices: int) -> dict[str, int]:
     """Fills the one -1 entry so the product equals the device count; explains mismatches."""
     sizes = dict(axes)
@@ -69,9 +81,10 @@ def resolve_mesh_shape(axes: Mapping[str, int], num_devices: int) -> dict[str, i
                             f"by the fixed axes' product {known}; make the sizes divide "
                             f"{num_devices} or set one to -1.")
         sizes[unknown[0]] = num_devices // known
-    if int(np.prod(list(sizes.values()))) != num_devices:
-        raise MeshError(f"mesh_axes.axes={sizes} needs {int(np.prod(list(sizes.values())))} "
-                        f"devices but {num_devices} are available; set one axis to -1.")
+    needed = int(np.prod(list(sizes.values())))
+    if needed != num_devices:
+        raise MeshError(f"mesh_axes.axes={sizes} needs {needed} devices but {num_devices} are "
+                        f"available; set one axis to -1.{_simulated_devices_hint(needed)}")
     return sizes
 
 

@@ -210,6 +210,7 @@ def check_bucket_writable(path: PathLike, what: str) -> None:
     from flan_jax.errors import UserError
 
     shown = display(path)
+    check_reachable(path)
     path = as_path(path)
     probe = path / f".flan_jax_probe-{uuid.uuid4().hex[:8]}"
     try:
@@ -225,6 +226,57 @@ def check_bucket_writable(path: PathLike, what: str) -> None:
                         "(gcloud auth application-default login).") from None
     if is_file:
         raise UserError(f"{what} {shown} is a file, not a directory.")
+
+
+# --- failing fast when the store cannot be reached ----------------------------------------------
+
+_URL_IN_TEXT = re.compile(r"\b(gs)://([A-Za-z0-9._-]+)")
+_reachable: dict[tuple[str, int], None] = {}
+REACH_TIMEOUT_S = 5.0
+
+
+def storage_endpoint(scheme: str = "gs") -> tuple[str, int, str]:
+    """(host, port, where it came from) of the service behind `gs://`: STORAGE_EMULATOR_HOST
+    when set (an emulator), else Google Cloud Storage."""
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
+    if emulator:
+        rest = emulator.split("://", 1)[-1].split("/", 1)[0]
+        host, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+        default = 443 if emulator.startswith("https") else 80
+        return host, int(port) if port.isdigit() else default, "STORAGE_EMULATOR_HOST"
+    return "storage.googleapis.com", 443, "the network connection (a proxy, a firewall)"
+
+
+def check_reachable(url: PathLike) -> None:
+    """Raises `UserError` within seconds when the store behind `url` cannot be reached (no
+    network, no DNS, a closed emulator port), instead of the storage client's minute of quiet
+    retries and its tracebacks. One TCP connection per endpoint and process; local paths and
+    other schemes pass."""
+    from flan_jax.errors import UserError
+
+    match = _URL_IN_TEXT.match(os.fspath(url))
+    if not match:
+        return
+    host, port, source = storage_endpoint(match.group(1))
+    if (host, port) in _reachable:
+        return
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=REACH_TIMEOUT_S).close()
+    except OSError as e:
+        raise UserError(
+            f"cannot reach the storage service for {match.group(0)} ({host}:{port}: "
+            f"{type(e).__name__}: {_one_line(e)}). Check {source} and rerun.") from None
+    _reachable[(host, port)] = None
+
+
+def check_urls_reachable(args) -> None:
+    """`check_reachable` for every `gs://` URL inside command-line arguments (flags, gin
+    bindings such as --gin.MODEL_DIR="'gs://b/run'")."""
+    for arg in args:
+        for match in _URL_IN_TEXT.finditer(arg):
+            check_reachable(match.group(0))
 
 
 def _one_line(error: BaseException) -> str:

@@ -59,6 +59,33 @@ def check_model_dir(model_dir: str | os.PathLike) -> None:
         raise UserError(f"{where} is read-only. Pass a MODEL_DIR you can write to.")
 
 
+# --- the data settings themselves ---------------------------------------------------------------
+
+def check_data_config(cfg) -> None:
+    """TASK_FEATURE_LENGTHS must give 'inputs' and 'targets' each at least one token and
+    BATCH_SIZE must be at least 1: a zero length crashes XLA (a segmentation fault), a missing
+    key or a negative length fails deep inside seqio, a zero batch inside TensorFlow."""
+    from flan_jax import input_checks
+
+    input_checks.check_feature_lengths(cfg.task_feature_lengths)
+    input_checks.check_positive(cfg.batch_size, "BATCH_SIZE")
+
+
+def already_trained(model_dir, saved_step: int, train_steps: int) -> str:
+    """What a run says when MODEL_DIR is already at (or past) TRAIN_STEPS: nothing to do."""
+    return (f"flan-jax train: {model_dir} already holds step {saved_step}, at or past "
+            f"TRAIN_STEPS={train_steps}: nothing to train. Raise TRAIN_STEPS to continue it, or "
+            "use another MODEL_DIR for a new run.")
+
+
+def non_finite_loss(loss: float, step: int, saved_step: int | None, model_dir) -> str:
+    """The NaN/Inf stop: which step, and which checkpoint (if any) the run keeps."""
+    kept = (f"The last good checkpoint (step {saved_step}) is kept in {model_dir}."
+            if saved_step is not None else f"No checkpoint was saved yet in {model_dir}.")
+    return (f"loss is {loss} at step {step}; stopping. {kept} Lower the learning rate or check "
+            "the data.")
+
+
 # --- the batch over the mesh -------------------------------------------------------------------
 
 def check_batch_size(batch_size: int, mesh, rules, num_processes: int = 1) -> None:

@@ -252,8 +252,10 @@ def _show(args: argparse.Namespace) -> int:
             from tasks.flan2022 import mock_files  # file-backed sources read their fixtures
 
             mock.enter_context(mock_files.active())
+    count = 0
     with mock:
         for i, (ex, shown) in enumerate(_examples(task, split, args.num)):
+            count += 1
             print(f"=== {shown} [{split}] example {i}")
             for key in ("inputs", "targets"):
                 print(f"--- {key}\n" + _text(task, ex, key))
@@ -261,6 +263,12 @@ def _show(args: argparse.Namespace) -> int:
                 if key in ex:
                     values = [v.decode("utf-8", "replace") for v in ex[key]]
                     print(f"--- {key}\n" + "\n".join(f"- {v}" for v in values))
+        if not count:  # say why nothing was shown
+            from flan_jax.filter_report import no_example_message
+
+            print(f"flan-jax tasks: {no_example_message(args.name, split, args.mock)}",
+                  file=sys.stderr)
+            return 1
     return 0
 
 

@@ -23,6 +23,7 @@ import jax
 
 from flan_jax import accounting, checkpoints, optim, partitioning, prompt_tuning
 from flan_jax import paths, run_checks
+from flan_jax import errors, run_lock  # run_lock: one run per MODEL_DIR
 from flan_jax import data as data_lib  # no TensorFlow until a seqio source is opened
 from flan_jax.errors import TrainingError, UserError
 from flan_jax.models import TransformerConfig, build_model, count_params
@@ -33,6 +34,7 @@ logger = logging.getLogger("flan_jax.train")
 
 
 @gin.configurable(denylist=["stop_after"])
+@run_lock.holding_model_dir  # one run per MODEL_DIR
 def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
           model_config: TransformerConfig = gin.REQUIRED, data=gin.REQUIRED, seed: int = 0,
           z_loss: float = 1e-4, loss_normalization: str | float = "tokens",
@@ -77,6 +79,10 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     layout = state_layout(model, tx, mesh, rules, seed, base_dir)
 
     saved_step = checkpoints.latest_step_dir(model_dir_path)
+    if saved_step is not None and int(saved_step.name) >= train_steps:  # nothing to do
+        print(run_checks.already_trained(model_dir_path, int(saved_step.name), train_steps),
+              file=sys.stderr)
+        return {}
     if saved_step is not None:  # before the manager creates anything
         changes = run_checks.check_resume_config(model_dir_path, int(saved_step.name),
                                                  allow_config_change)
@@ -134,6 +140,7 @@ def _check_inputs(model_dir: str, model_config: TransformerConfig, data, prompt_
     """(the opened data source, the prompt-tuning base or None), after every check that needs
     no model: nothing is written before they pass."""
     run_checks.check_model_dir(model_dir)
+    run_checks.check_data_config(data)  # feature lengths and batch size, before any work
     source = data_lib.open_source(data)  # an unknown task or mixture fails before any work
     if truncation_sample:
         run_checks.check_truncation(source, truncation_sample)
@@ -199,10 +206,8 @@ class _Loop:
             step += 1
             metrics = jax.device_get(metrics)
             if not math.isfinite(float(metrics["loss"])):
-                raise TrainingError(
-                    f"loss is {float(metrics['loss'])} at step {step}; stopping. The last good "
-                    f"checkpoint (step {self.manager.latest_step()}) is kept in "
-                    f"{self.model_dir}. Lower the learning rate or check the data.")
+                raise TrainingError(run_checks.non_finite_loss(
+                    float(metrics["loss"]), step, self.manager.latest_step(), self.model_dir))
             self.meter.step_done(step, float(metrics["num_tokens"]))
             if step % self.log_every == 0 or step == self.train_steps:
                 last = {"step": step, **{k: float(v) for k, v in metrics.items()},
@@ -219,9 +224,9 @@ class _Loop:
                 if last_saved != step:
                     self._save(step, state, force=True)
                 self.manager.wait_until_finished()
-                print(f"Received signal {stop['signal']}: saved step {step} in "
-                      f"{self.model_dir}; rerun the same command to resume.", file=sys.stderr)
-                return last
+                raise errors.Preempted(  # exit 143, see errors.py
+                    f"received signal {stop['signal']}: saved step {step} in {self.model_dir}; "
+                    "rerun the same command to resume.")
             if self.stop_after is not None and step >= self.stop_after:
                 self.manager.wait_until_finished()
                 return last

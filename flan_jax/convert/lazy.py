@@ -122,10 +122,16 @@ def lazy_restore(path: str | epath.PathLike, subtree: tuple[str, ...] = ()):
     import orbax.checkpoint as ocp
 
     path = epath.Path(path)
-    with ocp.StandardCheckpointer() as ckptr:
+    from flan_jax.checkpoints import reading  # damaged -> one line
+
+    with ocp.StandardCheckpointer() as ckptr, reading(path):
         meta = ckptr.metadata(path)
     tree = getattr(meta, "item_metadata", meta)
     for key in subtree:
+        if tree is None:  # orbax read no metadata: as unreadable as a failed read
+            from flan_jax.checkpoints import damaged
+
+            raise damaged(path, ValueError("no readable metadata"))
         tree = tree[key]
 
     def lazy(keypath, m):
@@ -155,7 +161,9 @@ def _restore_one(path: epath.Path, keys: tuple[str, ...]) -> np.ndarray:
     args: Any = ocp.RestoreArgs(restore_type=np.ndarray)
     for key in reversed(keys):
         item, args = {key: item}, {key: args}
-    with ocp.PyTreeCheckpointer() as ckptr:
+    from flan_jax.checkpoints import reading  # damaged -> one line
+
+    with ocp.PyTreeCheckpointer() as ckptr, reading(path):
         out = ckptr.restore(path, args=ocp.args.PyTreeRestore(item=item, restore_args=args,
                                                               partial_restore=True))
     for key in keys:

@@ -27,6 +27,7 @@ from etils import epath
 
 from flan_jax.data import cache_format as dc
 from flan_jax.data import seqio_source
+from flan_jax import input_checks
 from flan_jax.errors import UserError
 
 logger = logging.getLogger("flan_jax.data.cache_writer")
@@ -254,6 +255,8 @@ def build_cache(plan: Plan, out: str, show_progress: bool = True) -> dc.CacheInf
         theirs = json.loads((out_path / BUILD).read_text()) if (out_path / BUILD).exists() else {}
         if theirs and theirs.get("mixture") != plan.name:
             raise UserError(f"{out} holds a finished cache of {info.mixture!r}: use another --out.")
+        input_checks.check_finished_cache_matches(out, theirs or {
+            "split": info.split, "feature_lengths": info.feature_lengths}, plan.settings())
         stale = stale_tasks(info, info.split, info.feature_lengths,
                             theirs.get("max_examples_per_task"))
         if stale:

@@ -84,6 +84,9 @@ def parse_lengths(text: str) -> dict[str, int]:
         if not value.strip().isdigit() or key.strip() not in ("inputs", "targets"):
             raise ValueError(f"--feature_lengths {text!r}: write it as inputs=N,targets=M.")
         out[key.strip()] = int(value)
+        if out[key.strip()] < 1:  # a zero length caches nothing useful
+            raise ValueError(f"--feature_lengths {text!r}: {key.strip()} is 0; every length must "
+                             "be at least 1 (e.g. inputs=1024,targets=256).")
     if "targets" not in out:
         raise ValueError(f"--feature_lengths {text!r} needs a targets length.")
     return out

