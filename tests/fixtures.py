@@ -19,6 +19,17 @@ from flan_jax.models import TransformerConfig, build_model
 from flan_jax.vocab import ByteVocab
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+GCS_BUCKET = "flan-jax-test"  # the bucket of conftest.py's GCS emulator (the `gcs` fixture)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 TINY = [
     "TransformerConfig.emb_dim = 64", "TransformerConfig.num_heads = 2",
@@ -37,6 +48,28 @@ def train_run(model_dir, *extra, files=("runs/demo.gin",), **kwargs):
     config.parse_gin(list(files), TINY + [f"MODEL_DIR = '{model_dir}'", *extra])
     train(**kwargs)
     return losses(model_dir)
+
+
+def train_main(capsys, model_dir, *extra):
+    """`flan-jax train` in this process: (exit code, stdout, stderr)."""
+    from flan_jax import train as train_lib
+
+    capsys.readouterr()  # what came before is not this command's
+    code = train_lib.main(["--gin_file=runs/demo.gin", f"--gin.MODEL_DIR='{model_dir}'"] + [
+        f"--gin.{b.replace(' = ', '=', 1)}" for b in TINY + list(extra)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def snapshot(path):
+    """Every file and folder under `path` with its bytes (None when `path` does not exist)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return None
+    if path.is_file():
+        return path.read_bytes()
+    return {str(p.relative_to(path)): p.read_bytes() if p.is_file() else "dir"
+            for p in sorted(path.rglob("*"))}
 
 
 def losses(model_dir):

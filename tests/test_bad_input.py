@@ -15,8 +15,11 @@ import time
 
 import pytest
 
-from flan_jax import cli, data_cli, errors, infer, paths
-from tests.test_train import REPO, TINY, _main, _snapshot
+from flan_jax import cli, errors, infer, paths
+from flan_jax.data import cli as data_cli
+from tests.fixtures import REPO, TINY
+from tests.fixtures import snapshot as _snapshot
+from tests.fixtures import train_main as _main
 
 RECORD = json.dumps({"inputs": "Is the sky blue?"})
 

