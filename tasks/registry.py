@@ -29,6 +29,7 @@ examples of a multi-reference dataset carry every gold answer as "answers" (1-D 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import logging
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -126,7 +127,7 @@ def _metric_name(fn: Callable) -> str:
     return getattr(fn, "__name__", repr(fn))
 
 
-class _Registrar:
+class Registrar:  # tasks.flan2022 registers through it too
     """Registers the tasks of one collection, recording TaskInfo and mixture memberships."""
 
     def __init__(self, vocabulary: seqio.Vocabulary, seed: int, replace: bool):
@@ -167,10 +168,9 @@ class _Registrar:
         return name
 
 
-Registrar = _Registrar  # other collections' registration code (tasks.flan2022) uses it too
 
 
-def _register_dataset(r: _Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
+def _register_dataset(r: Registrar, spec: DatasetSpec) -> dict[str, list[str]]:
     """Registers one dataset's tasks; returns them grouped by kind (and shots/templates)."""
     c, ds, seed = spec.collection, spec.name, r.seed
     n_templates = len(spec.templates)
@@ -330,33 +330,8 @@ def register_collection(
         forget_collection(c)
 
     vocabulary = vocabulary if vocabulary is not None else seqio.ByteVocabulary()
-    r = _Registrar(vocabulary, seed, replace)
-    by_dataset = {s.name: (s, _register_dataset(r, s)) for s in specs}
-
-    def datasets_in(cls: Iterable[str], release: bool = True):
-        """(spec, tasks by kind) of the datasets of clusters `cls`; release extras only when
-        `release` (training mixtures without it hold the paper's datasets)."""
-        cls = set(cls)
-        return [(spec, kinds) for spec, kinds in by_dataset.values()
-                if spec.cluster in cls and (release or not spec.release_extra)]
-
-    def eval_tasks(kind: str, cl: str):
-        return [(name, 1.0) for _, kinds in datasets_in([cl]) for name in kinds.get(kind, [])]
-
-    def train_tasks(kind: str, cls: Iterable[str], release: bool = False):
-        return [(name, functools.partial(sources.examples_rate, spec))
-                for spec, kinds in datasets_in(cls, release) for name in kinds.get(kind, [])]
-
-    def fewshot_train_tasks(cls: Iterable[str], release: bool = False):
-        """Zero-shot and k-shot train tasks sharing each dataset's examples-proportional rate."""
-        picked = []
-        for spec, kinds in datasets_in(cls, release):
-            shots = [(n, 0) for n in kinds.get("train", [])] + list(
-                zip(kinds.get("fewshot_train", []), FEWSHOT_SHOTS))
-            picked += [(n, functools.partial(sources.fewshot_mixture_rate, spec,
-                                             len(FEWSHOT_SHOTS), k)) for n, k in shots]
-        return picked
-
+    r = Registrar(vocabulary, seed, replace)
+    pick = _TaskPicker({s.name: (s, _register_dataset(r, s)) for s in specs}, groups)
     info = CollectionInfo(
         name=c, clusters=clusters,
         datasets={cl: tuple(s.name for s in specs if s.cluster == cl) for cl in clusters},
@@ -365,64 +340,108 @@ def register_collection(
         rank_mixtures={}, specs=tuple(specs), vocabulary=vocabulary,
         fewshot_train_mixture=names.all_fewshot_train_mixture(c),
     )
-    has_extras = bool(info.release_extras)
-    r.mixture(names.all_train_mixture(c), train_tasks("train", clusters), clusters)
-    r.mixture(names.all_fewshot_train_mixture(c), fewshot_train_tasks(clusters), clusters)
-    if has_extras:
-        r.mixture(names.release_train_mixture(c), train_tasks("train", clusters, True), clusters)
-        r.mixture(names.release_train_mixture(c, fewshot=True),
-                  fewshot_train_tasks(clusters, True), clusters)
+    _register_training_mixtures(r, info, pick)
+    for n in range(1, len(order) + 1):  # the number-of-clusters ablation
+        tasks_n, clusters_n = pick.ordered_train_tasks(order[:n], clusters)
+        r.mixture(names.clusters_mixture(c, n), tasks_n, clusters_n)
+    _register_eval_mixtures(r, info, pick)
+    catalogue.COLLECTIONS[c] = info
+    return info
+
+
+@dataclasses.dataclass(frozen=True)
+class _TaskPicker:
+    """Picks the registered tasks of a collection by cluster and kind, with their rates."""
+    by_dataset: Mapping[str, tuple[DatasetSpec, dict]]  # name -> (spec, task names by kind)
+    groups: Mapping[str, tuple[str, ...]]  # dataset group -> dataset names
+
+    def datasets_in(self, cls: Iterable[str], release: bool = True):
+        """(spec, tasks by kind) of the datasets of clusters `cls`; release extras only when
+        `release` (training mixtures without it hold the paper's datasets)."""
+        cls = set(cls)
+        return [(spec, kinds) for spec, kinds in self.by_dataset.values()
+                if spec.cluster in cls and (release or not spec.release_extra)]
+
+    def eval_tasks(self, kind: str, cl: str):
+        return [(name, 1.0) for _, kinds in self.datasets_in([cl]) for name in kinds.get(kind, [])]
+
+    def train_tasks(self, kind: str, cls: Iterable[str], release: bool = False):
+        return [(name, functools.partial(sources.examples_rate, spec))
+                for spec, kinds in self.datasets_in(cls, release)
+                for name in kinds.get(kind, [])]
+
+    def fewshot_train_tasks(self, cls: Iterable[str], release: bool = False):
+        """Zero-shot and k-shot train tasks sharing each dataset's examples-proportional rate."""
+        picked = []
+        for spec, kinds in self.datasets_in(cls, release):
+            shots = [(n, 0) for n in kinds.get("train", [])] + list(
+                zip(kinds.get("fewshot_train", []), FEWSHOT_SHOTS))
+            picked += [(n, functools.partial(sources.fewshot_mixture_rate, spec,
+                                             len(FEWSHOT_SHOTS), k)) for n, k in shots]
+        return picked
+
+    def ordered_train_tasks(self, entries: Sequence[str], clusters: Sequence[str]):
+        """(tasks, clusters) of the first clusters or dataset groups `entries` of the order; a
+        group's datasets are recorded under their cluster."""
+        groups = self.groups
+        picked = self.train_tasks("train", [e for e in entries if e not in groups])
+        members = {d for e in entries if e in groups for d in groups[e]}
+        for spec, kinds in self.datasets_in(clusters, release=False):
+            if spec.name in members and spec.cluster not in entries:
+                picked += [(n, functools.partial(sources.examples_rate, spec))
+                           for n in kinds.get("train", [])]
+        return picked, [self.by_dataset[d][0].cluster if e in groups else e
+                        for e in entries for d in (groups.get(e) or (None,))]
+
+
+def _register_training_mixtures(r: Registrar, info: CollectionInfo, pick: _TaskPicker) -> None:
+    """Every training mixture but the number-of-clusters ablation: all clusters, each held-out
+    split (zero- and few-shot, release extras, template-count and instruction ablations)."""
+    c, clusters, has_extras = info.name, info.clusters, bool(info.release_extras)
+    for release in (False, True) if has_extras else (False,):
+        r.mixture(names.release_train_mixture(c) if release else names.all_train_mixture(c),
+                  pick.train_tasks("train", clusters, release), clusters)
+        r.mixture(names.release_train_mixture(c, fewshot=True) if release else
+                  names.all_fewshot_train_mixture(c),
+                  pick.fewshot_train_tasks(clusters, release), clusters)
     for cl in clusters:
         train_cls = info.training_clusters(cl)
         if not train_cls:
             logger.warning("collection `%s`: holding out `%s` leaves nothing to train on.", c, cl)
             continue
         info.heldout_mixtures[cl] = r.mixture(
-            names.heldout_mixture(c, cl), train_tasks("train", train_cls), train_cls
-        )
+            names.heldout_mixture(c, cl), pick.train_tasks("train", train_cls), train_cls)
         info.fewshot_heldout_mixtures[cl] = r.mixture(
-            names.heldout_fewshot_mixture(c, cl), fewshot_train_tasks(train_cls), train_cls)
+            names.heldout_fewshot_mixture(c, cl), pick.fewshot_train_tasks(train_cls), train_cls)
         if has_extras:
             r.mixture(names.release_heldout_mixture(c, cl),
-                      train_tasks("train", train_cls, True), train_cls)
+                      pick.train_tasks("train", train_cls, True), train_cls)
             r.mixture(names.release_heldout_mixture(c, cl, fewshot=True),
-                      fewshot_train_tasks(train_cls, True), train_cls)
+                      pick.fewshot_train_tasks(train_cls, True), train_cls)
         for n in NUM_TEMPLATES_ABLATION:
             r.mixture(names.heldout_ntemplates_mixture(c, cl, n),
-                      train_tasks(f"train_{n}templates", train_cls), train_cls)
+                      pick.train_tasks(f"train_{n}templates", train_cls), train_cls)
         for ablation in names.ABLATIONS:
             r.mixture(names.heldout_ablation_mixture(c, cl, ablation),
-                      train_tasks(f"{ablation}_train", train_cls), train_cls)
+                      pick.train_tasks(f"{ablation}_train", train_cls), train_cls)
 
-    def ordered_train_tasks(entries):
-        picked = train_tasks("train", [e for e in entries if e not in groups])
-        members = {d for e in entries if e in groups for d in groups[e]}
-        for spec, kinds in datasets_in(clusters, release=False):
-            if spec.name in members and spec.cluster not in entries:
-                picked += [(n, functools.partial(sources.examples_rate, spec))
-                           for n in kinds.get("train", [])]
-        # Record clusters, not group names: a group's datasets belong to their cluster.
-        return picked, [by_dataset[d][0].cluster if e in groups else e
-                        for e in entries for d in (groups.get(e) or (None,))]
 
-    for n in range(1, len(order) + 1):
-        tasks_n, clusters_n = ordered_train_tasks(order[:n])
-        r.mixture(names.clusters_mixture(c, n), tasks_n, clusters_n)
-    for cl in clusters:
-        zero_shot = eval_tasks("eval", cl) + eval_tasks("rank", cl)
+def _register_eval_mixtures(r: Registrar, info: CollectionInfo, pick: _TaskPicker) -> None:
+    """Each cluster's zero-shot, rank, rank-without-options, few-shot and ablation evaluations."""
+    c = info.name
+    for cl in info.clusters:
+        zero_shot = pick.eval_tasks("eval", cl) + pick.eval_tasks("rank", cl)
         info.eval_mixtures[cl] = r.mixture(names.cluster_eval_mixture(c, cl), zero_shot, [cl])
-        rank = r.mixture(names.cluster_rank_mixture(c, cl), eval_tasks("rank", cl), [cl])
+        rank = r.mixture(names.cluster_rank_mixture(c, cl), pick.eval_tasks("rank", cl), [cl])
         if rank:
             info.rank_mixtures[cl] = rank
         r.mixture(names.cluster_rank_no_options_mixture(c, cl),
-                  eval_tasks("rank_nooptions", cl), [cl])
+                  pick.eval_tasks("rank_nooptions", cl), [cl])
         for k in FEWSHOT_SHOTS:
-            r.mixture(names.fewshot_eval_mixture(c, cl, k), eval_tasks(f"{k}shot", cl), [cl])
+            r.mixture(names.fewshot_eval_mixture(c, cl, k), pick.eval_tasks(f"{k}shot", cl), [cl])
         for ablation in names.ABLATIONS:
             r.mixture(names.ablation_eval_mixture(c, cl, ablation),
-                      eval_tasks(f"{ablation}_eval", cl), [cl])
-    catalogue.COLLECTIONS[c] = info
-    return info
+                      pick.eval_tasks(f"{ablation}_eval", cl), [cl])
 
 
 def forget_collection(c: str) -> None:
