@@ -2,38 +2,20 @@
 one-hot contraction, equals the per-row bias the layers used to build by `take` from each
 row's positions, wherever the mask lets a query see a key (inside every packed segment)."""
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from flan_jax.models.attention import (AttentionMask, relative_position_bias,
-                                       stack_relative_bias)
+                                       relative_position_bucket, stack_relative_bias)
 
 
-# --- the previous computation, kept verbatim as the reference ---------------------------------
-def _old_bucket(relative_position, bidirectional, num_buckets, max_distance):
-    buckets = jnp.zeros_like(relative_position)
-    if bidirectional:
-        num_buckets //= 2
-        buckets = buckets + (relative_position > 0).astype(jnp.int32) * num_buckets
-        distance = jnp.abs(relative_position)
-    else:
-        distance = -jnp.minimum(relative_position, 0)
-    max_exact = num_buckets // 2
-    is_small = distance < max_exact
-    log_ratio = jnp.log(jnp.maximum(distance, 1).astype(jnp.float32) / max_exact) / math.log(
-        max_distance / max_exact)
-    large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(jnp.int32)
-    large = jnp.minimum(large, num_buckets - 1)
-    return buckets + jnp.where(is_small, distance, large)
-
-
+# --- the previous bias computation (a per-row take from the table), kept as the reference; the
+# bucketing itself did not change, so it is the library's ------------------------------------
 def _old_bias(table, q_pos, k_pos, bidirectional, max_distance):
     rel = k_pos[:, None, :] - q_pos[:, :, None]
-    bucket = _old_bucket(rel, bidirectional, table.shape[1], max_distance)
+    bucket = relative_position_bucket(rel, bidirectional, table.shape[1], max_distance)
     return jnp.moveaxis(jnp.take(table, bucket, axis=1), 0, 1)  # [h,b,q,k] -> [b,h,q,k]
 # ----------------------------------------------------------------------------------------------
 
