@@ -26,6 +26,7 @@ import gin
 import numpy as np
 
 from flan_jax import checkpoints, eval_report, paths
+from flan_jax import data as _data  # noqa: F401 - DataConfig is registered before gin locks
 from flan_jax.placement import Placement, param_bytes  # gin: the mesh is configurable here too
 from flan_jax.predict import PredictSettings, predict
 from flan_jax.task_metrics import evaluate_task, predictions_metrics, text
