@@ -20,6 +20,7 @@ an example whose beams never finished returns its best alive beam. One beam is g
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Sequence
 
@@ -30,10 +31,29 @@ import numpy as np
 from flan_jax.models import build_model, init_cache
 from flan_jax.batching import (bucket_batch, bucket_length, check_prompt, input_ids, pad_rows,
                                row_lengths)
-from flan_jax.placement import Placement, resolve, round_up
+from flan_jax.placement import LoadedModel, round_up
 from flan_jax.scoring import gather_cache
 
 METHODS = ("greedy", "sample", "beam")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeSettings:
+    """How `generate` decodes: `method` (one of METHODS), at most `max_new_tokens` per input,
+    sampling's `temperature` / `top_k` (0: off) / `top_p` (1: off) and `seed`, beam search's
+    `num_beams` and `length_penalty`; inputs per step and the length inputs are cut to (they
+    keep their `keep_input` side, see `batching.input_ids`)."""
+    max_new_tokens: int = 64
+    method: str = "greedy"
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    num_beams: int = 4
+    length_penalty: float = 0.6
+    seed: int = 0
+    batch_size: int = 8
+    max_input_length: int | None = 512
+    keep_input: str | None = None
 
 
 def _start(model, params, batch: dict, max_new_tokens: int, expand: int):
@@ -280,34 +300,32 @@ def decoding_batch(model, prompts: Sequence[Sequence[int]], batch: int,
     return {"decoder_input_tokens": tokens, "decoder_segment_ids": seg}
 
 
-def generate(model, params, vocab, inputs: Sequence[str], max_new_tokens: int = 64,
-             method: str = "greedy", temperature: float = 1.0, top_k: int = 0,
-             top_p: float = 1.0, num_beams: int = 4, length_penalty: float = 0.6, seed: int = 0,
-             batch_size: int = 8, max_input_length: int = 512, stats: dict | None = None,
-             example_offset: int = 0, placement: Placement | None = None,
-             keep_input: str | None = None) -> list[str]:
+def generate(loaded: LoadedModel, inputs: Sequence[str],
+             settings: DecodeSettings = DecodeSettings(), stats: dict | None = None,
+             example_offset: int = 0) -> list[str]:
     """Generated text for each input. Sampling keys derive from (seed, example_offset + index),
     so an example's sample does not depend on batching or on where a resumed run starts.
-    Each batch is split over `placement`'s data axes (None: one device)."""
-    placement = resolve(placement)
-    family = model.config.family
-    prompts = [input_ids(vocab, x, family, max_input_length, stats, keep_input)
+    Each batch is split over `loaded.placement`'s data axes; `stats` counts truncations."""
+    model, params, vocab, placement = (loaded.model, loaded.params, loaded.vocab,
+                                       loaded.placement)
+    s, family = settings, loaded.family
+    prompts = [input_ids(vocab, x, family, s.max_input_length, stats, s.keep_input)
                for x in inputs]
     if family == "decoder_only":
         for i, p in enumerate(prompts):
             check_prompt(p, i)
-    base = jax.random.PRNGKey(seed)
+    base = jax.random.PRNGKey(s.seed)
     out: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        p = prompts[start:start + batch_size]
-        b = round_up(bucket_batch(len(p), batch_size), placement.batch_multiple)
-        batch = decoding_batch(model, p, b, bucket_length(max(map(len, p)), max_input_length))
+    for start in range(0, len(prompts), s.batch_size):
+        p = prompts[start:start + s.batch_size]
+        b = round_up(bucket_batch(len(p), s.batch_size), placement.batch_multiple)
+        batch = decoding_batch(model, p, b, bucket_length(max(map(len, p)), s.max_input_length))
         ids = np.arange(b) + example_offset + start
         keys = np.asarray(jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.asarray(ids)))
         batch, keys = placement.put_tree((batch, keys))
         with placement.context():
             tokens = placement.fetch_tree(decode_tokens(
-                model, params, batch, max_new_tokens, method, temperature, top_k, top_p,
-                num_beams, length_penalty, keys, vocab.eos_id))
+                model, params, batch, s.max_new_tokens, s.method, s.temperature, s.top_k,
+                s.top_p, s.num_beams, s.length_penalty, keys, vocab.eos_id))
         out += [vocab.decode(row) for row in tokens[:len(p)]]
     return out

@@ -27,7 +27,8 @@ import numpy as np
 
 from flan_jax import checkpoints, eval_report, paths
 from flan_jax import data as _data  # noqa: F401 - DataConfig is registered before gin locks
-from flan_jax.placement import Placement, param_bytes  # gin: the mesh is configurable here too
+# gin: the mesh is configurable here too
+from flan_jax.placement import LoadedModel, Placement, param_bytes
 from flan_jax.predict import PredictSettings, predict
 from flan_jax.task_metrics import evaluate_task, predictions_metrics, text
 
@@ -123,9 +124,8 @@ def _examples(task: EvalTask, limit: int | None) -> list[dict]:
     return list(ds.as_numpy_iterator())
 
 
-def predict_task(task: EvalTask, model, params, vocab, settings: PredictSettings, *,
-                 max_examples: int | None, stats: dict,
-                 placement: Placement | None = None) -> tuple[list[dict], list[str]]:
+def predict_task(task: EvalTask, loaded: LoadedModel, settings: PredictSettings, *,
+                 max_examples: int | None, stats: dict) -> tuple[list[dict], list[str]]:
     """The task's eval examples and the model's text prediction for each."""
     examples = _examples(task, max_examples)
     inputs = [text(ex["inputs_pretokenized"]) for ex in examples]
@@ -137,8 +137,7 @@ def predict_task(task: EvalTask, model, params, vocab, settings: PredictSettings
             if not opts:
                 raise ValueError(f"task {task.name}: example {i} has no options to rank.")
             options.append(opts)
-    predictions = predict(model, params, vocab, inputs, options, settings, stats=stats,
-                          placement=placement)
+    predictions = predict(loaded, inputs, options, settings, stats=stats)
     return examples, [p.text for p in predictions]
 
 
@@ -187,7 +186,7 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     if writes:  # every check before the parameters are read
         eval_report.check_writable(out_dir)
     cfg, params, vocab, step = _load(checkpoint_path, eval_tasks, placement, params, step)
-    model = build_model(cfg)
+    loaded = LoadedModel(build_model(cfg), params, vocab, placement)
     if writes:
         paths.ensure_dir(out_dir)
     held_out = (set(held_out_clusters) if held_out_clusters is not None
@@ -205,8 +204,8 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     results: dict[str, dict] = {}
     start = time.time()
     for i, task in enumerate(eval_tasks, 1):
-        results[task.name] = _task_result(task, model, params, vocab, settings,
-                                          max_examples_per_task, stats, placement)
+        results[task.name] = _task_result(task, loaded, settings, max_examples_per_task,
+                                          stats)
         elapsed = time.time() - start
         print(f"[{i}/{len(eval_tasks)}] {task.name}: {results[task.name]['score']:.1f} "
               f"({results[task.name]['num_examples']} examples, {elapsed:.0f}s, ETA "
@@ -274,19 +273,17 @@ def _held_out(eval_tasks: list[EvalTask], train_mixture: str | None,
     return {t.cluster for t in eval_tasks} - trained
 
 
-def _task_result(task: EvalTask, model, params, vocab, settings: PredictSettings,
-                 max_examples: int | None, stats: dict, placement: Placement) -> dict:
+def _task_result(task: EvalTask, loaded: LoadedModel, settings: PredictSettings,
+                 max_examples: int | None, stats: dict) -> dict:
     """One task's entry of the report: its metrics, score, chance level and a sample."""
     note = ""
     if task.builtin:
-        examples, predictions = predict_task(task, model, params, vocab, settings,
-                                             max_examples=max_examples, stats=stats,
-                                             placement=placement)
+        examples, predictions = predict_task(task, loaded, settings,
+                                             max_examples=max_examples, stats=stats)
         metrics = predictions_metrics(task.task, examples, predictions)
     else:  # a plain seqio task: whatever its metric functions ask for
         examples = _examples(task, max_examples)
-        output = evaluate_task(task.task, examples, model, params, vocab, settings, stats,
-                               placement)
+        output = evaluate_task(task.task, examples, loaded, settings, stats)
         metrics, predictions, note = output.metrics, output.predictions, output.note
     chance = (100.0 * float(np.mean([1.0 / len(ex["options"]) for ex in examples]))
               if task.method == "rank" and examples and "options" in examples[0] else None)

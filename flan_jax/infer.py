@@ -40,7 +40,7 @@ import numpy as np
 from flan_jax import paths
 
 if TYPE_CHECKING:  # the model stack is imported only when a model is loaded
-    from flan_jax.placement import Placement
+    from flan_jax.placement import LoadedModel
 
 MODES = ("score", "rank", "predict")
 
@@ -189,19 +189,17 @@ def _write_meta(args, digests: list) -> None:
         {"identity": _identity(args), "input_digests": digests}, indent=1))
 
 
-def _process(mode: str, args, model, params, vocab, records: list[dict], offset: int,
-             stats: dict, placement: Placement | None = None) -> list[dict]:
+def _process(mode: str, args, loaded: LoadedModel, records: list[dict], offset: int,
+             stats: dict) -> list[dict]:
     from flan_jax import scoring
     from flan_jax.predict import PredictSettings, predict
 
     inputs = [r["inputs"] for r in records]
     if mode == "score":
-        scored = scoring.score_texts(model, params, vocab, inputs,
-                                     [r["targets"] for r in records],
+        scored = scoring.score_texts(loaded, inputs, [r["targets"] for r in records],
                                      batch_size=args.batch_size,
                                      max_input_length=args.max_input_length,
-                                     max_target_length=args.max_target_length, stats=stats,
-                                     placement=placement)
+                                     max_target_length=args.max_target_length, stats=stats)
         return [{**r, "score": s, "num_target_tokens": n} for r, (s, n) in zip(records, scored)]
     settings = PredictSettings(
         batch_size=args.batch_size, max_input_length=args.max_input_length,
@@ -210,8 +208,8 @@ def _process(mode: str, args, model, params, vocab, records: list[dict], offset:
         length_penalty=args.length_penalty, temperature=args.temperature, top_k=args.top_k,
         top_p=args.top_p, seed=args.seed)
     options = [r["options"] for r in records] if mode == "rank" else None
-    predictions = predict(model, params, vocab, inputs, options, settings, stats=stats,
-                          example_offset=offset, placement=placement)
+    predictions = predict(loaded, inputs, options, settings, stats=stats,
+                          example_offset=offset)
     if mode == "rank":
         return [{**r, "scores": p.option_scores, "prediction": p.text}
                 for r, p in zip(records, predictions)]
@@ -309,7 +307,7 @@ def _infer_remaining(args, done: int, total: int, writer: bool) -> dict[str, int
     from flan_jax.checkpoints import load_model_dir
     from flan_jax.errors import UserError
     from flan_jax.models import build_model
-    from flan_jax.placement import Placement
+    from flan_jax.placement import LoadedModel, Placement
     from flan_jax.progress import BUCKET_STORE_EVERY_S, ProgressLine
 
     try:
@@ -317,7 +315,7 @@ def _infer_remaining(args, done: int, total: int, writer: bool) -> dict[str, int
         cfg, params, vocab = load_model_dir(args.checkpoint, placement)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    model = build_model(cfg)
+    loaded = LoadedModel(build_model(cfg), params, vocab, placement)
     stats: dict[str, int] = {}
     progress = ProgressLine(f"infer {args.mode}", total, initial=done, enabled=writer)
     index, chunk = 0, []
@@ -334,8 +332,7 @@ def _infer_remaining(args, done: int, total: int, writer: bool) -> dict[str, int
     with (paths.TextAppender(args.output_file, bucket_every_s=BUCKET_STORE_EVERY_S)
           if writer else open(os.devnull, "w")) as out:
         def flush():
-            results = _process(args.mode, args, model, params, vocab, chunk,
-                               index - len(chunk), stats, placement)
+            results = _process(args.mode, args, loaded, chunk, index - len(chunk), stats)
             out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
             if writer:
                 digests.append([index, digest.hexdigest()])

@@ -14,6 +14,9 @@ over processes, and `fetch` gathers the results on all of them.
 
 There is always a Placement: a caller without a mesh gets `Placement.single_device()` (the
 same axis names and rules over one device), so scoring and decoding have one path.
+
+A `LoadedModel` is what scoring, decoding and `predict` run: the model, its parameters placed on
+a `Placement`, and its vocabulary, carried together through every hop of the inference path.
 """
 
 from __future__ import annotations
@@ -102,6 +105,22 @@ class Placement:
 
             return np.asarray(multihost_utils.process_allgather(x, tiled=True))
         return np.asarray(jax.device_get(x))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A model ready for inference: the Flax module (`build_model(cfg)`), its parameters (already
+    in their shardings on `placement`, e.g. from `checkpoints.load_model_dir(..., placement)`),
+    the vocabulary its texts are tokenized with, and where it runs (default: one device)."""
+    model: nn.Module
+    params: Any
+    vocab: Any
+    placement: Placement = dataclasses.field(default_factory=Placement.single_device)
+
+    @property
+    def family(self) -> str:
+        """"encoder_decoder" or "decoder_only"."""
+        return self.model.config.family
 
 
 def round_up(n: int, multiple: int) -> int:

@@ -8,11 +8,13 @@ import dataclasses
 from typing import Sequence
 
 from flan_jax import decoding, scoring
-from flan_jax.placement import Placement
+from flan_jax.placement import LoadedModel
 
 
 @dataclasses.dataclass(frozen=True)
 class PredictSettings:
+    """Everything `eval` and `infer` set about predicting (one flat record, as the commands
+    and gin bind it); `rank()` and `decode()` are the parts scoring and decoding take."""
     batch_size: int = 32
     max_input_length: int | None = 512
     keep_input: str | None = None  # side of a too-long input that stays (batching.input_ids)
@@ -28,6 +30,22 @@ class PredictSettings:
     seed: int = 0
     option_tokens_per_call: int = scoring.DEFAULT_OPTION_TOKENS_PER_CALL
 
+    def rank(self) -> scoring.RankSettings:
+        """The rank-classification settings (options cut to `max_target_length`)."""
+        return scoring.RankSettings(
+            score=self.rank_score, batch_size=self.batch_size,
+            max_input_length=self.max_input_length, max_option_length=self.max_target_length,
+            option_tokens_per_call=self.option_tokens_per_call, keep_input=self.keep_input)
+
+    def decode(self) -> decoding.DecodeSettings:
+        """The decoding settings (`max_new_tokens`, else `max_target_length`, new tokens)."""
+        return decoding.DecodeSettings(
+            max_new_tokens=self.max_new_tokens or self.max_target_length, method=self.method,
+            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+            num_beams=self.num_beams, length_penalty=self.length_penalty, seed=self.seed,
+            batch_size=self.batch_size, max_input_length=self.max_input_length,
+            keep_input=self.keep_input)
+
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
@@ -35,28 +53,15 @@ class Prediction:
     option_scores: list[float] | None = None  # rank classification only
 
 
-def predict(model, params, vocab, inputs: Sequence[str],
+def predict(loaded: LoadedModel, inputs: Sequence[str],
             options: Sequence[Sequence[str]] | None, settings: PredictSettings,
-            stats: dict | None = None, example_offset: int = 0,
-            placement: Placement | None = None) -> list[Prediction]:
+            stats: dict | None = None, example_offset: int = 0) -> list[Prediction]:
     """Predictions for `inputs`: the best of each input's `options`, or generated text, on
-    `placement`'s mesh when given (the parameters already in their shardings there)."""
+    `loaded.placement` (sampling keys start at `example_offset`; `stats` counts truncations)."""
     if options is not None:
-        ranked = scoring.rank_classify(
-            model, params, vocab, inputs, options, score=settings.rank_score,
-            batch_size=settings.batch_size, max_input_length=settings.max_input_length,
-            max_option_length=settings.max_target_length, stats=stats, placement=placement,
-            option_tokens_per_call=settings.option_tokens_per_call,
-            keep_input=settings.keep_input)
+        ranked = scoring.rank_classify(loaded, inputs, options, settings.rank(), stats=stats)
         return [Prediction(opts[r.prediction_index], list(r.scores))
                 for opts, r in zip(options, ranked)]
-    texts = decoding.generate(
-        model, params, vocab, inputs,
-        max_new_tokens=settings.max_new_tokens or settings.max_target_length,
-        batch_size=settings.batch_size, max_input_length=settings.max_input_length,
-        method=settings.method, temperature=settings.temperature, top_k=settings.top_k,
-        top_p=settings.top_p, num_beams=settings.num_beams,
-        length_penalty=settings.length_penalty, seed=settings.seed,
-        example_offset=example_offset, stats=stats, placement=placement,
-        keep_input=settings.keep_input)
+    texts = decoding.generate(loaded, inputs, settings.decode(), stats=stats,
+                              example_offset=example_offset)
     return [Prediction(t) for t in texts]

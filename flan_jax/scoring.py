@@ -22,7 +22,7 @@ from flan_jax.batching import (bucket_batch, bucket_length, check_prompt, decode
                                encdec_batch, input_ids, next_pow2, pad_rows, row_lengths,
                                target_ids)
 from flan_jax.models import build_model, init_cache, layout
-from flan_jax.placement import Placement, resolve, round_up
+from flan_jax.placement import LoadedModel, Placement, resolve, round_up
 
 SCORES = ("sum", "mean", "per_char")
 
@@ -118,13 +118,14 @@ def target_log_likelihoods(model, params, batch: dict,
 
 # --- text-level scoring ------------------------------------------------------------------------
 
-def score_texts(model, params, vocab, inputs: Sequence[str], targets: Sequence[str],
+def score_texts(loaded: LoadedModel, inputs: Sequence[str], targets: Sequence[str],
                 batch_size: int = 16, max_input_length: int = 512, max_target_length: int = 128,
-                stats: dict | None = None, placement: Placement | None = None,
+                stats: dict | None = None,
                 keep_input: str | None = None) -> list[tuple[float, int]]:
     """(summed target log-likelihood, number of target tokens) for each (input, target), on
-    `placement` (None: one device)."""
-    placement = resolve(placement)
+    `loaded.placement`."""
+    model, params, vocab, placement = (loaded.model, loaded.params, loaded.vocab,
+                                       loaded.placement)
     if len(inputs) != len(targets):
         raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets.")
     family = model.config.family
@@ -161,6 +162,23 @@ class RankResult:
     num_tokens: list[int]
 
 
+DEFAULT_OPTION_TOKENS_PER_CALL = 16384
+
+
+@dataclasses.dataclass(frozen=True)
+class RankSettings:
+    """How `rank_classify` scores options: `score` (one of SCORES: summed log-likelihood, its
+    mean per token, or per character of the option), inputs per step, the lengths inputs and
+    options are cut to (inputs keep their `keep_input` side, see `batching.input_ids`), and the
+    most option tokens one device call takes."""
+    score: str = "sum"
+    batch_size: int = 8
+    max_input_length: int | None = 512
+    max_option_length: int | None = 64
+    option_tokens_per_call: int = DEFAULT_OPTION_TOKENS_PER_CALL
+    keep_input: str | None = None
+
+
 def _finish(option_texts: Sequence[str], ll: Sequence[float], nt: Sequence[int],
             score: str) -> RankResult:
     if score == "sum":
@@ -173,50 +191,46 @@ def _finish(option_texts: Sequence[str], ll: Sequence[float], nt: Sequence[int],
                       [float(a) for a in ll], [int(n) for n in nt])
 
 
-def _prepare_rank(model, vocab, inputs, options, score, max_input_length, max_option_length,
-                  stats, keep_input=None):
-    if score not in SCORES:
-        raise ValueError(f"score={score!r}: use one of {', '.join(SCORES)}.")
+def _prepare_rank(loaded: LoadedModel, inputs: Sequence[str],
+                  options: Sequence[Sequence[str]], settings: RankSettings,
+                  stats: dict | None):
+    if settings.score not in SCORES:
+        raise ValueError(f"score={settings.score!r}: use one of {', '.join(SCORES)}.")
     if len(inputs) != len(options):
         raise ValueError(f"{len(inputs)} inputs but {len(options)} option lists.")
     for i, opts in enumerate(options):
         if not opts:
             raise ValueError(f"example {i} has no options to rank.")
-    family = model.config.family
-    prompts = [input_ids(vocab, x, family, max_input_length, stats, keep_input)
+    family, vocab = loaded.family, loaded.vocab
+    prompts = [input_ids(vocab, x, family, settings.max_input_length, stats, settings.keep_input)
                for x in inputs]
     if family == "decoder_only":
         for i, p in enumerate(prompts):
             check_prompt(p, i)
-    opt_ids = [[target_ids(vocab, o, family, max_option_length, stats) for o in opts]
+    opt_ids = [[target_ids(vocab, o, family, settings.max_option_length, stats) for o in opts]
                for opts in options]
     return prompts, opt_ids
 
 
-DEFAULT_OPTION_TOKENS_PER_CALL = 16384
-
-
-def rank_classify(model, params, vocab, inputs: Sequence[str], options: Sequence[Sequence[str]],
-                  score: str = "sum", batch_size: int = 8, max_input_length: int = 512,
-                  max_option_length: int = 64, stats: dict | None = None,
-                  placement: Placement | None = None,
-                  option_tokens_per_call: int = DEFAULT_OPTION_TOKENS_PER_CALL,
-                  call_shapes: set | None = None,
-                  keep_input: str | None = None) -> list[RankResult]:
+def rank_classify(loaded: LoadedModel, inputs: Sequence[str], options: Sequence[Sequence[str]],
+                  settings: RankSettings = RankSettings(), stats: dict | None = None,
+                  call_shapes: set | None = None) -> list[RankResult]:
     """Scores every option of every input, running each input through the model once.
 
-    `batch_size` counts inputs per step; their options (any number each) are flattened with
-    an example index and padded to a power of two. At most `option_tokens_per_call` option
+    `settings.batch_size` counts inputs per step; their options (any number each) are flattened
+    with an example index and padded to a power of two. At most `option_tokens_per_call` option
     tokens (rows x padded length) go into one device call, so memory stays flat however many
     options an input has (more options take more calls, each re-running its inputs).
-    Inputs and options are split over `placement`'s data axes (None: one device). `call_shapes`
-    collects (inputs, input length, options, option length) of every device call.
+    Inputs and options are split over `loaded.placement`'s data axes. `stats` counts
+    truncations; `call_shapes` collects (inputs, input length, options, option length) of every
+    device call.
     """
-    prompts, opt_ids = _prepare_rank(model, vocab, inputs, options, score, max_input_length,
-                                     max_option_length, stats, keep_input)
-    fns = _functions(model.config)
-    fn = fns["rank_encdec" if model.config.family == "encoder_decoder" else "rank_decoder_only"]
-    placement = resolve(placement)
+    prompts, opt_ids = _prepare_rank(loaded, inputs, options, settings, stats)
+    fn = _functions(loaded.model.config)[
+        "rank_encdec" if loaded.family == "encoder_decoder" else "rank_decoder_only"]
+    params, placement, score = loaded.params, loaded.placement, settings.score
+    batch_size, max_input_length = settings.batch_size, settings.max_input_length
+    max_option_length = settings.max_option_length
     multiple = placement.batch_multiple
     results: list[RankResult] = []
     for start in range(0, len(prompts), batch_size):
@@ -227,7 +241,7 @@ def rank_classify(model, params, vocab, inputs: Sequence[str], options: Sequence
         b = round_up(bucket_batch(len(p), batch_size), multiple)
         lp_len = bucket_length(max(map(len, p)), max_input_length)
         lo = bucket_length(max(map(len, flat)), max_option_length)
-        rows = max(1, int(option_tokens_per_call) // lo)
+        rows = max(1, int(settings.option_tokens_per_call) // lo)
         rows = round_up(1 << (rows.bit_length() - 1), multiple)  # a power of two (x multiple)
         prompt_batch = placement.put_tree((pad_rows(p, b, lp_len), row_lengths(p, b)))
         ll, nt = np.zeros(len(flat)), np.zeros(len(flat), np.int64)
@@ -251,24 +265,24 @@ def rank_classify(model, params, vocab, inputs: Sequence[str], options: Sequence
     return results
 
 
-def rank_classify_naive(model, params, vocab, inputs: Sequence[str],
-                        options: Sequence[Sequence[str]], score: str = "sum",
-                        batch_size: int = 8, max_input_length: int = 512,
-                        max_option_length: int = 64,
+def rank_classify_naive(loaded: LoadedModel, inputs: Sequence[str],
+                        options: Sequence[Sequence[str]],
+                        settings: RankSettings = RankSettings(),
                         stats: dict | None = None) -> list[RankResult]:
-    """Reference: a full forward pass per (input, option) pair, the input recomputed each time."""
-    _prepare_rank(model, vocab, inputs, options, score, max_input_length, max_option_length, None)
+    """Reference: a full forward pass per (input, option) pair, the input recomputed each time
+    (`settings.option_tokens_per_call` does not apply)."""
+    _prepare_rank(loaded, inputs, options, settings, None)
     pair_inputs = [x for x, opts in zip(inputs, options) for _ in opts]
     pair_targets = [o for opts in options for o in opts]
-    scored = score_texts(model, params, vocab, pair_inputs, pair_targets, batch_size,
-                         max_input_length, max_option_length, None)
+    scored = score_texts(loaded, pair_inputs, pair_targets, settings.batch_size,
+                         settings.max_input_length, settings.max_option_length, None,
+                         settings.keep_input)
     results, k = [], 0
     for opts in options:
         n = len(opts)
         results.append(_finish(opts, [s for s, _ in scored[k:k + n]],
-                               [c for _, c in scored[k:k + n]], score))
+                               [c for _, c in scored[k:k + n]], settings.score))
         k += n
     if stats is not None:  # count as the shared path does: once per input and option
-        _prepare_rank(model, vocab, inputs, options, score, max_input_length,
-                      max_option_length, stats)
+        _prepare_rank(loaded, inputs, options, settings, stats)
     return results

@@ -18,7 +18,7 @@ import numpy as np
 
 from flan_jax import scoring
 from flan_jax.errors import UserError
-from flan_jax.placement import Placement
+from flan_jax.placement import LoadedModel
 from flan_jax.predict import PredictSettings, predict
 
 
@@ -76,9 +76,8 @@ def _example_index(ex: dict) -> int:
     return int(idx.reshape(-1)[0])
 
 
-def rank_rows_scores(model, params, vocab, examples: Sequence[dict], settings: PredictSettings,
-                     stats: dict | None = None,
-                     placement: Placement | None = None) -> tuple[list[float], list[str]]:
+def rank_rows_scores(loaded: LoadedModel, examples: Sequence[dict], settings: PredictSettings,
+                     stats: dict | None = None) -> tuple[list[float], list[str]]:
     """(summed log-likelihood of each row's target, the best option of each input example).
     Rows of one example that share their input are ranked in one pass over that input."""
     groups: dict[int, list[int]] = {}
@@ -93,21 +92,15 @@ def rank_rows_scores(model, params, vocab, examples: Sequence[dict], settings: P
         inputs = [text(examples[rows[0]]["inputs_pretokenized"]) for rows in shared]
         options = [[text(examples[r]["targets_pretokenized"]) for r in rows] for rows in shared]
         ranked = scoring.rank_classify(
-            model, params, vocab, inputs, options, score="sum", batch_size=settings.batch_size,
-            max_input_length=settings.max_input_length,
-            max_option_length=settings.max_target_length, stats=stats,
-            placement=placement, option_tokens_per_call=settings.option_tokens_per_call,
-            keep_input=settings.keep_input)
+            loaded, inputs, options,
+            dataclasses.replace(settings.rank(), score="sum"), stats=stats)
         for rows, result in zip(shared, ranked):
             for r, ll in zip(rows, result.log_likelihoods):
                 scores[r] = float(ll)
     if separate:
-        scored = scoring.score_texts(
-            model, params, vocab, [text(examples[r]["inputs_pretokenized"]) for r in separate],
-            [text(examples[r]["targets_pretokenized"]) for r in separate],
-            batch_size=settings.batch_size, max_input_length=settings.max_input_length,
-            max_target_length=settings.max_target_length, stats=stats,
-            placement=placement, keep_input=settings.keep_input)
+        scored = _score(loaded, [text(examples[r]["inputs_pretokenized"]) for r in separate],
+                        [text(examples[r]["targets_pretokenized"]) for r in separate],
+                        settings, stats)
         for r, (ll, _) in zip(separate, scored):
             scores[r] = float(ll)
     for rows in groups.values():
@@ -116,14 +109,21 @@ def rank_rows_scores(model, params, vocab, examples: Sequence[dict], settings: P
     return scores, best
 
 
-def evaluate_task(task, examples: Sequence[dict], model, params, vocab,
-                  settings: PredictSettings, stats: dict | None = None,
-                  placement: Placement | None = None) -> TaskOutput:
+def _score(loaded: LoadedModel, inputs: Sequence[str], targets: Sequence[str],
+           settings: PredictSettings, stats: dict | None) -> list[tuple[float, int]]:
+    return scoring.score_texts(
+        loaded, inputs, targets, batch_size=settings.batch_size,
+        max_input_length=settings.max_input_length,
+        max_target_length=settings.max_target_length, stats=stats,
+        keep_input=settings.keep_input)
+
+
+def evaluate_task(task, examples: Sequence[dict], loaded: LoadedModel,
+                  settings: PredictSettings, stats: dict | None = None) -> TaskOutput:
     """Runs what the task's metric functions need (decoding, target scores or rank rows) and
     applies them, for any seqio task."""
     if is_rank_rows(task, examples):
-        scores, best = rank_rows_scores(model, params, vocab, examples, settings, stats,
-                                        placement)
+        scores, best = rank_rows_scores(loaded, examples, settings, stats)
         targets = _targets(task, examples)
         metrics: dict[str, float] = {}
         for fn in task.score_metric_fns:
@@ -138,25 +138,17 @@ def evaluate_task(task, examples: Sequence[dict], model, params, vocab,
     metrics = {}
     predictions: list[str] = []
     if task.predict_metric_fns or task.predict_with_aux_metric_fns:
-        predictions = [p.text for p in predict(model, params, vocab, inputs, None, settings,
-                                               stats=stats, placement=placement)]
+        predictions = [p.text for p in predict(loaded, inputs, None, settings, stats=stats)]
         metrics.update(predictions_metrics(task, examples, predictions))
     if task.predict_with_aux_metric_fns:
-        aux = {"scores": np.asarray([s for s, _ in scoring.score_texts(
-            model, params, vocab, inputs, predictions, batch_size=settings.batch_size,
-            max_input_length=settings.max_input_length,
-            max_target_length=settings.max_target_length, stats=stats,
-            placement=placement, keep_input=settings.keep_input)])}
+        aux = {"scores": np.asarray([s for s, _ in _score(loaded, inputs, predictions,
+                                                           settings, stats)])}
         targets, preds = _targets(task, examples), _postprocess(task, predictions, examples)
         for fn in task.predict_with_aux_metric_fns:
             metrics.update(_values(fn(targets, preds, aux)))
     note = ""
     if task.score_metric_fns or not task.metric_fns:
-        scored = scoring.score_texts(
-            model, params, vocab, inputs, raw_targets, batch_size=settings.batch_size,
-            max_input_length=settings.max_input_length,
-            max_target_length=settings.max_target_length, stats=stats,
-            placement=placement, keep_input=settings.keep_input)
+        scored = _score(loaded, inputs, raw_targets, settings, stats)
         scores = [s for s, _ in scored]
         if task.score_metric_fns:
             targets = _targets(task, examples)

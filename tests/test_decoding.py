@@ -1,10 +1,14 @@
 """Decoding: cached greedy equals the no-cache reference; 1-beam search and top-k=1 sampling
 equal greedy; EOS stops an example; sampling is seeded per example."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from flan_jax import decoding
+from flan_jax.decoding import DecodeSettings
+from flan_jax.placement import LoadedModel
 from tests.fixtures import DEC_ONLY, ENC_DEC, PREFIX_LM, VOCAB, tiny_model
 
 CONFIGS = {"encoder_decoder": ENC_DEC, "decoder_only": DEC_ONLY, "prefix_lm": PREFIX_LM}
@@ -65,13 +69,12 @@ def test_beam_search_and_sampling_run_batched():
     model, params, batch = make("decoder_only")
     beams = greedy(model, params, batch, method="beam", num_beams=3, length_penalty=0.6)
     assert beams.shape == (3, STEPS)
-    texts = decoding.generate(model, params, VOCAB, PROMPTS, max_new_tokens=STEPS,
-                              method="sample", top_p=0.9, seed=3, batch_size=4)
+    loaded = LoadedModel(model, params, VOCAB)
+    sample = DecodeSettings(max_new_tokens=STEPS, method="sample", top_p=0.9, seed=3,
+                            batch_size=4)
+    texts = decoding.generate(loaded, PROMPTS, sample)
     # A sample depends on (seed, example index), not on its batch-mates.
-    again = decoding.generate(model, params, VOCAB, PROMPTS[1:], max_new_tokens=STEPS,
-                              method="sample", top_p=0.9, seed=3, batch_size=4,
-                              example_offset=1)
+    again = decoding.generate(loaded, PROMPTS[1:], sample, example_offset=1)
     assert texts[1:] == again
-    other = decoding.generate(model, params, VOCAB, PROMPTS, max_new_tokens=STEPS,
-                              method="sample", top_p=0.9, seed=4, batch_size=4)
+    other = decoding.generate(loaded, PROMPTS, dataclasses.replace(sample, seed=4))
     assert other != texts

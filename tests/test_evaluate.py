@@ -27,6 +27,7 @@ def test_report_covers_every_cluster_and_matches_t5_metrics(trained_dir):
     from flan_jax import checkpoints
     from flan_jax.evaluate import evaluate, predict_task, resolve_tasks
     from flan_jax.models import build_model
+    from flan_jax.placement import LoadedModel
     from flan_jax.predict import PredictSettings
     from tasks import catalogue
 
@@ -54,8 +55,8 @@ def test_report_covers_every_cluster_and_matches_t5_metrics(trained_dir):
                                max_new_tokens=32)
     for task in resolve_tasks(["synthetic_fact_nli_t0_rank", "synthetic_reverse_word_t1_eval"]):
         name = task.name
-        examples, predictions = predict_task(task, model, params, vocab, settings,
-                                             max_examples=3, stats={})
+        examples, predictions = predict_task(task, LoadedModel(model, params, vocab),
+                                             settings, max_examples=3, stats={})
         targets = [ex["targets_pretokenized"].decode() for ex in examples]
         expected = t5_metrics.accuracy(targets, predictions)["accuracy"]
         assert report["tasks"][name]["metrics"]["accuracy"] == pytest.approx(expected)
@@ -74,6 +75,7 @@ def test_report_covers_every_cluster_and_matches_t5_metrics(trained_dir):
 def test_rank_example_without_options_is_named(trained_dir, monkeypatch):
     from flan_jax import checkpoints, evaluate as ev
     from flan_jax.models import build_model
+    from flan_jax.placement import LoadedModel
     from flan_jax.predict import PredictSettings
 
     real = ev._examples
@@ -86,8 +88,9 @@ def test_rank_example_without_options_is_named(trained_dir, monkeypatch):
     monkeypatch.setattr(ev, "_examples", no_options)
     cfg, params, vocab = checkpoints.load_model_dir(trained_dir)
     with pytest.raises(ValueError, match="synthetic_fact_nli_t0_rank: example 1 has no options"):
-        ev.predict_task(ev.resolve_tasks("synthetic_fact_nli_t0_rank")[0], build_model(cfg),
-                        params, vocab, PredictSettings(batch_size=8, max_input_length=64),
+        ev.predict_task(ev.resolve_tasks("synthetic_fact_nli_t0_rank")[0],
+                        LoadedModel(build_model(cfg), params, vocab),
+                        PredictSettings(batch_size=8, max_input_length=64),
                         max_examples=3, stats={})
 
 

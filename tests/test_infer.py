@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 
 from flan_jax import batching, decoding, infer, scoring
+from flan_jax.decoding import DecodeSettings
+from flan_jax.placement import LoadedModel
+from flan_jax.scoring import RankSettings
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -68,9 +71,11 @@ def test_rank_and_predict_modes(ckpt, tmp_path):
     model, params, vocab, _ = ckpt
     rc, out = run(ckpt, tmp_path, "rank", [json.dumps(r) for r in RECORDS])
     assert rc == 0
-    expected = scoring.rank_classify(model, params, vocab, [r["inputs"] for r in RECORDS],
-                                     [r["options"] for r in RECORDS], batch_size=2,
-                                     max_input_length=32, max_option_length=8)
+    loaded = LoadedModel(model, params, vocab)
+    expected = scoring.rank_classify(loaded, [r["inputs"] for r in RECORDS],
+                                     [r["options"] for r in RECORDS], RankSettings(
+                                         batch_size=2, max_input_length=32,
+                                         max_option_length=8))
     for rec, res, exp in zip(RECORDS, read(out), expected):
         np.testing.assert_allclose(res["scores"], exp.scores, atol=1e-5)
         assert res["prediction"] == rec["options"][exp.prediction_index]
@@ -78,8 +83,8 @@ def test_rank_and_predict_modes(ckpt, tmp_path):
                   "--max_new_tokens", "4", name="pred.jsonl")
     assert rc == 0
     assert [r["prediction"] for r in read(out)] == decoding.generate(
-        model, params, vocab, [r["inputs"] for r in RECORDS], max_new_tokens=4, batch_size=2,
-        max_input_length=32)
+        loaded, [r["inputs"] for r in RECORDS],
+        DecodeSettings(max_new_tokens=4, batch_size=2, max_input_length=32))
 
 
 @pytest.mark.parametrize("bad, reason", [

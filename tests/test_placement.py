@@ -1,17 +1,32 @@
 """flan_jax.placement: one device is a Placement like a mesh is; host batches go in split over
 the data axes and come back whole; parameter bytes per device follow the shardings."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from flan_jax import partitioning
-from flan_jax.placement import Placement, param_bytes, resolve, round_up
+from flan_jax.models import build_model
+from flan_jax.placement import LoadedModel, Placement, param_bytes, resolve, round_up
+from tests.fixtures import DEC_ONLY, VOCAB
 
 
 def _mesh_placement(axes):
     return Placement(partitioning.make_mesh(axes), partitioning.logical_axis_rules())
+
+
+def test_a_loaded_model_runs_on_one_device_unless_placed():
+    model = build_model(DEC_ONLY)
+    loaded = LoadedModel(model, {"w": np.zeros(3)}, VOCAB)
+    assert loaded.family == "decoder_only" and loaded.vocab is VOCAB
+    assert loaded.placement.axis_sizes() == {"data": 1, "fsdp": 1, "tensor": 1}
+    placed = LoadedModel(model, {}, VOCAB, _mesh_placement({"data": 2, "fsdp": 2, "tensor": 2}))
+    assert placed.placement.batch_multiple == 4
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        loaded.params = {}
 
 
 def test_a_single_device_placement_has_every_axis_of_size_one():

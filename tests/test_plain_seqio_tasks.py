@@ -16,6 +16,7 @@ import tasks  # noqa: F401  (the built-in collections, for the mixed-mixture tes
 from flan_jax import checkpoints, config, scoring
 from flan_jax.errors import UserError
 from flan_jax.models import TransformerConfig, build_model
+from flan_jax.placement import LoadedModel
 from flan_jax.vocab import ByteVocab, save_vocab_json
 
 VOCAB = seqio.ByteVocabulary()
@@ -121,11 +122,11 @@ def test_generation_task_reports_exactly_its_own_metric(model_dir):
     assert result["cluster"] == "plain_copy" and result["kind"] == "seqio"
     # The same predictions through the task's own postprocessor and metric, by hand.
     cfg, params, vocab = checkpoints.load_model_dir(model_dir)
-    from flan_jax.decoding import generate
+    from flan_jax.decoding import DecodeSettings, generate
 
     inputs = [f"copy: {w}" for w in WORDS[::-1]]
-    predictions = generate(build_model(cfg), params, vocab, inputs, max_new_tokens=8,
-                           batch_size=64, max_input_length=256)
+    predictions = generate(LoadedModel(build_model(cfg), params, vocab), inputs,
+                           DecodeSettings(max_new_tokens=8, batch_size=64, max_input_length=256))
     expected = exact_upper([strip_and_upper(w) for w in WORDS[::-1]],
                            [strip_and_upper(p) for p in predictions])
     assert result["metrics"] == expected
@@ -134,7 +135,7 @@ def test_generation_task_reports_exactly_its_own_metric(model_dir):
 def test_score_metric_gets_the_target_log_likelihoods(model_dir):
     report = _evaluate(model_dir, ["plain_copy_scored"])
     cfg, params, vocab = checkpoints.load_model_dir(model_dir)
-    scored = scoring.score_texts(build_model(cfg), params, vocab,
+    scored = scoring.score_texts(LoadedModel(build_model(cfg), params, vocab),
                                  [f"copy: {w}" for w in WORDS[::-1]], WORDS[::-1])
     expected = np.mean([s for s, _ in scored])
     assert report["tasks"]["plain_copy_scored"]["metrics"]["mean_target_loglik"] == \
@@ -151,8 +152,9 @@ def test_t5_rank_classification_rows_match_naive_scoring_and_t5_accuracy(model_d
     task = resolve_tasks("plain_choice")[0]
     rows = _examples(task, None)
     assert len(rows) == 10
-    scores, best = rank_rows_scores(model, params, vocab, rows, PredictSettings(batch_size=4))
-    naive = scoring.score_texts(model, params, vocab,
+    loaded = LoadedModel(model, params, vocab)
+    scores, best = rank_rows_scores(loaded, rows, PredictSettings(batch_size=4))
+    naive = scoring.score_texts(loaded,
                                 [r["inputs_pretokenized"].decode() for r in rows],
                                 [r["targets_pretokenized"].decode() for r in rows])
     np.testing.assert_allclose(scores, [s for s, _ in naive], atol=1e-5)

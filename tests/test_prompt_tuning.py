@@ -13,6 +13,8 @@ import pytest
 from flan_jax import checkpoints, config, decoding, scoring
 from flan_jax import evaluate as _evaluate_module  # noqa: F401  (registers `evaluate` with gin)
 from flan_jax.models import init_prompt
+from flan_jax.placement import LoadedModel
+from flan_jax.scoring import RankSettings
 from tests.fixtures import DEC_ONLY, ENC_DEC, INPUTS, OPTIONS, PREFIX_LM, VOCAB, tiny_model
 
 PROMPTED = {name: dataclasses.replace(cfg, prompt_length=5) for name, cfg in
@@ -23,8 +25,10 @@ PROMPTED = {name: dataclasses.replace(cfg, prompt_length=5) for name, cfg in
 def test_prompt_paths_agree_and_the_prompt_matters(name):
     model, params = tiny_model(PROMPTED[name])
     assert params["prompt"].shape == (5, 32)
-    fast = scoring.rank_classify(model, params, VOCAB, INPUTS, OPTIONS, batch_size=3)
-    slow = scoring.rank_classify_naive(model, params, VOCAB, INPUTS, OPTIONS, batch_size=8)
+    fast = scoring.rank_classify(LoadedModel(model, params, VOCAB), INPUTS, OPTIONS,
+                                 RankSettings(batch_size=3))
+    slow = scoring.rank_classify_naive(LoadedModel(model, params, VOCAB), INPUTS, OPTIONS,
+                                       RankSettings(batch_size=8))
     for f, s in zip(fast, slow):
         np.testing.assert_allclose(f.log_likelihoods, s.log_likelihoods, atol=1e-4, rtol=1e-4)
     ids = [VOCAB.encode(p) for p in INPUTS]
@@ -34,7 +38,8 @@ def test_prompt_paths_agree_and_the_prompt_matters(name):
     cached = np.asarray(decoding.decode_tokens(model, params, batch, 6))
     np.testing.assert_array_equal(cached, decoding.greedy_no_cache(model, params, batch, 6))
     other = {**params, "prompt": params["prompt"] + 1.0}
-    moved = scoring.rank_classify(model, other, VOCAB, INPUTS, OPTIONS, batch_size=3)
+    moved = scoring.rank_classify(LoadedModel(model, other, VOCAB), INPUTS, OPTIONS,
+                                  RankSettings(batch_size=3))
     assert not np.allclose(moved[0].log_likelihoods, fast[0].log_likelihoods)
 
 
@@ -136,8 +141,8 @@ def test_prompt_tuning_changes_only_the_prompt_and_lowers_the_loss(base_dir, tmp
     # Evaluation runs on the merged model (rank and generation tasks).
     settings = PredictSettings(batch_size=8, max_input_length=64, max_new_tokens=8)
     for task in resolve_tasks(["synthetic_fact_nli_t0_rank", "synthetic_reverse_word_t1_eval"]):
-        examples, predictions = predict_task(task, model, params, vocab, settings,
-                                             max_examples=2, stats={})
+        examples, predictions = predict_task(task, LoadedModel(model, params, vocab),
+                                             settings, max_examples=2, stats={})
         assert len(predictions) == len(examples) == 2
     # Resuming restores the prompt run (prompt-only state) and finishes the remaining steps.
     more = _prompt_tune(base_dir, tmp_path, "TRAIN_STEPS = 26")

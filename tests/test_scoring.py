@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from flan_jax import batching, scoring
+from flan_jax.placement import LoadedModel
+from flan_jax.scoring import RankSettings
 from tests.fixtures import DEC_ONLY, ENC_DEC, INPUTS, OPTIONS, PREFIX_LM, VOCAB, converted, tiny_model
 
 CONFIGS = {"encoder_decoder": ENC_DEC, "decoder_only": DEC_ONLY, "prefix_lm": PREFIX_LM}
@@ -16,9 +18,10 @@ CONFIGS = {"encoder_decoder": ENC_DEC, "decoder_only": DEC_ONLY, "prefix_lm": PR
 def test_shared_input_rank_equals_naive(name):
     model, params = tiny_model(CONFIGS[name])
     stats = {}
-    fast = scoring.rank_classify(model, params, VOCAB, INPUTS, OPTIONS, batch_size=3,
+    loaded = LoadedModel(model, params, VOCAB)
+    fast = scoring.rank_classify(loaded, INPUTS, OPTIONS, RankSettings(batch_size=3),
                                  stats=stats)
-    slow = scoring.rank_classify_naive(model, params, VOCAB, INPUTS, OPTIONS, batch_size=8)
+    slow = scoring.rank_classify_naive(loaded, INPUTS, OPTIONS, RankSettings(batch_size=8))
     assert [len(r.scores) for r in fast] == [len(o) for o in OPTIONS]
     for f, s, opts in zip(fast, slow, OPTIONS):
         np.testing.assert_allclose(f.log_likelihoods, s.log_likelihoods, atol=1e-5, rtol=1e-5)
@@ -30,9 +33,9 @@ def test_shared_input_rank_equals_naive(name):
 
 
 def test_score_choices_truncation_and_errors():
-    model, params = tiny_model(DEC_ONLY)
-    res = {score: scoring.rank_classify(model, params, VOCAB, INPUTS[:2], OPTIONS[:2],
-                                        score=score, batch_size=3)
+    loaded = LoadedModel(*tiny_model(DEC_ONLY), VOCAB)
+    res = {score: scoring.rank_classify(loaded, INPUTS[:2], OPTIONS[:2],
+                                        RankSettings(score=score, batch_size=3))
            for score in ("sum", "mean", "per_char")}
     for i, opts in enumerate(OPTIONS[:2]):
         ll, nt = res["sum"][i].log_likelihoods, res["sum"][i].num_tokens
@@ -40,13 +43,13 @@ def test_score_choices_truncation_and_errors():
         np.testing.assert_allclose(res["per_char"][i].scores, [a / len(o) for a, o in
                                                                zip(ll, opts)], rtol=1e-6)
     stats = {}
-    scoring.rank_classify(model, params, VOCAB, ["x" * 40, "short"], [["a"], ["bcdefgh"]],
-                          max_input_length=16, max_option_length=4, stats=stats)
+    scoring.rank_classify(loaded, ["x" * 40, "short"], [["a"], ["bcdefgh"]],
+                          RankSettings(max_input_length=16, max_option_length=4), stats=stats)
     assert stats == {"inputs_truncated": 1, "targets_truncated": 1}
     with pytest.raises(ValueError, match="example 1 has no options"):
-        scoring.rank_classify(model, params, VOCAB, ["a", "b"], [["x"], []])
+        scoring.rank_classify(loaded, ["a", "b"], [["x"], []])
     with pytest.raises(ValueError, match="score="):
-        scoring.rank_classify(model, params, VOCAB, ["a"], [["x"]], score="max")
+        scoring.rank_classify(loaded, ["a"], [["x"]], RankSettings(score="max"))
 
 
 # --- agreement with the transformers reference -------------------------------------------------
@@ -72,7 +75,8 @@ def torch_loglik(hf, family, prompt_ids, target_ids):
 @pytest.mark.parametrize("family", ["encoder_decoder", "decoder_only"])
 def test_rank_and_loglik_match_transformers(tmp_path, family):
     hf, model, params, vocab, _ = converted(tmp_path, family)
-    ranked = scoring.rank_classify(model, params, vocab, INPUTS, OPTIONS, batch_size=3)
+    ranked = scoring.rank_classify(LoadedModel(model, params, vocab), INPUTS, OPTIONS,
+                                   RankSettings(batch_size=3))
     for x, opts, res in zip(INPUTS, OPTIONS, ranked):
         prompt = batching.input_ids(vocab, x, family, None)
         ref = [torch_loglik(hf, family, prompt, batching.target_ids(vocab, o, family, None))
@@ -102,10 +106,12 @@ def test_many_options_are_scored_in_bounded_calls(name):
     def peak(n_options):
         options = [[f"o{i}" for i in range(n_options)]]
         shapes: set = set()
-        chunked = scoring.rank_classify(model, params, VOCAB, ["Which one?"], options,
-                                        option_tokens_per_call=budget, call_shapes=shapes)
-        whole = scoring.rank_classify(model, params, VOCAB, ["Which one?"], options,
-                                      option_tokens_per_call=10**9)
+        loaded = LoadedModel(model, params, VOCAB)
+        chunked = scoring.rank_classify(loaded, ["Which one?"], options,
+                                        RankSettings(option_tokens_per_call=budget),
+                                        call_shapes=shapes)
+        whole = scoring.rank_classify(loaded, ["Which one?"], options,
+                                      RankSettings(option_tokens_per_call=10**9))
         np.testing.assert_allclose(chunked[0].log_likelihoods, whole[0].log_likelihoods,
                                    atol=1e-5)
         memory = []

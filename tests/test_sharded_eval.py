@@ -102,7 +102,7 @@ def test_every_mesh_reports_what_one_device_reports(model_dir, single_report, me
 @pytest.mark.parametrize("mesh", MESH_PARAMS)
 def test_predictions_and_option_scores_match_one_device(model_dir, mesh):
     """Option scores (rank) and generated text, mesh by mesh, against one device."""
-    from flan_jax.placement import Placement
+    from flan_jax.placement import LoadedModel, Placement
     from flan_jax.predict import PredictSettings, predict
 
     inputs = ["Is a cat an animal? OPTIONS: yes, no", "Reverse: abc", "x" * 40]
@@ -114,12 +114,12 @@ def test_predictions_and_option_scores_match_one_device(model_dir, mesh):
         placement = Placement(partitioning.make_mesh(axes, num_devices=num_devices),
                               tuple(partitioning.logical_axis_rules()))
         cfg, params, vocab = checkpoints.load_model_dir(model_dir, placement)
-        model = build_model(cfg)
-        ranked = predict(model, params, vocab, inputs, options, settings, placement=placement)
-        texts = predict(model, params, vocab, inputs, None, settings, placement=placement)
-        beams = predict(model, params, vocab, inputs, None,
+        loaded = LoadedModel(build_model(cfg), params, vocab, placement)
+        ranked = predict(loaded, inputs, options, settings)
+        texts = predict(loaded, inputs, None, settings)
+        beams = predict(loaded, inputs, None,
                         PredictSettings(**{**settings.__dict__, "method": "beam",
-                                           "num_beams": 2}), placement=placement)
+                                           "num_beams": 2}))
         return ranked, texts, beams
 
     want = run(SINGLE, num_devices=1)

@@ -7,6 +7,7 @@ import pytest
 
 from flan_jax import scoring
 from flan_jax.errors import UserError
+from flan_jax.placement import LoadedModel
 from flan_jax.predict import PredictSettings
 from flan_jax.task_metrics import evaluate_task, is_rank_rows, predictions_metrics, text
 from tests.fixtures import ENC_DEC, VOCAB, tiny_model
@@ -61,8 +62,9 @@ def test_rank_rows_scores_equal_scoring_each_row_and_feed_score_metrics():
         return {"mean": float(np.mean(scores))}
 
     settings = PredictSettings(batch_size=4, max_input_length=16, max_target_length=8)
-    out = evaluate_task(FakeTask(score=[mean_score]), examples, model, params, VOCAB, settings)
-    alone = [s for s, _ in scoring.score_texts(model, params, VOCAB, [r[0] for r in rows],
+    loaded = LoadedModel(model, params, VOCAB)
+    out = evaluate_task(FakeTask(score=[mean_score]), examples, loaded, settings)
+    alone = [s for s, _ in scoring.score_texts(loaded, [r[0] for r in rows],
                                                [r[1] for r in rows], max_input_length=16,
                                                max_target_length=8)]
     np.testing.assert_allclose(got["scores"], alone, rtol=1e-5, atol=1e-5)

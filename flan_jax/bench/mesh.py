@@ -88,9 +88,9 @@ def _texts(rng, n: int, length: int) -> list[str]:
 def measure_mesh(model, params, placement, s: Settings, shapes: Shapes, seed: int = 0) -> dict:
     """Examples/s of `rank_classify` and greedy `generate` on `placement` (`params` are moved
     there first), with what they returned (to check that every mesh computes the same)."""
-    from flan_jax.decoding import generate
-    from flan_jax.placement import param_bytes
-    from flan_jax.scoring import rank_classify
+    from flan_jax.decoding import DecodeSettings, generate
+    from flan_jax.placement import LoadedModel, param_bytes
+    from flan_jax.scoring import RankSettings, rank_classify
     from flan_jax.vocab import ByteVocab
 
     vocab, rng = ByteVocab(), np.random.default_rng(seed)
@@ -101,19 +101,19 @@ def measure_mesh(model, params, placement, s: Settings, shapes: Shapes, seed: in
                for _ in range(shapes.inputs)]
     params = placed_params(model, params, placement)
     total, per_device = param_bytes(params)
+    loaded = LoadedModel(model, params, vocab, placement)
     box = {}
 
     def rank():
-        box["rank"] = rank_classify(model, params, vocab, inputs, options,
-                                    batch_size=shapes.batch_size,
-                                    max_input_length=shapes.input_len, max_option_length=16,
-                                    placement=placement)
+        box["rank"] = rank_classify(loaded, inputs, options, RankSettings(
+            batch_size=shapes.batch_size, max_input_length=shapes.input_len,
+            max_option_length=16))
 
     def decode():
         # a random model almost never emits EOS in every row at once: the loop runs to the end
-        box["decode"] = generate(model, params, vocab, inputs, shapes.new_tokens, "greedy",
-                                 batch_size=shapes.batch_size,
-                                 max_input_length=shapes.input_len, placement=placement)
+        box["decode"] = generate(loaded, inputs, DecodeSettings(
+            max_new_tokens=shapes.new_tokens, method="greedy", batch_size=shapes.batch_size,
+            max_input_length=shapes.input_len))
 
     rank_s, _ = median_time(rank, s.warmup, s.repeat)
     decode_s, _ = median_time(decode, s.warmup, s.repeat)

@@ -21,7 +21,8 @@ def measure_rank(model, params, s: Settings, *, n_inputs: int, input_len: int, o
     `options` random options each (4 to 12 bytes); also the naive way when `naive`."""
     import jax
 
-    from flan_jax.scoring import rank_classify, rank_classify_naive
+    from flan_jax.placement import LoadedModel
+    from flan_jax.scoring import RankSettings, rank_classify, rank_classify_naive
     from flan_jax.vocab import ByteVocab
 
     vocab, rng = ByteVocab(), np.random.default_rng(seed)
@@ -30,12 +31,14 @@ def measure_rank(model, params, s: Settings, *, n_inputs: int, input_len: int, o
     inputs = [_random_text(rng, text_len) for _ in range(n_inputs)]
     opts = [[_random_text(rng, int(rng.integers(4, 13))) for _ in range(options)]
             for _ in range(n_inputs)]
-    kw = dict(batch_size=batch_size, max_input_length=input_len, max_option_length=16)
+    loaded = LoadedModel(model, params, vocab)
+    settings = RankSettings(batch_size=batch_size, max_input_length=input_len,
+                            max_option_length=16)
     fns = {"shared": rank_classify, **({"naive": rank_classify_naive} if naive else {})}
     out = {}
     for label, fn in fns.items():
         sec, _ = median_time(
-            lambda: jax.block_until_ready(fn(model, params, vocab, inputs, opts, **kw)),
+            lambda: jax.block_until_ready(fn(loaded, inputs, opts, settings)),
             s.warmup, s.repeat)
         out[f"{label}_options_per_s"] = n_inputs * options / sec
     if naive:

@@ -18,6 +18,7 @@ from flan_jax.convert.hf import ConversionError, convert  # noqa: E402
 from flan_jax.convert.to_hf import export, parse_size  # noqa: E402
 from flan_jax.models import build_model, init_prompt  # noqa: E402
 from flan_jax.models.config import plain_config  # noqa: E402
+from flan_jax.placement import LoadedModel  # noqa: E402
 from flan_jax.vocab import ByteVocab  # noqa: E402
 from tests.convert.test_hf import _llama, _max_diff, _t5  # noqa: E402
 
@@ -154,7 +155,7 @@ def test_model_built_here_scores_the_same_in_transformers(tmp_path, cfg):
     src = _model_dir(tmp_path / "run", cfg, params)
     written = export(src, tmp_path / "hf")
     assert "tokenizer_config.json" in written
-    ours = scoring.score_texts(build_model(cfg), params, ByteVocab(), *zip(*PAIRS))
+    ours = scoring.score_texts(LoadedModel(build_model(cfg), params, ByteVocab()), *zip(*PAIRS))
     theirs = _hf_scores(tmp_path / "hf", cfg.family, PAIRS)
     np.testing.assert_allclose(theirs, [s for s, _ in ours], atol=1e-4, rtol=0)
 
@@ -180,8 +181,8 @@ def test_prompt_tuned_run_exports_base_and_prompt(tmp_path):
 
     saved = load_file(str(tmp_path / "hf" / "prompt.safetensors"))["prompt"]
     np.testing.assert_array_equal(saved, prompt)
-    ours = scoring.score_texts(build_model(cfg), {**params, "prompt": prompt}, ByteVocab(),
-                               *zip(*PAIRS))
+    ours = scoring.score_texts(LoadedModel(build_model(cfg), {**params, "prompt": prompt},
+                                           ByteVocab()), *zip(*PAIRS))
     theirs = _hf_scores(tmp_path / "hf", "encoder_decoder", PAIRS, torch.tensor(saved))
     np.testing.assert_allclose(theirs, [s for s, _ in ours], atol=1e-4, rtol=0)
     # without the prompt the scores differ: the prompt file matters

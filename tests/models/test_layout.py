@@ -155,6 +155,7 @@ def test_scanned_encoder_decoder_cached_decoding_equals_full_forward():
 def test_beam_search_and_ranking_agree_across_layouts(name):
     """decoding.py and scoring.py (cache gathers, cross-attention rows) in both layouts."""
     from flan_jax.decoding import decode_tokens
+    from flan_jax.placement import LoadedModel
     from flan_jax.scoring import rank_classify
     from flan_jax.vocab import ByteVocab
 
@@ -172,7 +173,7 @@ def test_beam_search_and_ranking_agree_across_layouts(name):
     beams = [decode_tokens(build_model(c), p, batch, 4, method="beam", num_beams=2, eos_id=1)
              for c, p in ((cfg, params), (scfg, sparams))]
     np.testing.assert_array_equal(beams[0], beams[1])
-    ranks = [rank_classify(build_model(c), p, ByteVocab(), ["ab", "cde"],
+    ranks = [rank_classify(LoadedModel(build_model(c), p, ByteVocab()), ["ab", "cde"],
                            [["x", "yz"], ["u", "v", "w"]]) for c, p in
              ((cfg, params), (scfg, sparams))]
     for a, b in zip(*ranks):

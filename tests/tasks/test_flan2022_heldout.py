@@ -119,9 +119,10 @@ def model_dir(tmp_path_factory):
 
 
 def test_eval_reports_categories_and_matches_hand_computed_metrics(model_dir, capsys):
-    from flan_jax.decoding import generate
+    from flan_jax.decoding import DecodeSettings, generate
     from flan_jax.evaluate import evaluate
-    from flan_jax.scoring import rank_classify
+    from flan_jax.placement import LoadedModel
+    from flan_jax.scoring import RankSettings, rank_classify
 
     config.parse_gin(["runs/eval.gin"], [
         f"CHECKPOINT_PATH = '{model_dir}'",
@@ -136,16 +137,16 @@ def test_eval_reports_categories_and_matches_hand_computed_metrics(model_dir, ca
                                        "bbh_cot_algorithmic"}
     # By hand: the letter ranked first against the answer; CoT output reduced to its answer.
     cfg, params, vocab = checkpoints.load_model_dir(model_dir)
-    model = build_model(cfg)
-    ranked = rank_classify(model, params, vocab, [e["inputs"] for e in mmlu_examples],
-                           [e["options"] for e in mmlu_examples], max_input_length=128,
-                           keep_input="end")
+    loaded = LoadedModel(build_model(cfg), params, vocab)
+    ranked = rank_classify(loaded, [e["inputs"] for e in mmlu_examples],
+                           [e["options"] for e in mmlu_examples],
+                           RankSettings(max_input_length=128, keep_input="end"))
     hits = [mmlu.OPTIONS[r.prediction_index] == e["targets"]
             for r, e in zip(ranked, mmlu_examples)]
     assert report["tasks"]["mmlu_5shot_astronomy"]["metrics"]["accuracy"] == pytest.approx(
         100.0 * np.mean(hits))
-    outputs = generate(model, params, vocab, [e["inputs"] for e in bbh_examples],
-                       max_new_tokens=8, max_input_length=128, keep_input="end")
+    outputs = generate(loaded, [e["inputs"] for e in bbh_examples],
+                       DecodeSettings(max_new_tokens=8, max_input_length=128, keep_input="end"))
     expected = np.mean([bbh.extract_answer(o, "cot") == e["targets"]
                         for o, e in zip(outputs, bbh_examples)])
     assert report["tasks"]["bbh_cot_3shot_word_sorting"]["metrics"]["exact_match"] == \
