@@ -88,7 +88,11 @@ def test_compare_with_profile_writes_the_costliest_ops(tmp_path):
     (md,) = tmp_path.glob("*.profile.md")
     text = md.read_text()
     assert "## decoder_tiny, 2 x 16+8" in text and "| 1 | `" in text
-    assert "logits_dense" in text  # the output head's matmul is among the costliest ops
+    rows = [r.split(" | ") for r in text.splitlines() if r.startswith("| ") and r[2].isdigit()]
+    assert len(rows) >= 3
+    ms = [float(r[2]) for r in rows]
+    assert ms == sorted(ms, reverse=True)  # costliest first
+    assert any("train_step" in r[-1] for r in rows)  # ops of the traced train step
 
 
 def test_peak_flops_flag_overrides_the_peak(tmp_path, monkeypatch):
