@@ -8,7 +8,8 @@ import math
 import pathlib
 from typing import Any, Callable
 
-ORDER = ("train", "compare", "pipeline", "restart", "rank", "decode", "mesh", "compile", "gpu")
+ORDER = ("train", "compare", "pipeline", "restart", "rank", "decode", "mesh", "compile", "memory",
+         "gpu")
 TARGETS = {"compare": "JAX >= 1.2x PyTorch tokens/s (decoder_tiny); T5 keeps its lead",
            "pipeline": "pipeline >= 3x step", "rank": ">= 3x at 4 options",
            "decode": ">= 5x (greedy)"}
@@ -235,8 +236,14 @@ def _restart(rows: list[dict]) -> list[str]:
         f"{r[f'exit_s_at_{s}']:.1f} s" for s in steps) + " |" for r in rows]
 
 
+def _memory(rows: list[dict]) -> list[str]:
+    from flan_jax.bench.memory import render  # its own table; imported only when present
+
+    return render(rows)
+
+
 RENDERERS: dict[str, Callable[[list[dict]], list[str]]] = {
-    "restart": _restart,
+    "restart": _restart, "memory": _memory,
     "train": _train, "compare": _compare, "pipeline": _pipeline, "rank": _rank,
     "decode": _decode, "mesh": _mesh, "compile": _compile, "gpu": _gpu}
 
