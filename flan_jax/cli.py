@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from flan_jax import errors
 
-    errors.stop_on_sigterm()  # from the start: a SIGTERM while importing exits 143 too
+    errors.stop_on_sigterm(name)  # from the start: a SIGTERM while importing exits 143 too
     _default_simulated_devices(name)
     try:
         return _run(name, rest)

@@ -10,6 +10,10 @@ Exit codes (a scheduler can act on them):
 Commands print errors in one line (no traceback).
 """
 
+import contextlib
+import os
+import sys
+
 EXIT_FINISHED = 0
 EXIT_FAILURE = 1
 EXIT_USER_ERROR = 2
@@ -40,15 +44,50 @@ PREEMPTED_MESSAGE = ("stopped by SIGTERM; what was saved is kept (nothing, if it
                      "writing): rerun the same command to resume.")
 
 
-def stop_on_sigterm() -> None:
-    """From here on SIGTERM raises `Preempted` (in the main thread), so a command stopped while
-    it starts up also releases what it holds (the MODEL_DIR lock) and exits 143; the trainer
-    replaces this handler with its own (save, then raise) while its loop runs."""
+_ON_STOP: list = []  # what a SIGTERM outside the training loop releases (the MODEL_DIR lock)
+
+
+def stop_on_sigterm(command: str) -> None:
+    """From here on a SIGTERM stops the command at once: it releases what it holds (the
+    callbacks of `release_on_sigterm`, e.g. the MODEL_DIR lock), prints one line and exits 143.
+    The trainer replaces this handler with its own (finish the step, save, raise `Preempted`)
+    while its loop runs.
+
+    It exits with `os._exit` rather than raising: a Python signal handler runs in whatever frame
+    the main thread is in, and an exception raised there is swallowed in a garbage-collector
+    callback or a `__del__` (the command then ran on and exited 0) or unwinds through
+    TensorFlow's and XLA's half-initialised C++ state while they import (a segmentation fault at
+    exit). Nothing is half-written by exiting here: files are written atomically (a temporary
+    name, then a rename), orbax checkpoints too, and `infer` resumes after its last whole line."""
     import signal
     import threading
 
     def stop(signum, frame):
-        raise Preempted(PREEMPTED_MESSAGE)
+        for release in reversed(_ON_STOP):
+            try:
+                release()
+            except Exception:  # noqa: BLE001 - exiting anyway; the next run explains a stale lock
+                pass
+        for stream in (sys.stdout, sys.stderr):
+            try:  # fails when the signal came while this stream was being written
+                stream.flush()
+            except Exception:  # noqa: BLE001, S110
+                pass
+        # straight to the real stderr's descriptor: the buffered stream may be mid-write
+        # (reentrant), and fd 2 is a temporary file while TensorFlow imports (cli.py)
+        os.write(stderr_fd, f"flan-jax {command}: {PREEMPTED_MESSAGE}\n".encode())
+        os._exit(EXIT_PREEMPTED)
 
     if threading.current_thread() is threading.main_thread():
+        stderr_fd = os.dup(2)
         signal.signal(signal.SIGTERM, stop)
+
+
+@contextlib.contextmanager
+def release_on_sigterm(release):
+    """Within the block, a SIGTERM outside the training loop calls `release()` before exiting."""
+    _ON_STOP.append(release)
+    try:
+        yield
+    finally:
+        _ON_STOP.remove(release)

@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 
-from flan_jax import paths
+from flan_jax import errors, paths
 from flan_jax.errors import UserError
 
 logger = logging.getLogger("flan_jax.train")
@@ -236,7 +236,8 @@ def hold(model_dir, enabled: bool = True):
     """Holds MODEL_DIR's lock for the duration of the block (`enabled`: process 0)."""
     lock = acquire(model_dir) if enabled else None
     try:
-        yield lock
+        with errors.release_on_sigterm(lock.release if lock else lambda: None):
+            yield lock
     finally:
         if lock is not None:
             lock.release()

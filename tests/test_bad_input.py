@@ -165,17 +165,27 @@ def test_an_unreachable_bucket_fails_within_seconds_in_one_line(tmp_path, monkey
     assert not (tmp_path / "hf").exists()
 
 
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (Linux: the SigCgt mask of /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(line for line in f if line.startswith("SigCgt:")).split()[1]
+    return bool(int(caught, 16) >> (signal.SIGTERM - 1) & 1)
+
+
 def test_sigterm_while_starting_exits_143_in_one_line_and_writes_nothing(tmp_path):
     run = tmp_path / "run"
     args = [sys.executable, "-m", "flan_jax.cli", "train", "--gin_file=runs/demo.gin",
             f"--gin.MODEL_DIR='{run}'"] + [f"--gin.{b.replace(' = ', '=', 1)}" for b in TINY]
     proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)  # still importing TensorFlow and JAX (the handler is set before them)
+    while not _catches_sigterm(proc.pid):  # the handler is set first, before any import
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    time.sleep(0.5)  # now importing TensorFlow and JAX, with fd 2 redirected for TensorFlow
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == errors.EXIT_PREEMPTED == 143
-    assert err.splitlines()[-1] == f"flan-jax train: {errors.PREEMPTED_MESSAGE}"
+    assert proc.returncode == errors.EXIT_PREEMPTED == 143, (out, err)
+    assert err.splitlines()[-1] == f"flan-jax train: {errors.PREEMPTED_MESSAGE}", (out, err)
     assert not run.exists() or not list(run.iterdir())
 
 

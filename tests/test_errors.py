@@ -1,0 +1,41 @@
+"""flan_jax/errors.py: the SIGTERM handler commands run under outside the training loop."""
+
+import os
+import subprocess
+import sys
+
+from flan_jax import errors
+from tests.fixtures import REPO
+
+# SIGTERM delivered while a garbage-collector callback runs: a handler that raised there had its
+# exception swallowed ("Exception ignored in ...") and the command ran on and exited 0.
+_IN_A_GC_CALLBACK = """
+import gc, os, signal
+from flan_jax import errors
+errors.stop_on_sigterm("train")
+def kill(phase, info):
+    if phase == "start":
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(1000))  # bytecodes for the handler to run between
+gc.callbacks.append(kill)
+with errors.release_on_sigterm(lambda: print("released", flush=True)):
+    gc.collect()
+    print("ran on")
+"""
+
+
+def test_sigterm_anywhere_releases_what_is_held_and_exits_143_in_one_line():
+    proc = subprocess.run([sys.executable, "-c", _IN_A_GC_CALLBACK], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        errors.EXIT_PREEMPTED, "released\n", f"flan-jax train: {errors.PREEMPTED_MESSAGE}\n")
+
+
+def test_release_on_sigterm_holds_its_callback_only_within_the_block():
+    def release():
+        pass
+
+    with errors.release_on_sigterm(release):
+        assert errors._ON_STOP[-1] is release  # noqa: SLF001
+    assert release not in errors._ON_STOP  # noqa: SLF001
