@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import gin
 
-from flan_jax import GIN_DIR, paths
+from flan_jax import GIN_DIR, gin_registry, paths
 
 
 class GinConfigError(Exception):
@@ -61,17 +61,10 @@ def split_gin_bindings(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _known_selectors() -> list[str]:
     """Every configurable's short name and its `name.parameter` pairs."""
-    import inspect
-
     names = []
-    for selector, configurable in gin.config._REGISTRY.items():  # noqa: SLF001
+    for selector, params in gin_registry.configurables():
         short = selector.split(".")[-1]
-        names.append(short)
-        try:
-            params = inspect.signature(configurable.wrapped).parameters
-        except (TypeError, ValueError):
-            continue
-        names += [f"{short}.{p}" for p in params]
+        names += [short] + [f"{short}.{p}" for p in params]
     return names
 
 
@@ -149,9 +142,7 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
     resolved files and the bindings first."""
     gin.clear_config()
     # gin logs an error for every search-path miss; look where the files are first.
-    prefixes = gin.config._LOCATION_PREFIXES  # noqa: SLF001
-    prefixes[:] = [*search_paths, str(GIN_DIR)] + [p for p in prefixes
-                                                  if p not in (*search_paths, str(GIN_DIR))]
+    gin_registry.search_path_first([*search_paths, str(GIN_DIR)])
     files = [resolve_gin_file(f, search_paths) for f in gin_files]
     try:
         if imports is not None:
@@ -211,11 +202,10 @@ def _check_macros_are_used(bindings: Sequence[str]) -> None:
     (`--gin.TRAIN_STEPZ=5` would otherwise train with the default and exit 0): refuse it,
     suggesting the macros that are used. (Macros set in files are not checked: a hardware
     file's COMPUTE_DTYPE is legitimately unused by a command that builds no model from gin.)"""
-    config = gin.config._CONFIG  # noqa: SLF001
     defined = {b.split("=", 1)[0].strip() for b in bindings if "=" in b}
     defined = {name for name in defined if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)}
     used: set[str] = set()
-    for bindings in config.values():
+    for bindings in gin_registry.parsed_bindings().values():
         for value in bindings.values():
             _macro_references(value, used)
     unused = sorted(defined - used)
@@ -302,4 +292,4 @@ def run_command(prog: str, argv: Sequence[str], run: Callable[[argparse.Namespac
 def is_bound(configurable: str) -> bool:
     """Whether the parsed config binds any parameter of `configurable` (its short name)."""
     return any(selector.split(".")[-1] == configurable and bindings
-               for (_, selector), bindings in gin.config._CONFIG.items())  # noqa: SLF001
+               for selector, bindings in gin_registry.parsed_bindings().items())

@@ -139,8 +139,7 @@ def _check_inputs(model_dir: str, model_config: TransformerConfig, data, prompt_
                   init_checkpoint, accumulate_steps: int, truncation_sample: int):
     """(the opened data source, the prompt-tuning base or None), after every check that needs
     no model: nothing is written before they pass."""
-    run_checks.check_model_dir(model_dir)
-    run_checks.check_data_config(data)  # feature lengths and batch size, before any work
+    run_checks.check_data_config(data)  # MODEL_DIR was checked by @holding_model_dir  # feature lengths and batch size, before any work
     source = data_lib.open_source(data)  # an unknown task or mixture fails before any work
     if truncation_sample:
         run_checks.check_truncation(source, truncation_sample)

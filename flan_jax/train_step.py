@@ -39,7 +39,6 @@ class StateLayout:
     abstract: TrainState  # ShapeDtypeStructs carrying their shardings
     shardings: TrainState
     abstract_params: Any  # the trained parameters
-    abstract_model_params: Any  # the whole model's
     frozen: Any = None
     frozen_shardings: Any = None
 
@@ -51,7 +50,7 @@ def state_layout(model: nn.Module, tx: optax.GradientTransformation, mesh, rules
     init_fn = init_params_fn(model)
     boxed = jax.eval_shape(init_fn, jax.random.PRNGKey(seed))
     params_sh = partitioning.params_shardings(boxed, mesh, rules)
-    abstract_params = abstract_model_params = nn.meta.unbox(boxed)
+    abstract_params = nn.meta.unbox(boxed)
     frozen, frozen_sh = None, None
     if prompt_base:  # optimise (and checkpoint) the prompt; the rest stays the base's
         (abstract_params, abstract_frozen), (params_sh, frozen_sh) = (
@@ -64,8 +63,7 @@ def state_layout(model: nn.Module, tx: optax.GradientTransformation, mesh, rules
     abstract = jax.tree_util.tree_map(
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
         TrainState(jax.ShapeDtypeStruct((), jnp.int32), abstract_params, abstract_opt), state_sh)
-    return StateLayout(init_fn, abstract, state_sh, abstract_params, abstract_model_params,
-                       frozen, frozen_sh)
+    return StateLayout(init_fn, abstract, state_sh, abstract_params, frozen, frozen_sh)
 
 
 def init_or_restore(layout: StateLayout, tx: optax.GradientTransformation, manager, mesh,

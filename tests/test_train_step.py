@@ -41,7 +41,7 @@ class _NoCheckpoint:
 
 def test_a_new_state_has_the_layouts_shardings_and_step_zero():
     mesh, rules, model, tx, layout = _setup()
-    assert layout.frozen is None and layout.abstract_params is layout.abstract_model_params
+    assert layout.frozen is None
     state, data_state, latest = init_or_restore(layout, tx, _NoCheckpoint(), mesh, CFG, 0,
                                                 None, "nowhere")
     assert (int(state.step), data_state, latest) == (0, None, None)

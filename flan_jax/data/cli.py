@@ -32,25 +32,11 @@ previous run stopped; see `tasks/flan2022/downloads.py`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import traceback
 from typing import Sequence
 
-READY = "ready"
-MANUAL = "needs manual download"
-FAILED = "failed"
-
-
-@dataclasses.dataclass
-class Row:
-    tfds_name: str
-    used_by: list[str]
-    manual_download: str | None = None
-    status: str = ""
-    detail: str = ""
-    source: object = None  # a tasks.spec.TextFileSource: fetched, not built by TFDS
-
+from flan_jax.data.prepare_status import FAILED, MANUAL, READY, Row
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flan-jax data", description=__doc__.split("\n\n")[0])

@@ -177,7 +177,7 @@ def prepare(source: FileSource, root: str | None = None, opener: Callable = _ope
             log: Callable[[str], None] = lambda s: None) -> tuple[str, str]:
     """(status, detail) after fetching every file of `source` that is not complete yet:
     "ready", or "failed" with how many files are missing, the first reason and what to do."""
-    from flan_jax.data.cli import FAILED, READY
+    from flan_jax.data.prepare_status import FAILED, READY
 
     root = root or data_dir()
     downloads = source.downloads()
@@ -205,8 +205,8 @@ def missing_files(source: FileSource, root: str | None = None) -> list[str]:
 
 
 def table_rows(name: str, subset: Sequence[str] | None = None) -> list:
-    """`data prepare` rows (flan_jax.data.cli.Row) for the file sources `name` reads."""
-    from flan_jax.data.cli import Row
+    """`data prepare` rows (flan_jax.data.prepare_status.Row) for the file sources `name` reads."""
+    from flan_jax.data.prepare_status import Row
 
     picked = [s for s in sources_for(name) if not subset or s.name in subset]
     return [Row(f"files:{s.name}", [name], None) for s in picked]
