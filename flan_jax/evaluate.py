@@ -201,22 +201,12 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
     mesh_info = {"mesh": placement.axis_sizes(), "param_bytes_total": total_bytes,
                  "param_bytes_per_device": device_bytes}
     stats: dict = {}
-    results: dict[str, dict] = {}
     start = time.time()
-    for i, task in enumerate(eval_tasks, 1):
-        results[task.name] = _task_result(task, loaded, settings, max_examples_per_task,
-                                          stats)
-        elapsed = time.time() - start
-        print(f"[{i}/{len(eval_tasks)}] {task.name}: {results[task.name]['score']:.1f} "
-              f"({results[task.name]['num_examples']} examples, {elapsed:.0f}s, ETA "
-              f"{elapsed / i * (len(eval_tasks) - i):.0f}s)", file=sys.stderr, flush=True)
+    results = _score_tasks(eval_tasks, loaded, settings, max_examples_per_task, stats)
     datasets, cluster_scores = eval_report.aggregate(results, held_out)
     title = (f"{paths.as_path(checkpoint_path).name}"
              + (f" step {step}" if step is not None else ""))
-    by_mixture: dict[str, list[float]] = defaultdict(list)
-    for task in eval_tasks:
-        if task.mixture:
-            by_mixture[task.mixture].append(results[task.name]["score"])
+    by_mixture = _scores_by_mixture(eval_tasks, results)
     table = eval_report.markdown_report(datasets, cluster_scores, title) + "".join(
         f"\nMixture {m}: {np.mean(v):.1f} (mean of its {len(v)} tasks)." for m, v in
         by_mixture.items() if len(by_mixture) > 1 or len(v) > 1) + "\n"
@@ -237,6 +227,29 @@ def evaluate(checkpoint_path: str = gin.REQUIRED, mixtures: Sequence[str] | str 
         print(f"Note: {truncated} inputs or targets were truncated to the configured lengths "
               f"({stats}).", file=sys.stderr)
     return report
+
+
+def _score_tasks(eval_tasks: list[EvalTask], loaded: LoadedModel, settings: PredictSettings,
+                 max_examples: int | None, stats: dict) -> dict[str, dict]:
+    """Each task's result, one progress line (score, examples, elapsed, ETA) per task."""
+    results: dict[str, dict] = {}
+    start = time.time()
+    for i, task in enumerate(eval_tasks, 1):
+        results[task.name] = _task_result(task, loaded, settings, max_examples, stats)
+        elapsed = time.time() - start
+        print(f"[{i}/{len(eval_tasks)}] {task.name}: {results[task.name]['score']:.1f} "
+              f"({results[task.name]['num_examples']} examples, {elapsed:.0f}s, ETA "
+              f"{elapsed / i * (len(eval_tasks) - i):.0f}s)", file=sys.stderr, flush=True)
+    return results
+
+
+def _scores_by_mixture(eval_tasks: list[EvalTask], results: dict) -> dict[str, list[float]]:
+    """The scores of the tasks of each evaluated mixture (tasks named alone have none)."""
+    by_mixture: dict[str, list[float]] = defaultdict(list)
+    for task in eval_tasks:
+        if task.mixture:
+            by_mixture[task.mixture].append(results[task.name]["score"])
+    return by_mixture
 
 
 def _load(checkpoint_path: str, eval_tasks: list[EvalTask], placement: Placement, params,

@@ -91,11 +91,7 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
     state, data_state, latest = init_or_restore(layout, tx, manager, mesh, model_config, seed,
                                                 init_checkpoint, str(model_dir_path))
     if latest is not None:
-        if restart_data_stream:
-            logger.info("train.restart_data_stream: the data stream starts from its beginning.")
-            data_state = None
-        else:
-            source.check_same_stream(data_state)
+        data_state = _resumed_stream(source, data_state, restart_data_stream)
         logger.info("Resumed from step %d in %s.", latest, model_dir_path)
         if saved_step is not None and changes:
             logger.info("Changed since the run's last start: %s.", "; ".join(changes))
@@ -111,28 +107,49 @@ def train(model_dir: str = gin.REQUIRED, train_steps: int = gin.REQUIRED,
                               accumulate_steps=accumulate_steps,
                               dropout=model_config.dropout_rate > 0,
                               frozen_params=tuning_prompt, loss_chunk_size=loss_chunk_size)
-    repl = layout.shardings.step
-    with jax.set_mesh(mesh):
-        jitted = jax.jit(step_fn, in_shardings=(layout.shardings, batch_sh, repl) + (
-            (layout.frozen_shardings,) if tuning_prompt else ()),
-            out_shardings=(layout.shardings, repl), donate_argnums=(0,))
+    jitted = _jit_step(step_fn, layout, batch_sh, mesh)
     start_step = int(state.step)
     logger.info("Training %s parameters%s for %d steps on %d devices (mesh %s).",
                 f"{count_params(layout.abstract_params):,}",
                 f" (a soft prompt; base {base_dir} frozen)" if tuning_prompt else "",
                 train_steps, jax.device_count(), dict(mesh.shape))
-    # MFU counts the FLOPs of every (padded) position the step computes.
-    peak = (accounting.peak_flops_per_device() or 0.0) * jax.device_count()
-    if not peak:
-        logger.warning(accounting.unknown_peak_message(jax.devices()[0].device_kind))
-    meter = Throughput(start_step, accounting.step_flops(
-        model_config, data.task_feature_lengths, data.batch_size), peak)
+    meter = _meter(start_step, model_config, data)
     loop = _Loop(jitted=jitted, mesh=mesh, manager=manager, frozen=layout.frozen,
                  batches=source.batches(model_config.family, batch_sh, data_state),
                  schedule=schedule, meter=meter, model_dir=model_dir_path,
                  train_steps=train_steps, log_every=log_every, eval_fn=eval_fn,
                  eval_every=eval_every, stop_after=stop_after, rng=jax.random.PRNGKey(seed + 1))
     return loop.run(state, start_step)
+
+
+def _resumed_stream(source, data_state, restart: bool):
+    """The data state a resume continues from: the checkpoint's, once it is checked to be
+    this source's stream, or None (from the beginning) with `train.restart_data_stream`."""
+    if restart:
+        logger.info("train.restart_data_stream: the data stream starts from its beginning.")
+        return None
+    source.check_same_stream(data_state)
+    return data_state
+
+
+def _jit_step(step_fn, layout, batch_sharding, mesh):
+    """The train step compiled onto the state's and the batch's shardings, the state donated;
+    with prompt tuning the frozen base parameters are one more (not donated) argument."""
+    repl = layout.shardings.step
+    frozen = (layout.frozen_shardings,) if layout.frozen is not None else ()
+    with jax.set_mesh(mesh):
+        return jax.jit(step_fn, in_shardings=(layout.shardings, batch_sharding, repl) + frozen,
+                       out_shardings=(layout.shardings, repl), donate_argnums=(0,))
+
+
+def _meter(start_step: int, model_config: TransformerConfig, data) -> Throughput:
+    """Throughput and MFU metering; MFU counts the FLOPs of every (padded) position the step
+    computes, against the devices' peak (none known: a warning, no MFU)."""
+    peak = (accounting.peak_flops_per_device() or 0.0) * jax.device_count()
+    if not peak:
+        logger.warning(accounting.unknown_peak_message(jax.devices()[0].device_kind))
+    return Throughput(start_step, accounting.step_flops(
+        model_config, data.task_feature_lengths, data.batch_size), peak)
 
 
 def _check_inputs(model_dir: str, model_config: TransformerConfig, data, prompt_base,

@@ -30,6 +30,13 @@ def fewshot_length_budget(max_input_tokens: int = 960) -> int:
     return int(max_input_tokens)
 
 
+def _not_autographed(fn):
+    """Maps `fn` as written: its branches are on Python values (the mode, the templates), never
+    on tensors, so AutoGraph's rewriting of it and of every template function it calls (about
+    600 conversions, a third of building a mixture's dataset) buys nothing."""
+    return tf.autograph.experimental.do_not_convert(fn)
+
+
 def prepare_fields(
     ds: tf.data.Dataset, spec: DatasetSpec, split: str, required: Sequence[str]
 ) -> tf.data.Dataset:
@@ -124,6 +131,7 @@ def render(
     (the same without the OPTIONS suffix), "notemplate", "dsname"."""
     display = (spec.display_name or spec.name) + "\n"
 
+    @_not_autographed
     def fn(fields):
         if mode in ("template", "rank"):
             inputs, targets = render_template(spec, spec.templates[index], fields)
@@ -164,6 +172,7 @@ def fewshot_format(
     the example itself): then all of them at most."""
     budget = fewshot_length_budget() - 1  # room for EOS
 
+    @_not_autographed
     def fn(ex):
         carried = tf.shape(ex["exemplar_inputs"])[0]
         candidates = []

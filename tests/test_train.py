@@ -4,6 +4,7 @@ preemption, gradient accumulation, multi-host agreement, and clear refusals."""
 import json
 import os
 import pathlib
+import shutil
 import signal
 import time
 
@@ -37,6 +38,9 @@ def test_loss_decreases_and_run_files_are_written(tmp_path):
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [30, 35, 40]
 
 
+# End to end through the trainer; `make test` covers both at the step's level
+# (tests/test_train_step.py, tests/models/test_models.py::test_sharded_forward_equals_single_device).
+@pytest.mark.slow
 def test_one_device_and_eight_devices_give_the_same_losses(tmp_path):
     single = _train(tmp_path / "one", "make_mesh.num_devices = 1")
     sharded = _train(tmp_path / "eight",
@@ -45,14 +49,28 @@ def test_one_device_and_eight_devices_give_the_same_losses(tmp_path):
     np.testing.assert_allclose([sharded[s] for s in single], list(single.values()), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_equals_larger_batch(tmp_path):
     whole = _train(tmp_path / "whole", "TRAIN_STEPS = 4")
     accumulated = _train(tmp_path / "accum", "TRAIN_STEPS = 4", "train.accumulate_steps = 4")
     np.testing.assert_allclose(list(accumulated.values()), list(whole.values()), rtol=1e-5)
 
 
-def test_a_resume_with_other_settings_is_refused_before_writing(tmp_path, capsys):
-    _train(tmp_path, "TRAIN_STEPS = 5")
+@pytest.fixture(scope="module")
+def five_steps(tmp_path_factory):
+    """A run trained for 5 steps (a checkpoint at step 5); tests resume copies of it."""
+    path = tmp_path_factory.mktemp("five_steps")
+    _train(path, "TRAIN_STEPS = 5")
+    return path
+
+
+def _copy_of(run, tmp_path):
+    shutil.copytree(run, tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def test_a_resume_with_other_settings_is_refused_before_writing(five_steps, tmp_path, capsys):
+    _copy_of(five_steps, tmp_path)
     before = _snapshot(tmp_path)
     code, _, err = _main(capsys, tmp_path, "BATCH_SIZE = 16", "TransformerConfig.mlp_dim = 96")
     assert code == 2 and err.strip() == (
@@ -92,8 +110,8 @@ def test_resume_keeps_configs_logs_and_one_metrics_line_per_step(tmp_path, capsy
     assert "step 6/9" in out and "- tok/s  MFU -  ETA ?" in out.splitlines()[0]
 
 
-def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path, capsys):
-    _train(tmp_path, "TRAIN_STEPS = 5")
+def test_a_damaged_checkpoint_is_named_in_one_line(five_steps, tmp_path, capsys):
+    _copy_of(five_steps, tmp_path)
     step_dir = tmp_path / "checkpoints" / "5"
     biggest = max((p for p in step_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     biggest.write_bytes(biggest.read_bytes()[:1000])
