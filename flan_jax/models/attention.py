@@ -6,9 +6,11 @@ an `AttentionMask` built from per-token metadata (segment ids, positions, prefix
 returns [batch, q, heads, d]. `TransformerConfig.attention_impl` picks the implementation:
 
 - "einsum": the reference, written out. Its backward pass keeps the [b, h, q, k] probabilities.
-- "xla": the same arithmetic with the attention core under `jax.checkpoint` (nothing saveable):
-  only q, k, v (and the core's output, downstream) live until the backward pass, which
-  recomputes the scores one layer at a time. Runs everywhere; the default.
+- "xla": the same arithmetic with the attention core recomputed in the backward pass (a custom
+  VJP): only q, k, v (and the core's output, downstream) live until the backward pass, which
+  recomputes the scores one layer at a time. Runs everywhere; the default. With
+  `TransformerConfig.attention_q_block` it runs a block of queries at a time, forward and
+  backward, so the transient scores are [b, h, block, k] instead of [b, h, q, k].
 - "cudnn": cuDNN flash attention (`jax.nn.dot_product_attention(implementation='cudnn')`),
   causal through `is_causal`, padding through sequence lengths, T5's bias as a [1, h, q, k]
   bias. It expresses one example per row padded at the end; packed rows, prefix LMs and cached
@@ -110,10 +112,17 @@ def einsum_attention(q: Array, k: Array, v: Array, mask: AttentionMask, bias: Ar
     return out.reshape(b, tq, h, d)
 
 
-def xla_attention(q, k, v, mask, bias, scale, dropout_rate=0.0, dropout_rng=None) -> Array:
+def xla_attention(q, k, v, mask, bias, scale, dropout_rate=0.0, dropout_rng=None,
+                  q_block: int = 0) -> Array:
     """`einsum_attention` recomputed in the backward pass: it keeps only its inputs (q, k, v,
     the [b, q]/[b, k] metadata, the stack's bias). A custom VJP rather than `jax.checkpoint`,
-    so no enclosing remat policy (e.g. `dots`) can reach inside and save the scores."""
+    so no enclosing remat policy (e.g. `dots`) can reach inside and save the scores.
+
+    `q_block` > 0 (and fewer than the queries): `_blocked_core`, the same arithmetic a block of
+    queries at a time (each block sees every key, so no online softmax is needed)."""
+    if 0 < q_block < q.shape[1]:
+        return _blocked_core(float(scale), float(dropout_rate), int(q_block), q, k, v, mask,
+                             bias, dropout_rng)
     return _recomputed_core(float(scale), float(dropout_rate), q, k, v, mask, bias,
                             dropout_rng)
 
@@ -136,6 +145,86 @@ def _recomputed_core_bwd(scale, rate, residuals, g):
 
 
 _recomputed_core.defvjp(_recomputed_core_fwd, _recomputed_core_bwd)
+
+
+# --- the xla path a block of queries at a time -------------------------------------------------
+
+def _q_blocks(x: Array | None, axis: int, block: int, n: int) -> Array | None:
+    """`x` cut along its query `axis` into `n` blocks of `block` (zero-padded at the end),
+    blocks leading: [n, ..., block, ...]. Broadcast (size-1) axes are kept whole."""
+    if x is None or x.shape[axis] == 1:
+        return None if x is None else jnp.broadcast_to(x[None], (n,) + x.shape)
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (0, n * block - x.shape[axis])
+    x = jnp.pad(x, pad)
+    x = x.reshape(x.shape[:axis] + (n, block) + x.shape[axis + 1:])
+    return jnp.moveaxis(x, axis, 0)
+
+
+def _block_inputs(q, mask: AttentionMask, bias, block: int):
+    """Per-block queries [n, b, block, h, d], query metadata and bias rows (padded queries have
+    segment 0: they see nothing, and their zero cotangents add nothing to dk, dv)."""
+    n = -(-q.shape[1] // block)
+    q_meta = {name: _q_blocks(getattr(mask, name), 1, block, n)
+              for name in ("q_segments", "q_positions", "q_prefix")}
+    return _q_blocks(q, 1, block, n), q_meta, _q_blocks(bias, 2, block, n)
+
+
+def _block_core(scale, rate, rng, mask, k, v, i, q_i, meta_i, bias_i):
+    mask_i = mask.replace(**{name: m for name, m in meta_i.items() if m is not None})
+    rng_i = None if rng is None else jax.random.fold_in(rng, i)
+    return einsum_attention(q_i, k, v, mask_i, bias_i, scale, rate, rng_i)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _blocked_core(scale, rate, block, q, k, v, mask, bias, rng):
+    return _blocked_core_fwd(scale, rate, block, q, k, v, mask, bias, rng)[0]
+
+
+def _blocked_core_fwd(scale, rate, block, q, k, v, mask, bias, rng):
+    q_b, meta_b, bias_b = _block_inputs(q, mask, bias, block)
+    n = q_b.shape[0]
+
+    def one(args):
+        i, q_i, meta_i, bias_i = args
+        return _block_core(scale, rate, rng, mask, k, v, i, q_i, meta_i, bias_i)
+
+    out = jax.lax.map(one, (jnp.arange(n), q_b, meta_b, bias_b))  # [n, b, block, h, d]
+    out = jnp.moveaxis(out, 0, 1).reshape((q.shape[0], n * block) + q.shape[2:])
+    return out[:, :q.shape[1]], (q, k, v, mask, bias, rng)
+
+
+def _blocked_core_bwd(scale, rate, block, residuals, g):
+    q, k, v, mask, bias, rng = residuals
+    q_b, meta_b, bias_b = _block_inputs(q, mask, bias, block)
+    g_b = _q_blocks(g, 1, block, q_b.shape[0])
+    n = q_b.shape[0]
+
+    def one(carry, args):  # recompute one block's scores; accumulate dk, dv in float32
+        dk, dv = carry
+        i, q_i, meta_i, bias_i, g_i = args
+        core = lambda q_, k_, v_, b_: _block_core(  # noqa: E731
+            scale, rate, rng, mask, k_, v_, i, q_, meta_i, b_)
+        _, vjp = jax.vjp(core, q_i, k, v, bias_i)
+        dq_i, dk_i, dv_i, dbias_i = vjp(g_i)
+        return (dk + dk_i.astype(jnp.float32), dv + dv_i.astype(jnp.float32)), (dq_i, dbias_i)
+
+    zeros = (jnp.zeros(k.shape, jnp.float32), jnp.zeros(v.shape, jnp.float32))
+    (dk, dv), (dq_b, dbias_b) = jax.lax.scan(one, zeros, (jnp.arange(n), q_b, meta_b, bias_b,
+                                                          g_b))
+    dq = jnp.moveaxis(dq_b, 0, 1).reshape((q.shape[0], n * block) + q.shape[2:])[:, :q.shape[1]]
+    dbias = None
+    if bias is not None:
+        if bias.shape[2] == 1:  # a bias broadcast over queries: the blocks' gradients add up
+            dbias = dbias_b.sum(0)
+        else:  # [n, B, h, block, k] -> [B, h, q, k]
+            dbias = jnp.moveaxis(dbias_b, 0, 2).reshape(
+                bias.shape[:2] + (n * block,) + bias.shape[3:])[:, :, :bias.shape[2]]
+        dbias = dbias.astype(bias.dtype)
+    return dq, dk.astype(k.dtype), dv.astype(v.dtype), None, dbias, None
+
+
+_blocked_core.defvjp(_blocked_core_fwd, _blocked_core_bwd)
 
 
 def _cudnn_reason(mask: AttentionMask, decoding: bool, implementation: str) -> str | None:
@@ -217,9 +306,10 @@ def splash_attention(q, k, v, mask: AttentionMask, scale: float, interpret: bool
 
 def attend(q: Array, k: Array, v: Array, mask: AttentionMask, *, impl: str, scale: float,
            bias: Array | None = None, dropout_rate: float = 0.0, dropout_rng: Array | None = None,
-           decoding: bool = False) -> Array:
+           decoding: bool = False, q_block: int = 0) -> Array:
     """Attention output [batch, q, heads, d] by `impl` ("einsum", "xla", "cudnn", "splash");
-    see the module docstring for what each takes and when one falls back to "xla"."""
+    see the module docstring for what each takes and when one falls back to "xla" (which runs
+    `q_block` queries at a time when it is > 0)."""
     if impl == "cudnn" or impl == "splash":
         reason = (_cudnn_reason(mask, decoding, "cudnn") if impl == "cudnn" else
                   _splash_reason(mask, bias, decoding, SPLASH_INTERPRET))
@@ -237,7 +327,7 @@ def attend(q: Array, k: Array, v: Array, mask: AttentionMask, *, impl: str, scal
     if impl == "einsum" or decoding:  # no backward pass when decoding: nothing to save
         return einsum_attention(q, k, v, mask, bias, scale, dropout_rate, dropout_rng)
     if impl == "xla":
-        return xla_attention(q, k, v, mask, bias, scale, dropout_rate, dropout_rng)
+        return xla_attention(q, k, v, mask, bias, scale, dropout_rate, dropout_rng, q_block)
     raise ValueError(f"attention_impl={impl!r}: use einsum, xla, cudnn or splash.")
 
 
@@ -349,7 +439,7 @@ class Attention(nn.Module):
         rng = dropout_key(self, cfg.dropout_rate, self.deterministic)
         out = attend(q, k.astype(q.dtype), v.astype(q.dtype), mask, impl=cfg.attention_impl,
                      scale=scale, bias=rel_bias, dropout_rate=cfg.dropout_rate,
-                     dropout_rng=rng, decoding=self.decode)
+                     dropout_rng=rng, decoding=self.decode, q_block=cfg.attention_q_block)
         out = checkpoint_name(constrain(out, ("batch", "length", "heads", "kv")),
                               "attention_out")
         out = DenseGeneral((cfg.emb_dim,), ("heads", "kv", "embed"), num_in=2, dtype=dt,

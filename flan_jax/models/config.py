@@ -73,6 +73,10 @@ class TransformerConfig:
     # everywhere), "cudnn" (flash attention on GPUs), "splash" (the Pallas kernel on TPUs); the
     # last two take the xla path where they cannot express the mask (`models.attention`).
     attention_impl: str = "xla"
+    # The "xla" path in blocks of this many queries (0: all at once): the forward pass and the
+    # backward recomputation hold one block's [batch, heads, block, keys] scores at a time, so
+    # long (packed) rows need memory linear in their length; results equal the unblocked path.
+    attention_q_block: int = 0
     # Prompt tuning: a trainable soft prompt of this many vectors is prepended to the encoder
     # inputs (encoder-decoder) or to the sequence (decoder-only); 0 = no prompt.
     prompt_length: int = 0
@@ -110,6 +114,9 @@ class TransformerConfig:
         if self.attention_impl not in ATTENTION_IMPLS:
             raise ValueError(f"attention_impl={self.attention_impl!r}: use one of "
                              f"{', '.join(repr(a) for a in ATTENTION_IMPLS)}.")
+        if self.attention_q_block < 0:
+            raise ValueError(f"attention_q_block={self.attention_q_block} must be >= 0 (0: the "
+                             "queries in one block).")
         if self.remat_policy not in REMAT_POLICIES:
             raise ValueError(f"remat_policy={self.remat_policy!r}: use one of "
                              f"{', '.join(repr(r) for r in REMAT_POLICIES)}.")

@@ -222,3 +222,72 @@ def test_attention_impl_names():
     assert attention_impls_for("gpu") == ("einsum", "xla", "cudnn")
     assert attention_impls_for("tpu") == ("einsum", "xla", "splash")
     assert attention_impls_for("cpu") == ("einsum", "xla")
+
+
+def _packed_mask(b=2, t=16, causal=True):
+    seg = jnp.asarray([[1] * 6 + [2] * 7 + [0] * 3, [1] * 11 + [2] * 5])[:b, :t]
+    pos = jnp.asarray([list(range(6)) + list(range(7)) + [0] * 3,
+                       list(range(11)) + list(range(5))])[:b, :t]
+    return AttentionMask(seg, seg, pos, pos, causal=causal), seg > 0
+
+
+@pytest.mark.parametrize("block", [3, 8])  # 16 queries: a padded last block, and whole blocks
+@pytest.mark.parametrize("causal", [True, False])
+def test_query_blocks_equal_the_whole_core_in_values_and_gradients(block, causal):
+    q, k, v = _qkv()
+    mask, valid = _packed_mask(causal=causal)
+    bias = jax.random.normal(jax.random.PRNGKey(3), (1, 4, 16, 16)) if not causal else None
+    blocked = lambda q, k, v: attention.xla_attention(q, k, v, mask, bias, 0.3,  # noqa: E731
+                                                      q_block=block)
+    _compare_cores(blocked, mask, q, k, v, bias, valid, 1e-5)
+    if bias is not None:  # T5's bias is trained: its gradient too
+        w = valid[:, :, None, None].astype(jnp.float32)
+
+        def loss(fn):
+            return lambda b: jnp.sum((fn(b) * w) ** 2)
+
+        ref = jax.grad(loss(lambda b: attention.einsum_attention(q, k, v, mask, b, 0.3)))(bias)
+        got = jax.grad(loss(lambda b: attention.xla_attention(q, k, v, mask, b, 0.3,
+                                                              q_block=block)))(bias)
+        np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_query_blocks_hold_one_block_of_scores_at_a_time():
+    """The scores ([b, kv_heads, groups, q, k], 16 keys) of the blocked core's forward and
+    backward programs have a block's queries, the whole core's all 16."""
+    q, k, v = _qkv()
+    mask, valid = _packed_mask()
+
+    def widest(block):
+        fn = lambda q, k, v: jnp.sum(attention.xla_attention(  # noqa: E731
+            q, k, v, mask, None, 0.3, q_block=block) ** 2)
+        jaxpr = jax.make_jaxpr(jax.grad(fn, argnums=(0, 1, 2)))(q, k, v)
+        shapes = []
+
+        def walk(jp):
+            for eqn in jp.eqns:
+                shapes.extend(tuple(o.aval.shape) for o in eqn.outvars)
+                for sub in jax.core.jaxprs_in_params(eqn.params):
+                    walk(sub)
+
+        walk(jaxpr.jaxpr)
+        return max(s[-2] for s in shapes if len(s) == 5 and s[-1] == 16)
+
+    assert widest(0) == 16 and widest(4) == 4
+
+
+def test_query_blocks_in_the_model_equal_einsum():
+    cfg = dataclasses.replace(CASES["prefix_lm_mqa"], attention_impl="einsum")
+    args, kw = _inputs("prefix_lm_mqa", cfg)
+    params = nn.meta.unbox(jax.jit(build_model(cfg).init)(jax.random.PRNGKey(0), *args,
+                                                          **kw)["params"])
+    ref_out, ref_grad = _logits_and_grads(cfg, params, args, kw)
+    out, grad = _logits_and_grads(dataclasses.replace(cfg, attention_impl="xla",
+                                                      attention_q_block=4), params, args, kw)
+    np.testing.assert_allclose(out, ref_out, atol=1e-5, rtol=1e-5)
+    scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree_util.tree_leaves(ref_grad))
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5 * scale, rtol=1e-5), grad,
+        ref_grad)
+    with pytest.raises(ValueError, match="attention_q_block=-1 must be >= 0"):
+        dataclasses.replace(cfg, attention_q_block=-1)
