@@ -269,6 +269,7 @@ def test_non_finite_loss_stops_naming_the_step(tmp_path):
     assert not any(p.name.isdigit() for p in (tmp_path / "checkpoints").iterdir())
 
 
+@pytest.mark.slow  # make test: the miniworld demo's stage 1 starts from its exported base
 def test_fine_tuning_starts_from_a_converted_checkpoint(tmp_path):
     import shutil
 
