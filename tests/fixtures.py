@@ -119,6 +119,19 @@ def tiny_model(cfg, seed=0):
     return model, nn.meta.unbox(model.init(jax.random.PRNGKey(seed), *args)["params"])
 
 
+def random_model_dir(path, cfg, seed=0):
+    """A byte-vocabulary model directory of randomly initialised `cfg`, as `flan-jax convert`
+    writes one (model.gin, vocab.json, params/)."""
+    from flan_jax import checkpoints
+    from flan_jax.vocab import save_vocab_json
+
+    _, params = tiny_model(cfg, seed)
+    checkpoints.save_params(path, params)
+    (path / checkpoints.MODEL_GIN).write_text(checkpoints.model_gin_text(cfg))
+    save_vocab_json(path, VOCAB.to_json())
+    return path
+
+
 def converted(tmp_path, family):
     """A tiny random transformers model saved, converted to a flan-jax dir with a byte vocab."""
     import pytest

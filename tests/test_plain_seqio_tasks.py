@@ -17,7 +17,7 @@ from flan_jax import checkpoints, config, scoring
 from flan_jax.errors import UserError
 from flan_jax.models import TransformerConfig, build_model
 from flan_jax.placement import LoadedModel
-from flan_jax.vocab import ByteVocab, save_vocab_json
+from tests.fixtures import random_model_dir
 
 VOCAB = seqio.ByteVocabulary()
 FEATURES = {"inputs": seqio.Feature(VOCAB, add_eos=True),
@@ -95,16 +95,7 @@ CFG = TransformerConfig(family="encoder_decoder", emb_dim=32, num_heads=2, head_
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    import jax
-    import jax.numpy as jnp
-
-    d = tmp_path_factory.mktemp("plain_model")
-    params = build_model(CFG).init(jax.random.PRNGKey(3), jnp.ones((1, 4), jnp.int32),
-                                   jnp.ones((1, 4), jnp.int32))["params"]
-    checkpoints.save_params(d, params)
-    (d / "model.gin").write_text(checkpoints.model_gin_text(CFG))
-    save_vocab_json(d, ByteVocab().to_json())
-    return d
+    return random_model_dir(tmp_path_factory.mktemp("plain_model"), CFG, seed=3)
 
 
 def _evaluate(model_dir, mixtures, *extra):

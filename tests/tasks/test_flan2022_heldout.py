@@ -9,8 +9,8 @@ import seqio
 import tasks  # noqa: F401 - registers the collections
 from flan_jax import checkpoints, config
 from flan_jax.models import TransformerConfig, build_model
-from flan_jax.vocab import ByteVocab, save_vocab_json
 from tasks.flan2022 import bbh, mmlu, mock_files, readers
+from tests.fixtures import random_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -106,16 +106,7 @@ CFG = TransformerConfig(family="encoder_decoder", emb_dim=32, num_heads=2, head_
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    import jax
-    import jax.numpy as jnp
-
-    d = tmp_path_factory.mktemp("tiny_model")
-    params = build_model(CFG).init(jax.random.PRNGKey(5), jnp.ones((1, 4), jnp.int32),
-                                   jnp.ones((1, 4), jnp.int32))["params"]
-    checkpoints.save_params(d, params)
-    (d / "model.gin").write_text(checkpoints.model_gin_text(CFG))
-    save_vocab_json(d, ByteVocab().to_json())
-    return d
+    return random_model_dir(tmp_path_factory.mktemp("tiny_model"), CFG, seed=5)
 
 
 def test_eval_reports_categories_and_matches_hand_computed_metrics(model_dir, capsys):
