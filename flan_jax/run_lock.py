@@ -23,7 +23,8 @@ the next run takes it over, logging whose lock it replaced:
   within minutes. A run that must not wait can remove the file: `rm MODEL_DIR/run.lock`
   (`gcloud storage rm gs://.../run.lock`) once sure the holder is gone.
 
-Only process 0 of a multi-host run takes the lock (the others write nothing of their own).
+Only process 0 of a multi-host run takes the lock (the others write nothing of their own); it
+tells the others whether it did, so a refused multi-host run stops on every process.
 """
 
 from __future__ import annotations
@@ -231,10 +232,33 @@ def acquire(model_dir) -> RunLock:
                     "rerun when it has finished, or use another MODEL_DIR.")
 
 
+def _agreed(refusal: UserError | None, processes: int) -> None:
+    """Every process of a multi-host run learns whether process 0 took the lock, so that all
+    of them stop on a refusal (the others would otherwise wait at their first collective for a
+    process that has exited). Raises the refusal on process 0 and a line naming it elsewhere."""
+    if processes > 1:
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        took = int(multihost_utils.broadcast_one_to_all(np.int32(refusal is None)))
+        if not took and refusal is None:
+            raise UserError("process 0 could not take MODEL_DIR's lock (its error says why); "
+                            "this process stops with it.")
+    if refusal is not None:
+        raise refusal
+
+
 @contextlib.contextmanager
-def hold(model_dir, enabled: bool = True):
-    """Holds MODEL_DIR's lock for the duration of the block (`enabled`: process 0)."""
-    lock = acquire(model_dir) if enabled else None
+def hold(model_dir, enabled: bool = True, processes: int = 1):
+    """Holds MODEL_DIR's lock for the duration of the block (`enabled`: process 0). With
+    several `processes`, all of them stop when process 0 is refused."""
+    lock, refusal = None, None
+    if enabled:
+        try:
+            lock = acquire(model_dir)
+        except UserError as e:
+            refusal = e
+    _agreed(refusal, processes)
     try:
         with errors.release_on_sigterm(lock.release if lock else lambda: None):
             yield lock
@@ -257,7 +281,7 @@ def holding_model_dir(fn):
 
         model_dir = signature.bind_partial(*args, **kwargs).arguments.get("model_dir")
         run_checks.check_model_dir(model_dir)
-        with hold(model_dir, enabled=jax.process_index() == 0):
+        with hold(model_dir, enabled=jax.process_index() == 0, processes=jax.process_count()):
             return fn(*args, **kwargs)
 
     return run

@@ -131,3 +131,31 @@ def test_the_lock_on_a_bucket_is_created_once_and_released(request):
     assert re.sub(r"heartbeat \d+ s", "heartbeat 0 s", str(refused.value)) == _refusal(run, holder)
     lock.release()
     assert not paths.as_path(f"{run}/run.lock").exists()
+
+
+@pytest.mark.slow
+def test_every_process_of_a_refused_multi_host_run_stops(tmp_path):
+    """Process 0 is refused the lock; process 1 learns it from process 0 and stops too (before,
+    it waited at its first collective for a process that had exited)."""
+    from tests.fixtures import cli_process, free_port
+
+    proc = _holder_process(tmp_path)
+    try:
+        holder = json.loads((tmp_path / "run.lock").read_text())
+        port = free_port()
+        trainers = [cli_process(tmp_path, "initialize_distributed.cpu_collectives = True",
+                                env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+                                     "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+                                     "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)})
+                    for i in range(2)]
+        outs = [p.communicate(timeout=300)[0] for p in trainers]
+        assert [p.returncode for p in trainers] == [2, 2], outs
+        last = [re.sub(r"heartbeat \d+ s ago", "heartbeat 0 s ago", o.strip().splitlines()[-1])
+                for o in outs]
+        assert last == [f"flan-jax train: {_refusal(tmp_path, holder)}",
+                        "flan-jax train: process 0 could not take MODEL_DIR's lock (its error "
+                        "says why); this process stops with it."]
+        assert json.loads((tmp_path / "run.lock").read_text()) == holder
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
