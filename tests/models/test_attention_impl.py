@@ -224,7 +224,7 @@ def test_attention_impl_names():
     assert attention_impls_for("cpu") == ("einsum", "xla")
 
 
-def _packed_mask(b=2, t=16, causal=True):
+def _two_rows_of_packed_segments(b=2, t=16, causal=True):
     seg = jnp.asarray([[1] * 6 + [2] * 7 + [0] * 3, [1] * 11 + [2] * 5])[:b, :t]
     pos = jnp.asarray([list(range(6)) + list(range(7)) + [0] * 3,
                        list(range(11)) + list(range(5))])[:b, :t]
@@ -235,7 +235,7 @@ def _packed_mask(b=2, t=16, causal=True):
 @pytest.mark.parametrize("causal", [True, False])
 def test_query_blocks_equal_the_whole_core_in_values_and_gradients(block, causal):
     q, k, v = _qkv()
-    mask, valid = _packed_mask(causal=causal)
+    mask, valid = _two_rows_of_packed_segments(causal=causal)
     bias = jax.random.normal(jax.random.PRNGKey(3), (1, 4, 16, 16)) if not causal else None
     blocked = lambda q, k, v: attention.xla_attention(q, k, v, mask, bias, 0.3,  # noqa: E731
                                                       q_block=block)
@@ -256,7 +256,7 @@ def test_query_blocks_hold_one_block_of_scores_at_a_time():
     """The scores ([b, kv_heads, groups, q, k], 16 keys) of the blocked core's forward and
     backward programs have a block's queries, the whole core's all 16."""
     q, k, v = _qkv()
-    mask, valid = _packed_mask()
+    mask, valid = _two_rows_of_packed_segments()
 
     def widest(block):
         fn = lambda q, k, v: jnp.sum(attention.xla_attention(  # noqa: E731
