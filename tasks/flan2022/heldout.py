@@ -7,7 +7,7 @@
 
 Evaluation only: no training mixture holds them. Their clusters are the report's rows:
 mmlu_{stem,humanities,social_sciences,other}, bbh_{nlp,algorithmic}, bbh_cot_{nlp,algorithmic}.
-Files are read only when a task's dataset is requested, from `downloads.data_dir()` (or the
+Files are read only when a task's dataset is requested, from `sources.text_file_dir()` (or the
 fixtures while `mock_files.active()`); a missing file names `flan-jax data prepare`.
 """
 
@@ -21,9 +21,9 @@ import seqio
 import tensorflow as tf
 from t5.evaluation import metrics as t5_metrics
 
-from tasks import catalogue
+from tasks import catalogue, sources
 from tasks.catalogue import TaskInfo
-from tasks.flan2022 import bbh, downloads, mmlu, mock_files
+from tasks.flan2022 import bbh, mmlu, mock_files
 
 COLLECTION = "flan2022"
 MMLU_MIXTURE, BBH_MIXTURE, BBH_COT_MIXTURE = "mmlu_5shot", "bbh_3shot", "bbh_cot_3shot"
@@ -44,13 +44,13 @@ def _text_source(rows_fn: Callable[[str], Iterable[dict]], splits: Iterable[str]
 
 
 def _mmlu_rows(subject: str, split: str) -> list[dict]:
-    root, read = mock_files.resolve("mmlu", subject, downloads.data_dir())
+    root, read = mock_files.resolve("mmlu", subject, sources.text_file_dir())
     return mmlu.examples(os.path.join(root, "mmlu"), read, split)
 
 
 def _bbh_rows(task: str, variant: str, split: str) -> list[dict]:
     del split  # BBH has one split
-    root, read = mock_files.resolve("bbh", task, downloads.data_dir())
+    root, read = mock_files.resolve("bbh", task, sources.text_file_dir())
     return bbh.examples(os.path.join(root, "bbh"), read, variant)
 
 

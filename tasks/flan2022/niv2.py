@@ -16,7 +16,8 @@ import functools
 import os
 import re
 
-from tasks.flan2022 import downloads, mock_files, readers
+from tasks import sources
+from tasks.flan2022 import mock_files, readers
 from tasks.flan2022.mixing import COLLECTION, Entry
 from tasks.spec import DatasetSpec, FileRecordsSource, Template
 
@@ -106,7 +107,7 @@ def records(task: readers.NIv2Task, cap: int = CAP) -> tuple[list[dict], list[di
 def read(name: str, split: str) -> list[dict]:
     """The records of one task: "train" (its first CAP instances) or "exemplars" (its
     positive examples), from the data dir (the fixtures' stand-in while mocked)."""
-    root, stand_in = mock_files.resolve("niv2", name, downloads.data_dir())
+    root, stand_in = mock_files.resolve("niv2", name, sources.text_file_dir())
     task = readers.niv2_task(task_file(root, stand_in))
     task = readers.NIv2Task(name, task.definition, task.positive_examples, task.instances)
     instances, positives = records(task)
@@ -122,7 +123,7 @@ def spec(name: str, count: int | None = None) -> DatasetSpec:
             output_fields={"definition": str, "input": str, "output": str},
             num_examples={"train": rate(name) if count is None else min(CAP, count)},
             splits=("train", "exemplars"),
-            path=lambda: task_file(downloads.data_dir(), name)),
+            path=lambda: task_file(sources.text_file_dir(), name)),
         templates=TEMPLATES, eval_split="train", exemplar_split="exemplars", display_name=name)
 
 

@@ -23,7 +23,8 @@ import itertools
 import os
 from typing import Iterable, Iterator, Sequence
 
-from tasks.flan2022 import downloads, mock_files, niv2, readers
+from tasks import sources
+from tasks.flan2022 import mock_files, niv2, readers
 from tasks.flan2022.mixing import COLLECTION, Entry
 from tasks.spec import DatasetSpec, FileRecordsSource, Template
 
@@ -90,7 +91,7 @@ def to_fields(row: dict, prompt: Prompt) -> dict | None:
 def read(prompt: Prompt, split: str) -> Iterator[dict]:
     """The first CAP usable rows of the prompt's train file (the fixtures' stand-in while
     mocked)."""
-    root, name = mock_files.resolve("p3", prompt.name, downloads.data_dir())
+    root, name = mock_files.resolve("p3", prompt.name, sources.text_file_dir())
     rows = (to_fields(r, prompt) for r in readers.p3_rows(prompt_folder(root, name), split))
     return itertools.islice((r for r in rows if r is not None), CAP)
 
@@ -102,7 +103,7 @@ def spec(prompt: Prompt) -> DatasetSpec:
         name=niv2.canonical(f"t0_{prompt.name}"), collection=COLLECTION, cluster="t0",
         source=FileRecordsSource(name=f"p3/{prompt.name}", read=functools.partial(read, prompt),
                                  output_fields=fields, num_examples={"train": rate(prompt)},
-                                 path=lambda: prompt_folder(downloads.data_dir(), prompt.name)),
+                                 path=lambda: prompt_folder(sources.text_file_dir(), prompt.name)),
         templates=TEMPLATES, options_field="answer_choices" if options else None,
         answer_field="answer", eval_split="train", display_name=prompt.name)
 
