@@ -45,6 +45,7 @@ PREEMPTED_MESSAGE = ("stopped by SIGTERM; what was saved is kept (nothing, if it
 
 
 _ON_STOP: list = []  # what a SIGTERM outside the training loop releases (the MODEL_DIR lock)
+_STDERR_FD: int | None = None  # the process's real stderr, duplicated before TensorFlow imports
 
 
 def stop_on_sigterm(command: str) -> None:
@@ -78,8 +79,11 @@ def stop_on_sigterm(command: str) -> None:
         os.write(stderr_fd, f"flan-jax {command}: {PREEMPTED_MESSAGE}\n".encode())
         os._exit(EXIT_PREEMPTED)
 
+    global _STDERR_FD
     if threading.current_thread() is threading.main_thread():
-        stderr_fd = os.dup(2)
+        if _STDERR_FD is None:  # once a process (commands run in-process by tests call again)
+            _STDERR_FD = os.dup(2)
+        stderr_fd = _STDERR_FD
         signal.signal(signal.SIGTERM, stop)
 
 
