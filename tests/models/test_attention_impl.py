@@ -15,13 +15,11 @@ import pytest
 from flan_jax.models import attention, build_model, init_cache
 from flan_jax.models.attention import AttentionMask
 from flan_jax.models.config import attention_impls_for, plain_config
+from tests import fixtures
 
-ENC_DEC = plain_config(family="encoder_decoder", vocab_size=61, emb_dim=32, num_heads=4,
-                       head_dim=8, mlp_dim=48, num_encoder_layers=2, num_decoder_layers=2,
-                       relative_attention_num_buckets=8, relative_attention_max_distance=16)
-DEC_ONLY = plain_config(family="decoder_only", vocab_size=61, emb_dim=32, num_heads=4,
-                        num_kv_heads=2, head_dim=8, mlp_dim=48, num_encoder_layers=0,
-                        num_decoder_layers=2, mlp_activation="silu")
+# the shared tiny configs with a 61-word vocabulary (`_tokens` draws ids below 61)
+ENC_DEC = plain_config(**{**vars(fixtures.ENC_DEC), "vocab_size": 61})
+DEC_ONLY = plain_config(**{**vars(fixtures.DEC_ONLY), "vocab_size": 61})
 CASES = {
     "encoder_decoder_packed": ENC_DEC,
     "encoder_decoder_padded_gqa_prompt": dataclasses.replace(ENC_DEC, num_kv_heads=2,

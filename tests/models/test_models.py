@@ -8,13 +8,12 @@ import pytest
 
 from flan_jax import partitioning
 from flan_jax.models import TransformerConfig, build_model, count_params, init_cache
+from flan_jax.models.config import plain_config
+from tests import fixtures
 
-ENC_DEC = TransformerConfig(family="encoder_decoder", vocab_size=61, emb_dim=32, num_heads=4,
-                            head_dim=8, mlp_dim=48, num_encoder_layers=2, num_decoder_layers=2,
-                            relative_attention_num_buckets=8, relative_attention_max_distance=16)
-DEC_ONLY = TransformerConfig(family="decoder_only", vocab_size=61, emb_dim=32, num_heads=4,
-                             num_kv_heads=2, head_dim=8, mlp_dim=48, num_encoder_layers=0,
-                             num_decoder_layers=2, mlp_activation="silu")
+# the shared tiny configs with a 61-word vocabulary (`_tokens` draws ids below 61)
+ENC_DEC = plain_config(**{**vars(fixtures.ENC_DEC), "vocab_size": 61})
+DEC_ONLY = plain_config(**{**vars(fixtures.DEC_ONLY), "vocab_size": 61})
 
 
 def _init(cfg, *args):
