@@ -75,11 +75,19 @@ def snapshot(path):
 def losses(model_dir):
     rows = [json.loads(line) for line in (pathlib.Path(model_dir) / "metrics.jsonl").open()]
     return {r["step"]: r["loss"] for r in rows}
+def xla_flags(devices: int = 8) -> str:
+    """This session's XLA_FLAGS (conftest.py's) with `devices` simulated CPU devices, for a
+    subprocess."""
+    kept = [f for f in os.environ.get("XLA_FLAGS", "").split()
+            if not f.startswith("--xla_force_host_platform_device_count")]
+    return " ".join([f"--xla_force_host_platform_device_count={devices}", *kept])
+
+
 def cli_process(model_dir, *extra, env=None):
     args = [sys.executable, "-m", "flan_jax.cli", "train", "--gin_file=runs/demo.gin",
             f"--gin.MODEL_DIR='{model_dir}'"] + [f"--gin.{b.replace(' = ', '=', 1)}" for b in
                                                   TINY + list(extra)]
-    full_env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+    full_env = {**os.environ, "XLA_FLAGS": xla_flags(8),
                 "JAX_PLATFORMS": "cpu", **(env or {})}
     return subprocess.Popen(args, cwd=REPO, env=full_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -137,14 +137,14 @@ def test_the_lock_on_a_bucket_is_created_once_and_released(request):
 def test_every_process_of_a_refused_multi_host_run_stops(tmp_path):
     """Process 0 is refused the lock; process 1 learns it from process 0 and stops too (before,
     it waited at its first collective for a process that had exited)."""
-    from tests.fixtures import cli_process, free_port
+    from tests.fixtures import cli_process, free_port, xla_flags
 
     proc = _holder_process(tmp_path)
     try:
         holder = json.loads((tmp_path / "run.lock").read_text())
         port = free_port()
         trainers = [cli_process(tmp_path, "initialize_distributed.cpu_collectives = True",
-                                env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+                                env={"XLA_FLAGS": xla_flags(4),
                                      "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
                                      "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)})
                     for i in range(2)]

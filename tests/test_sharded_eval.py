@@ -20,6 +20,7 @@ from flan_jax import checkpoints, config, partitioning
 from flan_jax import evaluate as _evaluate_module  # noqa: F401  (registers `evaluate` with gin)
 from flan_jax.models import TransformerConfig, build_model, init_params_fn
 from flan_jax.models.config import plain_config
+from tests.fixtures import xla_flags
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SINGLE = {"data": 1, "fsdp": 1, "tensor": 1}
@@ -191,7 +192,7 @@ def test_two_processes_write_what_one_process_writes(tmp_path):
         return ["infer", "--mode", "rank", "--checkpoint", str(model), "--input_file",
                 str(records), "--output_file", str(out), "--batch_size", "2", mesh]
 
-    four = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    four = {"XLA_FLAGS": xla_flags(4)}
     for args in (common_eval + [f"--gin.evaluate.output_dir='{tmp_path / 'one'}'"],
                  infer_args(tmp_path / "one.jsonl")):
         proc = _cli(args, four)
@@ -202,7 +203,7 @@ def test_two_processes_write_what_one_process_writes(tmp_path):
                                 "--gin.initialize_distributed.cpu_collectives=True"],
                  infer_args(tmp_path / "two.jsonl") +
                  ["--gin.initialize_distributed.cpu_collectives=True"]):
-        procs = [_cli(args, {**{"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+        procs = [_cli(args, {**{"XLA_FLAGS": xla_flags(2)},
                              "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
                              "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)})
                  for i in range(2)]

@@ -20,6 +20,7 @@ from tests.fixtures import cli_process as _cli
 from tests.fixtures import losses as _losses
 from tests.fixtures import train_run as _train
 from tests.fixtures import wait_for_step as _wait_for_step
+from tests.fixtures import xla_flags
 
 
 def test_loss_decreases_and_run_files_are_written(tmp_path):
@@ -250,7 +251,7 @@ def test_two_processes_agree_with_one_process_on_eight_devices(tmp_path):
     assert single.wait(timeout=300) == 0, single.stdout.read()
     port = 23456 + os.getpid() % 1000
     procs = [_cli(tmp_path / "multi", *common, "initialize_distributed.cpu_collectives = True",
-                  env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+                  env={"XLA_FLAGS": xla_flags(4),
                        "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
                        "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)}) for i in range(2)]
     outs = [p.communicate(timeout=400)[0] for p in procs]

@@ -16,6 +16,7 @@ from tests.fixtures import cli_process as _cli
 from tests.fixtures import losses as _losses
 from tests.fixtures import train_run as _train
 from tests.fixtures import wait_for_step as _wait_for_step
+from tests.fixtures import xla_flags
 
 LENGTHS = {"inputs": 64, "targets": 16}
 
@@ -111,7 +112,7 @@ def test_two_processes_agree_with_one_process_from_a_cache(tmp_path, cache_dir, 
     def two(model_dir, steps):
         procs = [_cli(model_dir, *common, f"TRAIN_STEPS = {steps}",
                       "initialize_distributed.cpu_collectives = True",
-                      env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+                      env={"XLA_FLAGS": xla_flags(4),
                            "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
                            "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i)})
                  for i in range(2)]

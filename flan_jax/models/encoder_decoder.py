@@ -11,7 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flan_jax.models.attention import Attention, AttentionMask, stack_relative_bias
+from flan_jax.models.attention import Attention, AttentionMask
+from flan_jax.models.relative_position import stack_relative_bias
 from flan_jax.models.config import TransformerConfig
 from flan_jax.models.layers import (SCANNED_LAYERS, DenseGeneral, Embed, Mlp, RMSNorm, _param,
                                     constrain, layer_stack, maybe_remat, prepend_prompt,

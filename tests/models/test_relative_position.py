@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax.models.attention import (AttentionMask, relative_position_bias,
-                                       relative_position_bucket, stack_relative_bias)
+from flan_jax.models.attention import AttentionMask
+from flan_jax.models.relative_position import (relative_position_bias,
+                                               relative_position_bucket, stack_relative_bias)
 
 
 # --- the previous bias computation (a per-row take from the table), kept as the reference; the
