@@ -32,11 +32,27 @@ previous run stopped; see `tasks/flan2022/downloads.py`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import traceback
 from typing import Sequence
 
-from flan_jax.data.prepare_status import FAILED, MANUAL, READY, Row
+READY = "ready"
+MANUAL = "needs manual download"
+FAILED = "failed"
+
+
+@dataclasses.dataclass
+class Row:
+    """One row of the status table: a dataset (a TFDS builder or a set of fetched files), the
+    tasks that use it, and how its preparation went."""
+    tfds_name: str
+    used_by: list[str]
+    manual_download: str | None = None
+    status: str = ""
+    detail: str = ""
+    source: object = None  # a tasks.spec.TextFileSource: fetched, not built by TFDS
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flan-jax data", description=__doc__.split("\n\n")[0])
@@ -156,7 +172,7 @@ def file_rows(name: str, subset: Sequence[str] | None) -> list[Row]:
         return []
     from tasks.flan2022 import downloads
 
-    return downloads.table_rows(name, subset)
+    return [Row(f"files:{n}", [name]) for n in downloads.source_names(name, subset)]
 
 
 def _is_prepared(builder) -> bool:
@@ -248,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             from tasks.flan2022 import downloads
 
             source = downloads.SOURCES[row.tfds_name.removeprefix("files:")]
-            row.status, row.detail = downloads.prepare(source, log=print)
+            complete, row.detail = downloads.prepare(source, log=print)
+            row.status = READY if complete else FAILED
         else:
             prepare(row, args.data_dir, args.manual_dir)
         print(f"[{i}/{len(rows)}] {row.tfds_name}: {row.status}", flush=True)

@@ -174,11 +174,9 @@ def _one_line(e: BaseException) -> str:
 
 
 def prepare(source: FileSource, root: str | None = None, opener: Callable = _open,
-            log: Callable[[str], None] = lambda s: None) -> tuple[str, str]:
-    """(status, detail) after fetching every file of `source` that is not complete yet:
-    "ready", or "failed" with how many files are missing, the first reason and what to do."""
-    from flan_jax.data.prepare_status import FAILED, READY
-
+            log: Callable[[str], None] = lambda s: None) -> tuple[bool, str]:
+    """(complete, detail) after fetching every file of `source` that is not complete yet: where
+    the files are, or how many are missing, the first reason and what to do."""
     root = root or data_dir()
     downloads = source.downloads()
     failures: list[tuple[Download, Exception]] = []
@@ -190,10 +188,10 @@ def prepare(source: FileSource, root: str | None = None, opener: Callable = _ope
         if i % 100 == 0 or i == len(downloads):
             log(f"{source.name}: {i}/{len(downloads)} files ({len(failures)} failed)")
     if not failures:
-        return READY, f"{len(downloads)} files in {root}"
+        return True, f"{len(downloads)} files in {root}"
     first, error = failures[0]
     what_to_do = source.manual.replace("DATA", root)
-    return FAILED, (f"{len(failures)} of {len(downloads)} files missing (first: {first.dest}: "
+    return False, (f"{len(failures)} of {len(downloads)} files missing (first: {first.dest}: "
                     f"{_one_line(error)}); re-run to resume, or {what_to_do}")
 
 
@@ -204,9 +202,6 @@ def missing_files(source: FileSource, root: str | None = None) -> list[str]:
             if not any(os.path.exists(os.path.join(root, rel)) for rel, _ in d.choices)]
 
 
-def table_rows(name: str, subset: Sequence[str] | None = None) -> list:
-    """`data prepare` rows (flan_jax.data.prepare_status.Row) for the file sources `name` reads."""
-    from flan_jax.data.prepare_status import Row
-
-    picked = [s for s in sources_for(name) if not subset or s.name in subset]
-    return [Row(f"files:{s.name}", [name], None) for s in picked]
+def source_names(name: str, subset: Sequence[str] | None = None) -> list[str]:
+    """The names of the file sources `name` reads (those in `subset` when given)."""
+    return [s.name for s in sources_for(name) if not subset or s.name in subset]

@@ -87,13 +87,13 @@ def test_prepare_reports_missing_files_with_what_to_do(tmp_path):
         downloads.Download(((f"demo/{i}.json", f"https://x/{i}"),)) for i in range(3)],
         "put the files into DATA/demo/")
     server = FakeServer({f"https://x/{i}": b"{}" for i in range(3)}, broken={"https://x/1"})
-    status, detail = downloads.prepare(source, str(tmp_path), server)
-    assert status == data_cli.FAILED
+    complete, detail = downloads.prepare(source, str(tmp_path), server)
+    assert complete is False
     assert detail.startswith("1 of 3 files missing (first: demo/1.json: HTTPError")
     assert detail.endswith(f"re-run to resume, or put the files into {tmp_path}/demo/")
     server.broken.clear()
     assert downloads.prepare(source, str(tmp_path), server) == (
-        data_cli.READY, f"3 files in {tmp_path}")
+        True, f"3 files in {tmp_path}")
     assert [u for u, _ in server.requests].count("https://x/0") == 1  # kept, not re-fetched
 
 
@@ -105,8 +105,7 @@ def test_mmlu_archive_is_unpacked(tmp_path):
         info.size = len(body)
         tar.addfile(info, io.BytesIO(body))
     server = FakeServer({downloads.MMLU_URL: archive.getvalue()})
-    assert downloads.prepare(downloads.SOURCES["mmlu"], str(tmp_path), server)[0] == \
-        data_cli.READY
+    assert downloads.prepare(downloads.SOURCES["mmlu"], str(tmp_path), server)[0] is True
     assert (tmp_path / "mmlu/data/dev/astronomy_dev.csv").read_bytes() == b"q,a,b,c,d,A\n"
 
 
@@ -129,8 +128,8 @@ def test_data_prepare_table_goes_on_after_a_failed_source(tmp_path, monkeypatch,
     def fake_prepare(source, root=None, opener=None, log=print):
         calls.append(source.name)
         if source.name == "mmlu":
-            return data_cli.FAILED, "1 of 1 files missing (first: mmlu/data.tar: URLError)"
-        return data_cli.READY, "ok"
+            return False, "1 of 1 files missing (first: mmlu/data.tar: URLError)"
+        return True, "ok"
 
     monkeypatch.setattr(downloads, "prepare", fake_prepare)
     assert data_cli.main(["prepare", "flan2022", "--datasets", "mmlu,bbh"]) == 1
