@@ -10,6 +10,8 @@ from flan_jax import losses
 from flan_jax.models import build_model, output_head_kernel
 from flan_jax.models.config import plain_config
 
+pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
+
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 

@@ -17,6 +17,8 @@ from flan_jax.placement import LoadedModel
 from flan_jax.scoring import RankSettings
 from tests.fixtures import DEC_ONLY, ENC_DEC, INPUTS, OPTIONS, PREFIX_LM, VOCAB, tiny_model
 
+pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
+
 PROMPTED = {name: dataclasses.replace(cfg, prompt_length=5) for name, cfg in
             {"encoder_decoder": ENC_DEC, "decoder_only": DEC_ONLY, "prefix_lm": PREFIX_LM}.items()}
 

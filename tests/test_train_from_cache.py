@@ -18,6 +18,8 @@ from tests.fixtures import train_run as _train
 from tests.fixtures import wait_for_step as _wait_for_step
 from tests.fixtures import xla_flags
 
+pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
+
 LENGTHS = {"inputs": 64, "targets": 16}
 
 

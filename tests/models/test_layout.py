@@ -15,6 +15,8 @@ from flan_jax import checkpoints, partitioning
 from flan_jax.models import build_model, init_cache, layout
 from flan_jax.models.config import plain_config
 
+pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
+
 ENC_DEC = plain_config(family="encoder_decoder", vocab_size=61, emb_dim=32, num_heads=4,
                        num_kv_heads=2, head_dim=8, mlp_dim=48, num_encoder_layers=2,
                        num_decoder_layers=3, relative_attention_num_buckets=8,

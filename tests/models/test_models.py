@@ -11,6 +11,8 @@ from flan_jax.models import TransformerConfig, build_model, count_params, init_c
 from flan_jax.models.config import plain_config
 from tests import fixtures
 
+pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
+
 # the shared tiny configs with a 61-word vocabulary (`_tokens` draws ids below 61)
 ENC_DEC = plain_config(**{**vars(fixtures.ENC_DEC), "vocab_size": 61})
 DEC_ONLY = plain_config(**{**vars(fixtures.DEC_ONLY), "vocab_size": 61})
