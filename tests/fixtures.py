@@ -16,6 +16,7 @@ import numpy as np
 
 from flan_jax import config
 from flan_jax.models import TransformerConfig, build_model
+from flan_jax.models.config import plain_config
 from flan_jax.vocab import ByteVocab
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -125,6 +126,24 @@ def tiny_model(cfg, seed=0):
     tokens = jnp.ones((1, 4), jnp.int32)
     args = (tokens, tokens) if cfg.family == "encoder_decoder" else (tokens,)
     return model, nn.meta.unbox(model.init(jax.random.PRNGKey(seed), *args)["params"])
+
+
+# The tiny configs with a 61-word vocabulary, for model tests that draw their own token ids.
+SMALL_VOCAB = 61
+ENC_DEC_61 = plain_config(**{**vars(ENC_DEC), "vocab_size": SMALL_VOCAB})
+DEC_ONLY_61 = plain_config(**{**vars(DEC_ONLY), "vocab_size": SMALL_VOCAB})
+
+
+def random_tokens(shape, seed=0, low=3):
+    """int32 token ids in [low, SMALL_VOCAB) (0 is padding; 1 and 2 are EOS and UNK)."""
+    return jnp.asarray(np.random.RandomState(seed).randint(low, SMALL_VOCAB, size=shape),
+                       jnp.int32)
+
+
+def init_model(cfg, *args):
+    """`cfg`'s model and its unboxed parameters initialised (PRNGKey(0)) on `args`."""
+    model = build_model(cfg)
+    return model, nn.meta.unbox(model.init(jax.random.PRNGKey(0), *args)["params"])
 
 
 def random_model_dir(path, cfg, seed=0):

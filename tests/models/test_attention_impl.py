@@ -19,9 +19,7 @@ from tests import fixtures
 
 pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
 
-# the shared tiny configs with a 61-word vocabulary (`_tokens` draws ids below 61)
-ENC_DEC = plain_config(**{**vars(fixtures.ENC_DEC), "vocab_size": 61})
-DEC_ONLY = plain_config(**{**vars(fixtures.DEC_ONLY), "vocab_size": 61})
+ENC_DEC, DEC_ONLY = fixtures.ENC_DEC_61, fixtures.DEC_ONLY_61
 CASES = {
     "encoder_decoder_packed": ENC_DEC,
     "encoder_decoder_padded_gqa_prompt": dataclasses.replace(ENC_DEC, num_kv_heads=2,
@@ -33,8 +31,7 @@ CASES = {
 TOLERANCE = {"float32": 1e-5, "bfloat16": 1e-2}
 
 
-def _tokens(shape, seed):
-    return jnp.asarray(np.random.RandomState(seed).randint(3, 61, size=shape), jnp.int32)
+_tokens = fixtures.random_tokens
 
 
 def _inputs(name, cfg):

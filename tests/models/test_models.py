@@ -1,4 +1,6 @@
-"""Model behaviour: cached decoding equals the full forward pass; sharding changes nothing."""
+"""Behaviour shared by both families (flan_jax/models/__init__.py, config.py): logical axes on
+every parameter, sharding and remat change nothing, bfloat16 compute keeps float32 parameters.
+Each family's own behaviour: tests/models/test_encoder_decoder.py, test_decoder_only.py."""
 
 import flax.linen as nn
 import jax
@@ -7,25 +9,13 @@ import numpy as np
 import pytest
 
 from flan_jax import partitioning
-from flan_jax.models import TransformerConfig, build_model, count_params, init_cache
-from flan_jax.models.config import plain_config
-from tests import fixtures
+from flan_jax.models import TransformerConfig, build_model, count_params
+from tests.fixtures import DEC_ONLY_61 as DEC_ONLY
+from tests.fixtures import ENC_DEC_61 as ENC_DEC
+from tests.fixtures import init_model as _init
+from tests.fixtures import random_tokens as _tokens
 
 pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
-
-# the shared tiny configs with a 61-word vocabulary (`_tokens` draws ids below 61)
-ENC_DEC = plain_config(**{**vars(fixtures.ENC_DEC), "vocab_size": 61})
-DEC_ONLY = plain_config(**{**vars(fixtures.DEC_ONLY), "vocab_size": 61})
-
-
-def _init(cfg, *args):
-    model = build_model(cfg)
-    params = nn.meta.unbox(model.init(jax.random.PRNGKey(0), *args)["params"])
-    return model, params
-
-
-def _tokens(shape, seed=0, low=3):
-    return jnp.asarray(np.random.RandomState(seed).randint(low, 61, size=shape), jnp.int32)
 
 
 def test_parameters_carry_logical_axes():
@@ -36,63 +26,6 @@ def test_parameters_carry_logical_axes():
     names = {name for spec in specs for name in spec}
     assert {"embed", "mlp", "heads", "kv_heads", "kv", "vocab"} <= names
     assert all(len(spec) > 0 for spec in specs)
-
-
-@pytest.mark.parametrize("prefix_lm", [False, True])
-def test_decoder_only_cached_decoding_equals_full_forward(prefix_lm):
-    cfg = DEC_ONLY if not prefix_lm else DEC_ONLY.__class__(**{**DEC_ONLY.__dict__,
-                                                              "prefix_lm": True})
-    tokens = _tokens((2, 10))
-    prefix_len = 4
-    flags = jnp.broadcast_to(jnp.arange(10) < prefix_len, tokens.shape)
-    model, params = _init(cfg, tokens)
-    full = model.apply({"params": params}, tokens, decoder_causal_attention=flags)
-
-    cache = init_cache(model, params, batch_size=2, max_length=10)
-    pos = jnp.broadcast_to(jnp.arange(10, dtype=jnp.int32), tokens.shape)
-    seg = jnp.ones_like(tokens)
-    logits, vars_ = model.apply({"params": params, "cache": cache}, tokens[:, :prefix_len],
-                                seg[:, :prefix_len], pos[:, :prefix_len],
-                                flags[:, :prefix_len], decode=True, mutable=["cache"])
-    steps = [logits]
-    for t in range(prefix_len, 10):
-        logits, vars_ = model.apply({"params": params, "cache": vars_["cache"]},
-                                    tokens[:, t:t + 1], seg[:, t:t + 1], pos[:, t:t + 1],
-                                    flags[:, t:t + 1], decode=True, mutable=["cache"])
-        steps.append(logits)
-    np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, atol=1e-5, rtol=1e-5)
-
-
-def test_encoder_decoder_cached_decoding_equals_full_forward():
-    enc = _tokens((2, 7), seed=1).at[1, 5:].set(0)
-    dec = _tokens((2, 6), seed=2).at[:, 0].set(0)
-    model, params = _init(ENC_DEC, enc, dec)
-    full = model.apply({"params": params}, enc, dec, decoder_segment_ids=jnp.ones_like(dec))
-
-    encoded = model.apply({"params": params}, enc, method="encode")
-    enc_seg = (enc > 0).astype(jnp.int32)
-    cache = init_cache(model, params, batch_size=2, max_length=6, encoder_length=7)
-    steps = []
-    for t in range(6):
-        pos = jnp.full((2, 1), t, jnp.int32)
-        logits, vars_ = model.apply({"params": params, "cache": cache}, encoded, enc_seg,
-                                    dec[:, t:t + 1], decoder_positions=pos, decode=True,
-                                    method="decode", mutable=["cache"])
-        cache = vars_["cache"]
-        steps.append(logits)
-    np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, atol=1e-5, rtol=1e-5)
-
-
-def test_packed_segments_do_not_attend_to_each_other():
-    """Two examples packed in one row give the logits each gives alone."""
-    a, b = _tokens((1, 4), seed=3), _tokens((1, 5), seed=4)
-    model, params = _init(DEC_ONLY, a)
-    packed = jnp.concatenate([a, b], axis=1)
-    seg = jnp.asarray([[1] * 4 + [2] * 5])
-    pos = jnp.asarray([list(range(4)) + list(range(5))])
-    out = model.apply({"params": params}, packed, seg, pos)
-    np.testing.assert_allclose(out[:, :4], model.apply({"params": params}, a), atol=1e-5)
-    np.testing.assert_allclose(out[:, 4:], model.apply({"params": params}, b), atol=1e-5)
 
 
 @pytest.mark.parametrize("cfg", [ENC_DEC, DEC_ONLY], ids=["encoder_decoder", "decoder_only"])
