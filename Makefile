@@ -7,11 +7,11 @@ export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
 export JAX_PLATFORMS ?= cpu
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 PYTEST_ARGS ?=
-# Two pytest workers (one per core of the reference machine; three were slower); a test module
-# stays on one worker so its module-scoped fixtures (a trained run, a converted model) are built
-# once. Modules go out in collection order, where tests/conftest.py puts the `heavy` ones first
-# (xdist's own order, most tests first, left the end-to-end modules for last).
-XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
+# Two pytest workers (one per core of the reference machine; three were slower, and so was
+# sending the end-to-end modules first: two of them at once contend more than one beside small
+# tests); a test module stays on one worker so its module-scoped fixtures (a trained run, a
+# converted model) are built once.
+XDIST ?= -n 2 --dist loadfile
 # The tests compile the same tiny models in many processes (each trainer test is a subprocess):
 # one JAX compilation cache for all of them compiles each program once per checkout. Results
 # are unchanged (an executable read back is the one compiled); bench/compile.py switches it off.

@@ -24,18 +24,30 @@ import gin  # noqa: E402
 import pytest  # noqa: E402
 
 
-def pytest_collection_modifyitems(items):
-    """Modules marked `heavy` run first. `make test`'s two workers take a module at a time in
-    this order, so a long module left for the end would keep one worker busy while the other
-    has nothing left (the order within a module, and among the rest, is unchanged)."""
-    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
-
-
 @pytest.fixture(autouse=True)
 def _fresh_gin():
     """Gin bindings parsed by one test (a training run's) must not configure the next one."""
     yield
     gin.clear_config()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """`tiny_run(steps)`: the model directory of a run of tests/fixtures.py's TINY settings
+    trained for `steps` steps, trained once per worker and shared by every module that asks for
+    the same length. Tests that write into a run work on a copy of it."""
+    from tests.fixtures import train_run
+
+    runs = {}
+
+    def trained(steps: int):
+        if steps not in runs:
+            path = tmp_path_factory.mktemp(f"tiny_run_{steps}_steps")
+            train_run(path, f"TRAIN_STEPS = {steps}")
+            runs[steps] = path
+        return runs[steps]
+
+    return trained
 
 
 @pytest.fixture(scope="session")

@@ -125,7 +125,7 @@ def tiny_model(cfg, seed=0):
     model = build_model(cfg)
     tokens = jnp.ones((1, 4), jnp.int32)
     args = (tokens, tokens) if cfg.family == "encoder_decoder" else (tokens,)
-    return model, nn.meta.unbox(model.init(jax.random.PRNGKey(seed), *args)["params"])
+    return model, nn.meta.unbox(jax.jit(model.init)(jax.random.PRNGKey(seed), *args)["params"])
 
 
 # The tiny configs with a 61-word vocabulary, for model tests that draw their own token ids.
@@ -143,7 +143,16 @@ def random_tokens(shape, seed=0, low=3):
 def init_model(cfg, *args):
     """`cfg`'s model and its unboxed parameters initialised (PRNGKey(0)) on `args`."""
     model = build_model(cfg)
-    return model, nn.meta.unbox(model.init(jax.random.PRNGKey(0), *args)["params"])
+    variables = jax.jit(model.init)(jax.random.PRNGKey(0), *args)  # one compile, not one an op
+    return model, nn.meta.unbox(variables["params"])
+
+
+def jitted_apply(model, **static):
+    """`model.apply` compiled whole, once per input shape (an eager apply compiles each operation
+    on its own: ten times the compile time of a test). `static`: keyword arguments fixed at
+    trace time (decode=True, mutable=["cache"], method="encode", return_hidden=True)."""
+    return jax.jit(lambda variables, *args, **kwargs: model.apply(variables, *args, **static,
+                                                                  **kwargs))
 
 
 def random_model_dir(path, cfg, seed=0):

@@ -11,8 +11,6 @@ from flan_jax.decoding import DecodeSettings
 from flan_jax.placement import LoadedModel
 from tests.fixtures import DEC_ONLY, ENC_DEC, PREFIX_LM, VOCAB, tiny_model
 
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
-
 CONFIGS = {"encoder_decoder": ENC_DEC, "decoder_only": DEC_ONLY, "prefix_lm": PREFIX_LM}
 PROMPTS = ["hello there", "a", "what is the capital of France?"]
 STEPS = 6

@@ -5,8 +5,6 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
-
 TINY_DEMO = [
     "TransformerConfig.emb_dim = 32", "TransformerConfig.num_heads = 2",
     "TransformerConfig.head_dim = 16", "TransformerConfig.mlp_dim = 64",

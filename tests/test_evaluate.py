@@ -10,8 +10,6 @@ from flan_jax import evaluate as _evaluate_module  # noqa: F401  (registers `eva
 
 from tests.fixtures import TINY
 
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
-
 
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory):

@@ -11,8 +11,6 @@ from flan_jax.decoding import DecodeSettings
 from flan_jax.placement import LoadedModel
 from flan_jax.scoring import RankSettings
 
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
-
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 

@@ -10,8 +10,6 @@ from flan_jax import losses
 from flan_jax.models import build_model, output_head_kernel
 from flan_jax.models.config import plain_config
 
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
-
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 
@@ -78,7 +76,7 @@ def test_model_gradients_match_unchunked(name):
                   "decoder_target_tokens": tokens}
     else:
         inputs = {"decoder_input_tokens": tokens}
-    params = nn.meta.unbox(model.init(jax.random.PRNGKey(0), **inputs)["params"])
+    params = nn.meta.unbox(jax.jit(model.init)(jax.random.PRNGKey(0), **inputs)["params"])
 
     def unchunked(p):
         logits = model.apply({"params": p}, **inputs)
@@ -89,7 +87,7 @@ def test_model_gradients_match_unchunked(name):
         return losses.chunked_token_loss_sums(hidden, output_head_kernel(cfg, p), targets,
                                               weights, 1e-3, 3)["loss_sum"]
 
-    (v_want, g_want), (v_got, g_got) = (jax.value_and_grad(f)(params)
+    (v_want, g_want), (v_got, g_got) = (jax.jit(jax.value_and_grad(f))(params)
                                         for f in (unchunked, chunked))
     np.testing.assert_allclose(v_got, v_want, **TOL)
     flat_want = jax.tree_util.tree_leaves_with_path(g_want)

@@ -19,8 +19,8 @@ OPTIONS = [["yes", "no"], ["four", "five", "six"]]
 
 def _model():
     model = build_model(CFG)
-    params = model.init(jax.random.PRNGKey(0), jnp.ones((1, 4), jnp.int32),
-                        jnp.ones((1, 4), jnp.int32))["params"]
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.ones((1, 4), jnp.int32),
+                                 jnp.ones((1, 4), jnp.int32))["params"]
     return model, params
 
 

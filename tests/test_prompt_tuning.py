@@ -17,8 +17,6 @@ from flan_jax.placement import LoadedModel
 from flan_jax.scoring import RankSettings
 from tests.fixtures import DEC_ONLY, ENC_DEC, INPUTS, OPTIONS, PREFIX_LM, VOCAB, tiny_model
 
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
-
 PROMPTED = {name: dataclasses.replace(cfg, prompt_length=5) for name, cfg in
             {"encoder_decoder": ENC_DEC, "decoder_only": DEC_ONLY, "prefix_lm": PREFIX_LM}.items()}
 
@@ -95,13 +93,10 @@ def _tree_bytes(path):
     return sum(p.stat().st_size for p in pathlib.Path(path).rglob("*") if p.is_file())
 
 
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    from tests.fixtures import train_run as _train
-
-    base = tmp_path_factory.mktemp("base")
-    _train(base, "TRAIN_STEPS = 10")
-    return base
+@pytest.fixture
+def base_dir(tiny_run):
+    """The base model: a run trained for 10 steps, never written to (prompt tuning reads it)."""
+    return tiny_run(10)
 
 
 def test_prompt_tuning_changes_only_the_prompt_and_lowers_the_loss(base_dir, tmp_path):

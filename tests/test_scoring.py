@@ -11,8 +11,6 @@ from flan_jax.placement import LoadedModel
 from flan_jax.scoring import RankSettings
 from tests.fixtures import DEC_ONLY, ENC_DEC, INPUTS, OPTIONS, PREFIX_LM, VOCAB, converted, tiny_model
 
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
-
 CONFIGS = {"encoder_decoder": ENC_DEC, "decoder_only": DEC_ONLY, "prefix_lm": PREFIX_LM}
 
 

@@ -22,8 +22,6 @@ from flan_jax.models import TransformerConfig, build_model, init_params_fn
 from flan_jax.models.config import plain_config
 from tests.fixtures import xla_flags
 
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SINGLE = {"data": 1, "fsdp": 1, "tensor": 1}
 MESHES = [{"data": 8, "fsdp": 1, "tensor": 1}, {"data": 1, "fsdp": 4, "tensor": 2},

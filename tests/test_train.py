@@ -22,8 +22,6 @@ from tests.fixtures import train_run as _train
 from tests.fixtures import wait_for_step as _wait_for_step
 from tests.fixtures import xla_flags
 
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
-
 
 def test_loss_decreases_and_run_files_are_written(tmp_path):
     losses = _train(tmp_path, "TRAIN_STEPS = 24", "train.checkpoint_every = 8")
@@ -59,12 +57,10 @@ def test_gradient_accumulation_equals_larger_batch(tmp_path):
     np.testing.assert_allclose(list(accumulated.values()), list(whole.values()), rtol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def five_steps(tmp_path_factory):
+@pytest.fixture
+def five_steps(tiny_run):
     """A run trained for 5 steps (a checkpoint at step 5); tests resume copies of it."""
-    path = tmp_path_factory.mktemp("five_steps")
-    _train(path, "TRAIN_STEPS = 5")
-    return path
+    return tiny_run(5)
 
 
 def _copy_of(run, tmp_path):

@@ -6,8 +6,6 @@ import jax
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
-
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 

@@ -106,7 +106,8 @@ def _init(cfg, seed=0):
 
     tokens = jnp.ones((1, 4), jnp.int32)
     args = (tokens, tokens) if cfg.family == "encoder_decoder" else (tokens,)
-    params = nn.meta.unbox(build_model(cfg).init(jax.random.PRNGKey(seed), *args)["params"])
+    init = jax.jit(build_model(cfg).init)
+    params = nn.meta.unbox(init(jax.random.PRNGKey(seed), *args)["params"])
     return jax.tree_util.tree_map(np.asarray, params)
 
 

@@ -17,8 +17,6 @@ from flan_jax.models.attention import AttentionMask
 from flan_jax.models.config import attention_impls_for, plain_config
 from tests import fixtures
 
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
-
 ENC_DEC, DEC_ONLY = fixtures.ENC_DEC_61, fixtures.DEC_ONLY_61
 CASES = {
     "encoder_decoder_packed": ENC_DEC,

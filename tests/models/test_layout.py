@@ -2,7 +2,6 @@
 decoding, training and checkpoints in either layout."""
 
 import dataclasses
-import functools
 
 import flax.linen as nn
 import jax
@@ -14,8 +13,7 @@ import pytest
 from flan_jax import checkpoints, partitioning
 from flan_jax.models import build_model, init_cache, layout
 from flan_jax.models.config import plain_config
-
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
+from tests.fixtures import jitted_apply
 
 ENC_DEC = plain_config(family="encoder_decoder", vocab_size=61, emb_dim=32, num_heads=4,
                        num_kv_heads=2, head_dim=8, mlp_dim=48, num_encoder_layers=2,
@@ -55,11 +53,6 @@ def _init(cfg):
     return nn.meta.unbox(init(jax.random.PRNGKey(0), *args, **kw)["params"])
 
 
-def _apply(model, **static):
-    """model.apply jitted (eager Flax runs op by op, far slower), static keywords bound."""
-    return jax.jit(functools.partial(model.apply, **static))
-
-
 def _shapes(tree):
     return jax.tree_util.tree_map(lambda x: tuple(x.shape), tree)
 
@@ -77,8 +70,8 @@ def test_scanned_logits_equal_unscanned_on_the_same_weights(name):
     assert stack["mlp"]["wo"]["kernel"].shape == (3, 48, 32)
 
     args, kw = _inputs(cfg)
-    expected = _apply(build_model(cfg))({"params": params}, *args, **kw)
-    got = _apply(build_model(_scanned(cfg)))({"params": scanned}, *args, **kw)
+    expected = jitted_apply(build_model(cfg))({"params": params}, *args, **kw)
+    got = jitted_apply(build_model(_scanned(cfg)))({"params": scanned}, *args, **kw)
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
 
     back = layout.unscan_params(scanned, cfg)
@@ -108,10 +101,10 @@ def test_scanned_cached_decoding_equals_full_forward(name):
     flags = jnp.broadcast_to(jnp.arange(8) < 3, tokens.shape)
     params = nn.meta.unbox(jax.jit(model.init)(jax.random.PRNGKey(1), tokens)["params"])
     rows = jnp.asarray([1, 0, 1])
-    full = _apply(model)({"params": params}, tokens[rows], decoder_causal_attention=flags[rows])
+    full = jitted_apply(model)({"params": params}, tokens[rows], decoder_causal_attention=flags[rows])
 
     cache = init_cache(model, params, batch_size=2, max_length=8)
-    run = _apply(model, decode=True, mutable=["cache"])
+    run = jitted_apply(model, decode=True, mutable=["cache"])
     assert cache["layers"]["self_attention"]["cached_key"].shape == (3, 2, 10, cfg.kv_heads, 8)
     pos = jnp.broadcast_to(jnp.arange(8, dtype=jnp.int32), tokens.shape)
     seg = jnp.ones_like(tokens)
@@ -133,16 +126,16 @@ def test_scanned_encoder_decoder_cached_decoding_equals_full_forward():
     (enc, dec), _ = _inputs(cfg)
     params = nn.meta.unbox(jax.jit(model.init)(jax.random.PRNGKey(2), enc, dec)["params"])
     rows = jnp.asarray([1, 1, 0])
-    full = _apply(model)({"params": params}, enc[rows], dec[rows],
+    full = jitted_apply(model)({"params": params}, enc[rows], dec[rows],
                          decoder_segment_ids=jnp.ones_like(dec[rows]))
 
-    encoded = _apply(model, method="encode")({"params": params}, enc)
-    kv = _apply(model, method="cross_kv")({"params": params}, encoded)
+    encoded = jitted_apply(model, method="encode")({"params": params}, enc)
+    kv = jitted_apply(model, method="cross_kv")({"params": params}, encoded)
     assert kv[0].shape == (2, 3, 9, 2, 8)  # [batch, layers, prompt + input, kv_heads, d]
     kv = jax.tree_util.tree_map(lambda x: x[rows], kv)
     enc_seg = (enc[rows] > 0).astype(jnp.int32)
     cache = init_cache(model, params, batch_size=3, max_length=6, encoder_length=9)
-    run = _apply(model, decode=True, method="decode", mutable=["cache"])
+    run = jitted_apply(model, decode=True, method="decode", mutable=["cache"])
     steps = []
     for t in range(6):
         logits, state = run({"params": params, "cache": cache}, None, enc_seg, dec[rows, t:t + 1],

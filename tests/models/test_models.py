@@ -13,9 +13,8 @@ from flan_jax.models import TransformerConfig, build_model, count_params
 from tests.fixtures import DEC_ONLY_61 as DEC_ONLY
 from tests.fixtures import ENC_DEC_61 as ENC_DEC
 from tests.fixtures import init_model as _init
+from tests.fixtures import jitted_apply
 from tests.fixtures import random_tokens as _tokens
-
-pytestmark = pytest.mark.heavy  # scheduled first (tests/conftest.py)
 
 
 def test_parameters_carry_logical_axes():
@@ -34,9 +33,9 @@ def test_sharded_forward_equals_single_device(cfg):
     enc, dec = _tokens((4, 8), seed=5), _tokens((4, 6), seed=6)
     args = (enc, dec) if cfg.family == "encoder_decoder" else (dec,)
     model = build_model(cfg)
-    boxed = model.init(jax.random.PRNGKey(0), *args)["params"]
+    boxed = jax.jit(model.init)(jax.random.PRNGKey(0), *args)["params"]
     params = nn.meta.unbox(boxed)
-    expected = model.apply({"params": params}, *args)
+    expected = jitted_apply(model)({"params": params}, *args)
 
     mesh = partitioning.make_mesh({"data": 2, "fsdp": 1, "tensor": -1})
     assert dict(mesh.shape) == {"data": 2, "fsdp": 1, "tensor": 4}
@@ -64,7 +63,7 @@ def test_bfloat16_compute_keeps_float32_params():
     tokens = _tokens((1, 5))
     model, params = _init(cfg, tokens)
     assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(params))
-    out = model.apply({"params": params}, tokens)
+    out = jitted_apply(model)({"params": params}, tokens)
     assert out.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(out)))
     assert count_params(params) > 0
 
@@ -78,8 +77,8 @@ def test_remat_gives_same_gradients(policy):
     def loss(m, p):
         return jnp.mean(m.apply({"params": p}, tokens) ** 2)
 
-    g1 = jax.grad(lambda p: loss(model, p))(params)
-    g2 = jax.grad(lambda p: loss(remat_model, p))(params)
+    g1 = jax.jit(jax.grad(lambda p: loss(model, p)))(params)
+    g2 = jax.jit(jax.grad(lambda p: loss(remat_model, p)))(params)
     for a, b in zip(jax.tree_util.tree_leaves(g1), jax.tree_util.tree_leaves(g2)):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
