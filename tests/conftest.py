@@ -35,17 +35,23 @@ def _fresh_gin():
 def tiny_run(tmp_path_factory):
     """`tiny_run(steps)`: the model directory of a run of tests/fixtures.py's TINY settings
     trained for `steps` steps, trained once per worker and shared by every module that asks for
-    the same length. Tests that write into a run work on a copy of it."""
+    the same length; read it, never write to it. `tiny_run(steps, copy_to=DIR)` copies it into
+    DIR (which may exist, empty) for a test that resumes or damages it, and returns DIR."""
+    import shutil
+
     from tests.fixtures import train_run
 
     runs = {}
 
-    def trained(steps: int):
+    def trained(steps: int, copy_to=None):
         if steps not in runs:
             path = tmp_path_factory.mktemp(f"tiny_run_{steps}_steps")
             train_run(path, f"TRAIN_STEPS = {steps}")
             runs[steps] = path
-        return runs[steps]
+        if copy_to is None:
+            return runs[steps]
+        shutil.copytree(runs[steps], copy_to, dirs_exist_ok=True)
+        return copy_to
 
     return trained
 

@@ -76,6 +76,8 @@ def snapshot(path):
 def losses(model_dir):
     rows = [json.loads(line) for line in (pathlib.Path(model_dir) / "metrics.jsonl").open()]
     return {r["step"]: r["loss"] for r in rows}
+
+
 def xla_flags(devices: int = 8) -> str:
     """This session's XLA_FLAGS (conftest.py's) with `devices` simulated CPU devices, for a
     subprocess."""
@@ -122,10 +124,10 @@ OPTIONS = [["yes", "no"], ["a", "bb", "ccc", "dddd", "e"], [" Paris"], [" fine",
 
 
 def tiny_model(cfg, seed=0):
-    model = build_model(cfg)
+    """`cfg`'s model and parameters initialised on a [1, 4] batch of ones."""
     tokens = jnp.ones((1, 4), jnp.int32)
     args = (tokens, tokens) if cfg.family == "encoder_decoder" else (tokens,)
-    return model, nn.meta.unbox(jax.jit(model.init)(jax.random.PRNGKey(seed), *args)["params"])
+    return init_model(cfg, *args, seed=seed)
 
 
 # The tiny configs with a 61-word vocabulary, for model tests that draw their own token ids.
@@ -140,10 +142,10 @@ def random_tokens(shape, seed=0, low=3):
                        jnp.int32)
 
 
-def init_model(cfg, *args):
-    """`cfg`'s model and its unboxed parameters initialised (PRNGKey(0)) on `args`."""
+def init_model(cfg, *args, seed=0):
+    """`cfg`'s model and its unboxed parameters initialised (PRNGKey(seed)) on `args`."""
     model = build_model(cfg)
-    variables = jax.jit(model.init)(jax.random.PRNGKey(0), *args)  # one compile, not one an op
+    variables = jax.jit(model.init)(jax.random.PRNGKey(seed), *args)  # one compile, not one an op
     return model, nn.meta.unbox(variables["params"])
 
 

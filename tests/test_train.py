@@ -57,19 +57,8 @@ def test_gradient_accumulation_equals_larger_batch(tmp_path):
     np.testing.assert_allclose(list(accumulated.values()), list(whole.values()), rtol=1e-5)
 
 
-@pytest.fixture
-def five_steps(tiny_run):
-    """A run trained for 5 steps (a checkpoint at step 5); tests resume copies of it."""
-    return tiny_run(5)
-
-
-def _copy_of(run, tmp_path):
-    shutil.copytree(run, tmp_path, dirs_exist_ok=True)
-    return tmp_path
-
-
-def test_a_resume_with_other_settings_is_refused_before_writing(five_steps, tmp_path, capsys):
-    _copy_of(five_steps, tmp_path)
+def test_a_resume_with_other_settings_is_refused_before_writing(tiny_run, tmp_path, capsys):
+    tiny_run(5, copy_to=tmp_path)  # a checkpoint at step 5
     before = _snapshot(tmp_path)
     code, _, err = _main(capsys, tmp_path, "BATCH_SIZE = 16", "TransformerConfig.mlp_dim = 96")
     assert code == 2 and err.strip() == (
@@ -109,8 +98,8 @@ def test_resume_keeps_configs_logs_and_one_metrics_line_per_step(tmp_path, capsy
     assert "step 6/9" in out and "- tok/s  MFU -  ETA ?" in out.splitlines()[0]
 
 
-def test_a_damaged_checkpoint_is_named_in_one_line(five_steps, tmp_path, capsys):
-    _copy_of(five_steps, tmp_path)
+def test_a_damaged_checkpoint_is_named_in_one_line(tiny_run, tmp_path, capsys):
+    tiny_run(5, copy_to=tmp_path)
     step_dir = tmp_path / "checkpoints" / "5"
     biggest = max((p for p in step_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     biggest.write_bytes(biggest.read_bytes()[:1000])
@@ -270,8 +259,6 @@ def test_non_finite_loss_stops_naming_the_step(tmp_path):
 
 @pytest.mark.slow  # make test: the miniworld demo's stage 1 starts from its exported base
 def test_fine_tuning_starts_from_a_converted_checkpoint(tmp_path):
-    import shutil
-
     from flan_jax import checkpoints
 
     scratch = _train(tmp_path / "base", "TRAIN_STEPS = 15")

@@ -2,7 +2,6 @@
 processes = one process, and a resume onto another data stream refused unless asked for."""
 
 import signal
-import shutil
 import subprocess
 import sys
 
@@ -66,7 +65,7 @@ def test_training_from_a_cache_imports_no_tensorflow(tmp_path, cache_dir):
 
 def test_a_resume_onto_another_data_stream_is_refused_unless_asked(tmp_path, cache_dir,
                                                                   tiny_run):
-    shutil.copytree(tiny_run(5), tmp_path, dirs_exist_ok=True)  # 5 steps from the seqio source
+    tiny_run(5, copy_to=tmp_path)  # 5 steps from the seqio source
     for change, named in ((_from_cache(cache_dir), "source: 'seqio' in the checkpoint, "
                                                    "'cache' now"),
                           (["DataConfig.seed = 3"], "seed: 0 in the checkpoint, 3 now")):
