@@ -56,7 +56,7 @@ SIMULATED_DEVICE_COMMANDS = ("demo", "experiment")
 SIMULATED_DEVICES = 8
 
 
-def _default_simulated_devices(name: str) -> None:
+def default_simulated_devices(name: str) -> None:
     """Asks XLA for 8 simulated CPU devices for `demo` and `experiment` unless the user's
     XLA_FLAGS say how many (it only affects the CPU platform: a GPU or TPU run keeps its
     chips). It must be set before JAX starts, which is why it is here and not in gin."""
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from flan_jax import errors
 
     errors.stop_on_sigterm(name)  # from the start: a SIGTERM while importing exits 143 too
-    _default_simulated_devices(name)
+    default_simulated_devices(name)
     try:
         return _run(name, rest)
     except errors.UserError as e:  # what a command did not catch itself: one line, exit 2

@@ -1,9 +1,9 @@
 """Gin loading for every command: search paths, t5x-style flags, readable errors, and the one
 command scaffold (`run_command`).
 
-Flags: `--gin_file=FILE` (repeatable; looked up in the current directory, then the repository's
-gin/ folder, then `--gin_search_paths`) and `--gin.SELECTOR=VALUE` bindings, e.g.
-`--gin.TRAIN_STEPS=100` or `--gin.build_optimizer.name='"adamw"'`.
+Flags: `--gin_file=FILE` (repeatable; looked up in the current directory, then
+`--gin_search_paths`, then the repository's gin/ folder; an `include` inside a file likewise) and
+`--gin.SELECTOR=VALUE` bindings, e.g. `--gin.TRAIN_STEPS=100` or `--gin.build_optimizer.name='"adamw"'`.
 
 This module imports none of its callers and nothing from `tasks/`: each gin file imports the
 modules it configures (as in t5x), so parsing `models/t5_small.gin` imports the model config and
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import inspect
 import os
 import re
 import sys
@@ -23,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import gin
 
-from flan_jax import GIN_DIR, gin_registry, paths
+from flan_jax import GIN_DIR, paths
 
 
 class GinConfigError(Exception):
@@ -32,7 +33,7 @@ class GinConfigError(Exception):
 
 def add_gin_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gin_file", action="append", default=[],
-                        help="gin file (repeatable); searched in ., gin/ and --gin_search_paths")
+                        help="gin file (repeatable); searched in ., --gin_search_paths and gin/")
     parser.add_argument("--gin_search_paths", action="append", default=[],
                         help="extra folder(s) to look for gin files and includes")
 
@@ -59,23 +60,35 @@ def split_gin_bindings(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return bindings, rest
 
 
-def _known_selectors() -> list[str]:
-    """Every configurable's short name and its `name.parameter` pairs."""
+# `scope/module.Configurable.parameter = ...` at the start of a gin line: (configurable, parameter)
+_BOUND_SELECTOR = re.compile(r"^\s*(?:[\w.]+/)*([\w.]+)\.(\w+)\s*=", re.MULTILINE)
+
+
+def _known_selectors(files: Sequence[str] = ()) -> list[str]:
+    """Short names of the configurables that the repository's gin files and `files` bind, each
+    with its `name.parameter` pairs. (gin has no public list of what is registered; what the gin
+    files bind is what a user spells in a binding.)"""
+    texts = [f.read_text() for f in sorted(GIN_DIR.rglob("*.gin"))]
+    texts += [open(f).read() for f in files if os.path.isfile(f)]
+    shorts = {m.group(1).split(".")[-1] for text in texts for m in _BOUND_SELECTOR.finditer(text)}
     names = []
-    for selector, params in gin_registry.configurables():
-        short = selector.split(".")[-1]
+    for short in sorted(shorts):
+        try:
+            params = list(inspect.signature(gin.get_configurable(short)).parameters)
+        except (ValueError, TypeError):  # not registered (an unparsed file's), or no signature
+            continue
         names += [short] + [f"{short}.{p}" for p in params]
     return names
 
 
-def _explain(error: Exception) -> str:
+def _explain(error: Exception, files: Sequence[str] = ()) -> str:
     message = str(error)
     match = re.search(r"No configurable matching '([^']+)'", message) or re.search(
         r"Configurable '([^']+)' doesn't have a parameter named '([^']+)'", message)
     hint = ""
     if match:
         wanted = ".".join(g for g in match.groups() if g)
-        close = difflib.get_close_matches(wanted, _known_selectors(), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(wanted, _known_selectors(files), n=3, cutoff=0.6)
         if close:
             hint = f"\n  Did you mean: {', '.join(close)}?"
     return f"{message}{hint}"
@@ -105,8 +118,29 @@ def _readable_url(name: str) -> bool:
     return paths.is_url(name) and paths.as_path(name).exists()
 
 
-# gin opens local files itself; a gin file on a bucket (gs://.../model.gin) goes through epath.
+# Where an `include` that is not in the current directory is looked up: the command's
+# --gin_search_paths (set by `parse_gin`), then the repository's gin/ folder.
+_search_paths: list[str] = []
+
+
+def _on_search_path(name: str) -> str | None:
+    if os.path.isabs(name) or paths.is_url(name):
+        return None
+    for folder in (*_search_paths, str(GIN_DIR)):
+        candidate = os.path.join(folder, name)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _open_on_search_path(name: str):
+    return open(_on_search_path(name))
+
+
+# gin opens local files itself (relative ones from the current directory); a gin file on a bucket
+# (gs://.../model.gin) goes through epath, and a relative one elsewhere is found on the search path.
 gin.config.register_file_reader(_open_url, _readable_url)
+gin.config.register_file_reader(_open_on_search_path, lambda name: _on_search_path(name) is not None)
 
 
 def resolve_gin_file(name: str, search_paths: Sequence[str] = ()) -> str:
@@ -141,8 +175,7 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
     close matches. `imports` (e.g. `flan_jax.data.import_tasks_if_read`) is called with the
     resolved files and the bindings first."""
     gin.clear_config()
-    # gin logs an error for every search-path miss; look where the files are first.
-    gin_registry.search_path_first([*search_paths, str(GIN_DIR)])
+    _search_paths[:] = search_paths
     files = [resolve_gin_file(f, search_paths) for f in gin_files]
     try:
         if imports is not None:
@@ -152,7 +185,7 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
     except ImportError as e:
         raise GinConfigError(explain_import(e)) from None
     except (ValueError, KeyError, SyntaxError, IOError) as e:
-        raise GinConfigError(_explain_binding(bindings) or _explain(e)) from None
+        raise GinConfigError(_explain_binding(bindings) or _explain(e, files)) from None
     _check_macros_are_used(bindings)
     if finalize:
         gin.finalize()
@@ -185,18 +218,6 @@ def bound_or(parameter: str, default):
         return default
 
 
-def _macro_references(value, found: set[str]) -> None:
-    if isinstance(value, gin.config.ConfigurableReference):
-        if value.selector == "gin.macro":
-            found.add(value.scoped_selector.rsplit("/", 1)[0])
-    elif isinstance(value, dict):
-        for v in value.values():
-            _macro_references(v, found)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _macro_references(v, found)
-
-
 def _check_macros_are_used(bindings: Sequence[str]) -> None:
     """A macro bound in a binding (`--gin.X=V`) that nothing references is a typo
     (`--gin.TRAIN_STEPZ=5` would otherwise train with the default and exit 0): refuse it,
@@ -204,10 +225,7 @@ def _check_macros_are_used(bindings: Sequence[str]) -> None:
     file's COMPUTE_DTYPE is legitimately unused by a command that builds no model from gin.)"""
     defined = {b.split("=", 1)[0].strip() for b in bindings if "=" in b}
     defined = {name for name in defined if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)}
-    used: set[str] = set()
-    for bindings in gin_registry.parsed_bindings().values():
-        for value in bindings.values():
-            _macro_references(value, used)
+    used = set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)", gin.config_str()))
     unused = sorted(defined - used)
     if unused:
         name = unused[0]
@@ -291,5 +309,7 @@ def run_command(prog: str, argv: Sequence[str], run: Callable[[argparse.Namespac
 
 def is_bound(configurable: str) -> bool:
     """Whether the parsed config binds any parameter of `configurable` (its short name)."""
-    return any(selector.split(".")[-1] == configurable and bindings
-               for selector, bindings in gin_registry.parsed_bindings().items())
+    try:
+        return bool(gin.get_bindings(configurable, resolve_references=False))
+    except ValueError:  # not registered (the module that defines it is not imported)
+        return False

@@ -117,7 +117,8 @@ def resolve_tasks(names: Sequence[str] | str,
     return resolved
 
 
-def _examples(task: EvalTask, limit: int | None) -> list[dict]:
+def task_examples(task: EvalTask, limit: int | None) -> list[dict]:
+    """The first `limit` (all where None) examples of a task's evaluation split, in order."""
     ds = task.task.get_dataset(None, split=task.split, shuffle=False, seed=0)
     if limit:
         ds = ds.take(limit)
@@ -127,7 +128,7 @@ def _examples(task: EvalTask, limit: int | None) -> list[dict]:
 def predict_task(task: EvalTask, loaded: LoadedModel, settings: PredictSettings, *,
                  max_examples: int | None, stats: dict) -> tuple[list[dict], list[str]]:
     """The task's eval examples and the model's text prediction for each."""
-    examples = _examples(task, max_examples)
+    examples = task_examples(task, max_examples)
     inputs = [text(ex["inputs_pretokenized"]) for ex in examples]
     options = None
     if task.method == "rank":
@@ -295,7 +296,7 @@ def _task_result(task: EvalTask, loaded: LoadedModel, settings: PredictSettings,
                                              max_examples=max_examples, stats=stats)
         metrics = predictions_metrics(task.task, examples, predictions)
     else:  # a plain seqio task: whatever its metric functions ask for
-        examples = _examples(task, max_examples)
+        examples = task_examples(task, max_examples)
         output = evaluate_task(task.task, examples, loaded, settings, stats)
         metrics, predictions, note = output.metrics, output.predictions, output.note
     chance = (100.0 * float(np.mean([1.0 / len(ex["options"]) for ex in examples]))

@@ -40,7 +40,9 @@ def gather_cache(cache, index):
 
 
 @functools.lru_cache(maxsize=None)
-def _functions(cfg) -> dict[str, Any]:
+def jitted_functions(cfg) -> dict[str, Any]:
+    """The jitted scoring programs of one model config, built once per config: `loglik` and the
+    option-ranking `rank_encdec` / `rank_decoder_only`."""
     model = build_model(cfg)
     prefix_lm = cfg.family == "decoder_only" and cfg.prefix_lm
 
@@ -113,7 +115,7 @@ def target_log_likelihoods(model, params, batch: dict,
     placement = resolve(placement)
     batch = placement.put_tree({k: np.asarray(v) for k, v in batch.items()})
     with placement.context():
-        return placement.fetch_tree(_functions(model.config)["loglik"](params, batch))
+        return placement.fetch_tree(jitted_functions(model.config)["loglik"](params, batch))
 
 
 # --- text-level scoring ------------------------------------------------------------------------
@@ -226,7 +228,7 @@ def rank_classify(loaded: LoadedModel, inputs: Sequence[str], options: Sequence[
     device call.
     """
     prompts, opt_ids = _prepare_rank(loaded, inputs, options, settings, stats)
-    fn = _functions(loaded.model.config)[
+    fn = jitted_functions(loaded.model.config)[
         "rank_encdec" if loaded.family == "encoder_decoder" else "rank_decoder_only"]
     params, placement, score = loaded.params, loaded.placement, settings.score
     batch_size, max_input_length = settings.batch_size, settings.max_input_length

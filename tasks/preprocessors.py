@@ -101,7 +101,7 @@ def render_template(spec: DatasetSpec, t: Template, fields) -> tuple[tf.Tensor, 
 def example_key(fields) -> tf.Tensor:
     """A string identifying an example's content, for order-independent template choice."""
     parts = [
-        tpl._as_string(fields[name])
+        tpl.as_string(fields[name])
         for name in sorted(fields)
         if name != OPTIONS_KEY and fields[name].shape.rank == 0
     ]
@@ -136,10 +136,10 @@ def render(
         if mode in ("template", "rank"):
             inputs, targets = render_template(spec, spec.templates[index], fields)
             if mode == "rank":
-                targets = tpl._as_string(fields[spec.answer_field])
+                targets = tpl.as_string(fields[spec.answer_field])
         elif mode == "rank_nooptions":
             inputs = tpl.render(spec.templates[index].inputs, fields)
-            targets = tpl._as_string(fields[spec.answer_field])
+            targets = tpl.as_string(fields[spec.answer_field])
         elif mode == "mixed":
             rendered = [render_template(spec, t, fields) for t in spec.templates[:num_templates]]
             choice = tf.strings.to_hash_bucket_strong(
@@ -155,7 +155,7 @@ def render(
         if spec.is_classification:
             out["options"] = fields[OPTIONS_KEY]
         if spec.group_field is not None:
-            out["group"] = tpl._as_string(fields[spec.group_field])
+            out["group"] = tpl.as_string(fields[spec.group_field])
         if spec.answers_field is not None and mode not in ("mixed", "rank", "rank_nooptions"):
             out["answers"] = tf.reshape(fields[spec.answers_field], [-1])
         return out

@@ -32,7 +32,7 @@ def _pieces(template: str) -> list[tuple[str, str | None]]:
     return [(literal, field) for literal, field, _, _ in string.Formatter().parse(template)]
 
 
-def _as_string(value: tf.Tensor) -> tf.Tensor:
+def as_string(value: tf.Tensor) -> tf.Tensor:
     value = tf.convert_to_tensor(value)
     return value if value.dtype == tf.string else tf.strings.as_string(value)
 
@@ -44,7 +44,7 @@ def render(template: str, fields: Mapping[str, tf.Tensor]) -> tf.Tensor:
         if literal:
             parts.append(literal)
         if field is not None:
-            parts.append(_as_string(fields[field]))
+            parts.append(as_string(fields[field]))
     if not parts:
         return tf.constant("")
     if all(isinstance(p, str) for p in parts):
@@ -61,7 +61,7 @@ def options_suffix(options: tf.Tensor) -> tf.Tensor:
 
 def raw_fields_text(field_names: Sequence[str], fields: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """The "no template" rendering: the input fields' values, one per line."""
-    values = [_as_string(fields[name]) for name in field_names]
+    values = [as_string(fields[name]) for name in field_names]
     if not values:
         return tf.constant("")
     return tf.strings.reduce_join(tf.stack(values), separator="\n")

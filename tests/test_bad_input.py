@@ -191,15 +191,15 @@ def test_sigterm_while_starting_exits_143_in_one_line_and_writes_nothing(tmp_pat
 
 def test_demo_and_experiment_get_eight_simulated_cpu_devices(monkeypatch):
     monkeypatch.delenv("XLA_FLAGS", raising=False)
-    cli._default_simulated_devices("demo")
+    cli.default_simulated_devices("demo")
     assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=8"
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
-    cli._default_simulated_devices("experiment")  # the user's count stays
+    cli.default_simulated_devices("experiment")  # the user's count stays
     assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
     monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
-    cli._default_simulated_devices("infer")  # other commands use the devices there are
+    cli.default_simulated_devices("infer")  # other commands use the devices there are
     assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/tmp/x"
-    code = ("import os; from flan_jax import cli; cli._default_simulated_devices('demo'); "
+    code = ("import os; from flan_jax import cli; cli.default_simulated_devices('demo'); "
             "import jax; print(jax.device_count())")
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,

@@ -38,8 +38,47 @@ def test_parse_command_uses_default_files_and_can_require_one():
 def test_unknown_file_and_selector_suggest_close_matches():
     with pytest.raises(config.GinConfigError, match="Did you mean: models/t5_tiny.gin"):
         config.parse_gin(["models/t5_tinny.gin"])
-    with pytest.raises(config.GinConfigError, match="Did you mean"):
+    with pytest.raises(config.GinConfigError, match="Did you mean: TransformerConfig.emb_dim[,?]"):
         config.parse_gin(["models/t5_tiny.gin"], ["TransformerConfig.emb_dimm = 3"])
+    with pytest.raises(config.GinConfigError, match="Did you mean: TransformerConfig[,?]"):
+        config.parse_gin(["models/t5_tiny.gin"], ["TransformerConfg.emb_dim = 3"])
+
+
+@gin.configurable(module="test_config")
+def _shape(width: int = 1, height: int = 2):
+    return width, height
+
+
+def test_a_configurable_bound_only_in_a_users_file_is_suggested(tmp_path):
+    mine = tmp_path / "mine.gin"
+    mine.write_text("_shape.width = 4\n_shape.heigth = 5\n")
+    with pytest.raises(config.GinConfigError, match="Did you mean: _shape.height"):
+        config.parse_gin([str(mine)])
+
+
+def test_includes_are_found_in_the_search_paths_before_the_repository(tmp_path, monkeypatch):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "run.gin").write_text("include 'hardware/cpu.gin'\n_shape.width = 5\n")
+    config.parse_gin(["run.gin"], search_paths=[str(tmp_path / "mine")])
+    assert _shape() == (5, 2)  # hardware/cpu.gin came from the repository's gin/ folder
+    (tmp_path / "mine" / "hardware").mkdir()
+    (tmp_path / "mine" / "hardware" / "cpu.gin").write_text("_shape.height = 7\n")
+    config.parse_gin(["run.gin"], search_paths=[str(tmp_path / "mine")])
+    assert _shape() == (5, 7)  # the search path's own hardware/cpu.gin wins
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hardware").mkdir()
+    (tmp_path / "hardware" / "cpu.gin").write_text("_shape.height = 8\n")
+    config.parse_gin(["mine/run.gin"], search_paths=[str(tmp_path / "mine")])
+    assert _shape() == (5, 8)  # and the current directory comes first, as for --gin_file
+    gin.clear_config()
+
+
+def test_is_bound_reads_the_parsed_config():
+    config.parse_gin(["models/t5_tiny.gin"], finalize=False)
+    assert config.is_bound("TransformerConfig")
+    assert not config.is_bound("_shape")
+    assert not config.is_bound("no_such_configurable")
+    gin.clear_config()
 
 
 def test_a_model_file_imports_only_the_model_config():

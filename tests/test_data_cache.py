@@ -116,7 +116,7 @@ def test_two_host_shards_split_the_stream(cache):
 
 def test_a_killed_build_continues_from_its_finished_shards(tmp_path, monkeypatch, cache):
     plan = _plan("synthetic_clusters1_train", per_task=40, per_shard=16)
-    original = cache_writer._write_task
+    original = cache_writer.write_task
     calls = {"n": 0}
 
     def dies_in_second_task(task, *args):
@@ -125,7 +125,7 @@ def test_a_killed_build_continues_from_its_finished_shards(tmp_path, monkeypatch
             raise KeyboardInterrupt  # as if killed while writing it
         return original(task, *args)
 
-    monkeypatch.setattr(cache_writer, "_write_task", dies_in_second_task)
+    monkeypatch.setattr(cache_writer, "write_task", dies_in_second_task)
     with pytest.raises(KeyboardInterrupt):
         cache_writer.build_cache(plan, str(tmp_path), show_progress=False)
     with pytest.raises(UserError, match="half-written"):
@@ -133,7 +133,7 @@ def test_a_killed_build_continues_from_its_finished_shards(tmp_path, monkeypatch
     finished = sorted(tmp_path.glob("tasks/*/task.json"))
     assert len(finished) == 1
     stamp = {p: p.stat().st_mtime_ns for p in finished[0].parent.iterdir()}
-    monkeypatch.setattr(cache_writer, "_write_task", original)
+    monkeypatch.setattr(cache_writer, "write_task", original)
     info = cache_writer.build_cache(plan, str(tmp_path), show_progress=False)
     assert {p: p.stat().st_mtime_ns for p in finished[0].parent.iterdir()} == stamp  # kept
     assert all(t.examples == 40 for t in info.tasks.values())
@@ -156,9 +156,9 @@ def test_a_finished_cache_is_never_rewritten_and_stale_tasks_are_named(tmp_path)
 
 
 def test_continuing_a_cache_with_other_settings_is_refused(tmp_path):
-    cache_writer._check_settings(tmp_path, _plan(per_task=8))
+    cache_writer.check_settings(tmp_path, _plan(per_task=8))
     with pytest.raises(UserError, match="other settings .*max_examples_per_task: 8 there, 9"):
-        cache_writer._check_settings(tmp_path, _plan(per_task=9))
+        cache_writer.check_settings(tmp_path, _plan(per_task=9))
 
 
 def test_fingerprints_change_with_a_template_and_not_between_processes():

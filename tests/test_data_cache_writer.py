@@ -30,11 +30,11 @@ def test_plan_settings_and_a_folder_held_to_them(tmp_path):
     assert plan.settings() == {"mixture": "synthetic_heldout_nli_train", "split": "train",
                                "feature_lengths": CACHE_LENGTHS, "max_examples_per_task": 8,
                                "examples_per_shard": 16}
-    cache_writer._check_settings(tmp_path, plan)  # noqa: SLF001 - the folder's first use
+    cache_writer.check_settings(tmp_path, plan)  # the folder's first use
     saved = json.loads((tmp_path / cache_writer.BUILD).read_text())
     assert saved == {**plan.settings(), "command": plan.command}
     with pytest.raises(UserError, match="examples_per_shard: 16 there, 32 now"):
-        cache_writer._check_settings(tmp_path, cache_plan(per_task=8, per_shard=32))  # noqa: SLF001
+        cache_writer.check_settings(tmp_path, cache_plan(per_task=8, per_shard=32))
 
 
 def test_a_current_cache_has_no_stale_task_and_a_vanished_one_is_named(synthetic_cache):

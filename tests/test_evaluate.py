@@ -85,14 +85,14 @@ def test_rank_example_without_options_is_named(trained_dir, monkeypatch):
     from flan_jax.placement import LoadedModel
     from flan_jax.predict import PredictSettings
 
-    real = ev._examples
+    real = ev.task_examples
 
     def no_options(task, limit):
         rows = real(task, limit)
         rows[1] = {**rows[1], "options": []}
         return rows
 
-    monkeypatch.setattr(ev, "_examples", no_options)
+    monkeypatch.setattr(ev, "task_examples", no_options)
     cfg, params, vocab = checkpoints.load_model_dir(trained_dir)
     with pytest.raises(ValueError, match="synthetic_fact_nli_t0_rank: example 1 has no options"):
         ev.predict_task(ev.resolve_tasks("synthetic_fact_nli_t0_rank")[0],

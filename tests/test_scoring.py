@@ -100,7 +100,7 @@ def test_many_options_are_scored_in_bounded_calls(name):
     option-token budget, so its compiled memory equals the 10-option call's (within 1.5x)."""
     model, params = tiny_model(CONFIGS[name])
     budget = 16 * 8  # 16 option rows of 8 tokens a call
-    fns = scoring._functions(model.config)
+    fns = scoring.jitted_functions(model.config)
     fn = fns["rank_encdec" if name == "encoder_decoder" else "rank_decoder_only"]
 
     def peak(n_options):

@@ -110,9 +110,7 @@ def scatters_in_scans(cfg, batch: int, lengths: dict[str, int], examples_per_row
 
     model, params, data = _specs(cfg, batch, lengths, examples_per_row)
     jaxpr = jax.make_jaxpr(jax.grad(_loss_fn(model, loss_chunk_size)))(params, data)
-    found: list[str] = []
-    _walk(jaxpr.jaxpr, in_scan=False, found=found)
-    return found
+    return scatters_in_scan_bodies(jaxpr.jaxpr)
 
 
 def _sub_jaxprs(eqn) -> list:
@@ -128,6 +126,13 @@ def _sub_jaxprs(eqn) -> list:
     return subs
 
 
+def scatters_in_scan_bodies(jaxpr) -> list[str]:
+    """Scatter primitives ('name f32[...]') inside a `scan` anywhere in `jaxpr` (a jax Jaxpr)."""
+    found: list[str] = []
+    _walk(jaxpr, in_scan=False, found=found)
+    return found
+
+
 def _walk(jaxpr, in_scan: bool, found: list[str]) -> None:
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
@@ -137,7 +142,7 @@ def _walk(jaxpr, in_scan: bool, found: list[str]) -> None:
             _walk(sub, in_scan or name == "scan", found)
 
 
-def _probe(batch: int, lengths: dict[str, int], cfg) -> tuple[int, dict[str, int]]:
+def probe_shapes(batch: int, lengths: dict[str, int], cfg) -> tuple[int, dict[str, int]]:
     """A batch and lengths equal to no model dimension (nor to each other), so that a saved
     tensor's axes can be told apart by size; residual shapes do not depend on the values."""
     taken = {cfg.emb_dim, cfg.mlp_dim, cfg.head_dim, cfg.num_heads, cfg.kv_heads, cfg.vocab_size,
@@ -169,7 +174,7 @@ def audit(cfg, batch: int, lengths: dict[str, int], examples_per_row: int = 1,
           loss_chunk_size: int = 0) -> dict:
     """One configuration's row: bytes saved, the largest tensors, quadratic ones, scatters."""
     tensors = saved_tensors(cfg, batch, lengths, examples_per_row, loss_chunk_size)
-    pb, pl = _probe(batch, lengths, cfg)
+    pb, pl = probe_shapes(batch, lengths, cfg)
     probe = saved_tensors(cfg, pb, pl, examples_per_row, loss_chunk_size)
     fmt = lambda t: (f"{t['dtype']}{list(t['shape'])} {t['bytes'] / GIB:.3f} GiB "  # noqa: E731
                      f"({t['source']})")

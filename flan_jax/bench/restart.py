@@ -31,7 +31,7 @@ MIXTURE = "synthetic_heldout_nli_train"
 LENGTHS = {"inputs": 64, "targets": 16}
 
 
-def _train_args(model_dir: pathlib.Path, steps: int, extra: list[str]) -> list[str]:
+def train_args(model_dir: pathlib.Path, steps: int, extra: list[str]) -> list[str]:
     bindings = [f"MODEL_DIR='{model_dir}'", f"TRAIN_STEPS={steps}", "BATCH_SIZE=8",
                 f"MIXTURE_OR_TASK_NAME='{MIXTURE}'", f"TASK_FEATURE_LENGTHS={LENGTHS}",
                 "VOCAB_SIZE=259", "train.checkpoint_every=1000000", "train.log_every=1",
@@ -53,11 +53,11 @@ def _run(args: list[str]) -> None:
         raise RuntimeError(f"{' '.join(args[:6])} ... failed:\n{done.stderr[-2000:]}")
 
 
-def _timed_resume(model_dir: pathlib.Path, step: int, extra: list[str]) -> dict:
+def timed_resume(model_dir: pathlib.Path, step: int, extra: list[str]) -> dict:
     """Launch -> the resumed first step's metrics line, and -> exit."""
     metrics = model_dir / "metrics.jsonl"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(_train_args(model_dir, step + 1, extra), env=_env(),
+    proc = subprocess.Popen(train_args(model_dir, step + 1, extra), env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             cwd=pathlib.Path(__file__).resolve().parents[2])
     first = None
@@ -88,9 +88,9 @@ def bench_restart(models, s: Settings) -> list[dict]:
                    "cache": ["DataConfig.source='cache'", f"DataConfig.cache_dir='{cache}'"]}
         for source, extra in sources.items():
             run = tmp / f"run_{source}"
-            _run(_train_args(run, steps[0], extra))
+            _run(train_args(run, steps[0], extra))
             shutil.copytree(run, tmp / f"{source}_at_{steps[0]}")
-            _run(_train_args(run, steps[1], extra))
+            _run(train_args(run, steps[1], extra))
             shutil.move(run, tmp / f"{source}_at_{steps[1]}")
             row = {"source": source, "family": "encoder_decoder", "model": "t5_tiny",
                    "batch": 8, "lengths": dict(LENGTHS)}
@@ -99,7 +99,7 @@ def bench_restart(models, s: Settings) -> list[dict]:
                 for _ in range(3 if not s.quick else 1):
                     copy = tmp / "resumed"
                     shutil.copytree(tmp / f"{source}_at_{step}", copy)
-                    timings.append(_timed_resume(copy, step, extra))
+                    timings.append(timed_resume(copy, step, extra))
                     shutil.rmtree(copy)
                 for key in ("first_step_s", "exit_s"):
                     row[f"{key}_at_{step}"] = float(np.median([t[key] for t in timings]))

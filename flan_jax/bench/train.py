@@ -16,6 +16,12 @@ ONE_DEVICE = {"data": 1, "fsdp": 1, "tensor": 1}
 _COMPILED: dict = {}  # one entry per measured shape: compiled step, state, data
 
 
+def clear_compiled() -> None:
+    """Forgets the compiled steps and their states: the next measurement starts from a fresh
+    state (two measurements then take the same steps)."""
+    _COMPILED.clear()
+
+
 def measure_train_step(cfg, batch: int, lengths: dict[str, int], s: Settings, *,
                        mesh_axes: Mapping[str, int] | None = None, examples_per_row: int = 1,
                        loss_chunk_size: int = 0, learning_rate: float = 1e-4,

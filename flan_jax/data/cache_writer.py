@@ -166,7 +166,7 @@ class _ShardWriter:
         return self.final.name
 
 
-def _write_task(task, rate: float, plan: Plan, out: epath.Path, progress) -> dict:
+def write_task(task, rate: float, plan: Plan, out: epath.Path, progress) -> dict:
     """Writes (or finishes) one task's shards; returns its task.json contents."""
     folder = dc.task_dir(out, task.name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -216,7 +216,7 @@ def _expected_examples(task, split: str, cap: int | None) -> int:
     return min(n, cap) if cap is not None else n
 
 
-def _check_settings(out: epath.Path, plan: Plan) -> None:
+def check_settings(out: epath.Path, plan: Plan) -> None:
     """A folder holds one cache: continuing it with other settings is refused."""
     path = out / BUILD
     if path.exists():
@@ -267,7 +267,7 @@ def build_cache(plan: Plan, out: str, show_progress: bool = True) -> dc.CacheInf
         return info
 
     tasks = seqio_source.tasks_and_rates(plan.name)  # an unknown name fails before writing
-    _check_settings(out_path, plan)
+    check_settings(out_path, plan)
     vocab_spec, vocab_file = seqio_source.vocabulary_spec(plan.name)
     if vocab_file:
         target = out_path / epath.Path(vocab_file).name
@@ -284,7 +284,7 @@ def build_cache(plan: Plan, out: str, show_progress: bool = True) -> dc.CacheInf
                 d = json.loads(meta_path.read_text())
                 progress.update(int(d["examples"]))
             else:
-                d = _write_task(task, rate, plan, out_path, progress)
+                d = write_task(task, rate, plan, out_path, progress)
                 dc.write_json_atomic(meta_path, d)
             cached[task.name] = dc.task_from_json(task.name, d)
     finally:

@@ -150,7 +150,7 @@ def prerender(spec: DatasetSpec, fields) -> dict[str, tf.Tensor]:
         targets.append(tpl.render(t.targets, target_fields))
     if spec.is_classification:
         options = tf.reshape(fields[OPTIONS_KEY], [-1])
-        answer = tpl._as_string(fields[spec.answer_field])
+        answer = tpl.as_string(fields[spec.answer_field])
     else:
         options, answer = tf.zeros([0], tf.string), tf.constant("")
     return {"bodies": tf.stack(bodies), "targets": tf.stack(targets), "options": options,

@@ -77,15 +77,14 @@ def test_the_detectors_find_what_they_look_for():
             return c + jnp.take(table, idx + i, axis=0).sum(), None
         return jax.lax.scan(body, 0.0, jnp.arange(3))[0]
 
-    found = []
     jaxpr = jax.make_jaxpr(jax.grad(scanned_take))(jnp.ones((8, 4)), jnp.arange(5))
-    memory._walk(jaxpr.jaxpr, in_scan=False, found=found)  # noqa: SLF001
+    found = memory.scatters_in_scan_bodies(jaxpr.jaxpr)
     assert found and found[0].startswith("scatter")
 
 
 def test_probe_shapes_avoid_model_dimensions():
     cfg = _config("models/decoder_1b.gin")
-    batch, lengths = memory._probe(4, {"inputs": 2048, "targets": 0}, cfg)  # noqa: SLF001
+    batch, lengths = memory.probe_shapes(4, {"inputs": 2048, "targets": 0}, cfg)
     assert lengths["inputs"] not in (2048, 8192, 64, 32, 8) and batch not in (4, 8, 32)
 
 

@@ -17,7 +17,7 @@ from flan_jax.data import import_tasks_if_read
 def test_the_launched_command_parses_as_a_train_command(tmp_path, source):
     extra = [] if source == "seqio" else [
         "DataConfig.source='cache'", f"DataConfig.cache_dir='{tmp_path / 'cache'}'"]
-    args = restart._train_args(tmp_path / "run", 11, extra)
+    args = restart.train_args(tmp_path / "run", 11, extra)
     assert args[:4] == [sys.executable, "-m", "flan_jax.cli", "train"]
     config.parse_command("flan-jax train", args[4:], imports=import_tasks_if_read)
     assert gin.query_parameter("%TRAIN_STEPS") == 11
@@ -42,14 +42,14 @@ if sys.argv[3] == "fail":
 
 
 def _fake(monkeypatch, outcome):
-    monkeypatch.setattr(restart, "_train_args", lambda model_dir, steps, extra: [
+    monkeypatch.setattr(restart, "train_args", lambda model_dir, steps, extra: [
         sys.executable, "-c", FAKE_TRAINER, str(model_dir), str(steps), outcome])
 
 
 def test_the_timer_reads_the_resumed_steps_line_then_the_exit(tmp_path, monkeypatch):
     _fake(monkeypatch, "ok")
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 2.0}) + "\n")
-    timing = restart._timed_resume(tmp_path, 4, [])
+    timing = restart.timed_resume(tmp_path, 4, [])
     # the line of step 5 (4 + 1) is written 0.3 s after launch at the earliest, the exit comes
     # 1 s after that at the earliest (lower bounds only: a loaded machine only delays)
     assert 0.3 <= timing["first_step_s"] < timing["exit_s"]
@@ -59,4 +59,4 @@ def test_the_timer_reads_the_resumed_steps_line_then_the_exit(tmp_path, monkeypa
 def test_a_failed_resume_is_named_with_its_stderr(tmp_path, monkeypatch):
     _fake(monkeypatch, "fail")
     with pytest.raises(RuntimeError, match="resuming at 4 failed:\n.*the restore went wrong"):
-        restart._timed_resume(tmp_path, 4, [])
+        restart.timed_resume(tmp_path, 4, [])

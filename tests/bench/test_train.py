@@ -21,7 +21,7 @@ def test_measure_train_step_accounting(tiny_models):
 
 
 def test_bench_train_both_remat_policies(tiny_models):
-    train._COMPILED.clear()  # fresh states: both policies then take the same steps
+    train.clear_compiled()  # fresh states: both policies then take the same steps
     rows = bench_train(tiny_models[:1], QUICK)
     assert [r["remat"] for r in rows] == ["none", "full"]
     # full remat recomputes the forward pass: same loss, no more temporaries
