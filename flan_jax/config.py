@@ -15,8 +15,10 @@ seqio source) the command hands over as `imports`, run before gin is locked.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import inspect
+import logging
 import os
 import re
 import sys
@@ -143,6 +145,23 @@ gin.config.register_file_reader(_open_url, _readable_url)
 gin.config.register_file_reader(_open_on_search_path, lambda name: _on_search_path(name) is not None)
 
 
+def _not_a_package_miss(record: logging.LogRecord) -> bool:
+    return not (record.module == "resource_reader" and str(record.msg).startswith("Path not found"))
+
+
+@contextlib.contextmanager
+def _quiet_package_lookups():
+    """gin's own reader (gin.resource_reader, tried before ours) takes `models/t5_tiny.gin` for
+    a file in a Python package `models` and logs an error when there is none: while gin parses,
+    those lines are dropped (the file is then found on the search path)."""
+    root = logging.getLogger()
+    root.addFilter(_not_a_package_miss)
+    try:
+        yield
+    finally:
+        root.removeFilter(_not_a_package_miss)
+
+
 def resolve_gin_file(name: str, search_paths: Sequence[str] = ()) -> str:
     if paths.is_url(name):
         try:
@@ -180,8 +199,9 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str] = (),
     try:
         if imports is not None:
             imports(files, bindings)
-        gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False,
-                                            skip_unknown=False)
+        with _quiet_package_lookups():
+            gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False,
+                                                skip_unknown=False)
     except ImportError as e:
         raise GinConfigError(explain_import(e)) from None
     except (ValueError, KeyError, SyntaxError, IOError) as e:
@@ -197,8 +217,9 @@ def peek(files: Sequence[str], bindings: Sequence[str], query: Callable[[], Any]
     skipped), or `default` when they do not parse; gin is cleared afterwards. For an `imports`
     hook that must know the config before the real parse."""
     try:
-        gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False,
-                                            skip_unknown=True)
+        with _quiet_package_lookups():
+            gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False,
+                                                skip_unknown=True)
         answer = query()
     except Exception:  # noqa: BLE001 - the real parse reports the error
         answer = default

@@ -173,7 +173,7 @@ def experiment(name: str = gin.REQUIRED, runs: Sequence[Run] = gin.REQUIRED,
 
 # --- the driver -------------------------------------------------------------------------------
 
-def _config_key(files: Sequence[str], bindings: Sequence[str],
+def config_key(files: Sequence[str], bindings: Sequence[str],
                 search_paths: Sequence[str]) -> str:
     """A short hash of the fully parsed gin config of `files` + `bindings`."""
     from flan_jax import config
@@ -226,7 +226,7 @@ def run_experiment(experiment_file: str, user_bindings: Sequence[str] = (),
         train_bindings = [*user_bindings, *train_bindings]
         # The run's directory is named by its whole resolved config: changing any binding (a
         # command-line --gin.X, or the experiment file) trains anew instead of reusing.
-        key = _config_key(train_files, train_bindings + ["MODEL_DIR = ''"], search_paths)
+        key = config_key(train_files, train_bindings + ["MODEL_DIR = ''"], search_paths)
         run_dir = out / f"{_slug(run.label)}_{key}"
         run_dirs[run.label] = run_dir
         print(f"== [{i}/{len(spec['runs'])}] {spec['name']}: {run.label} ({run_dir}) ==",
@@ -244,7 +244,7 @@ def run_experiment(experiment_file: str, user_bindings: Sequence[str] = (),
             eval_files = [experiment_file, "runs/eval.gin"]
             eval_bindings = [*user_bindings, *_resolve(eval_bindings, run_dirs),
                              f"CHECKPOINT_PATH = '{run_dir}'"]
-            key = _config_key(eval_files, eval_bindings + ["evaluate.output_dir = ''"],
+            key = config_key(eval_files, eval_bindings + ["evaluate.output_dir = ''"],
                               search_paths)
             eval_dir = run_dir / f"eval_{key}"
             report_path = eval_dir / "report.json"

@@ -18,6 +18,9 @@ ALLOWED = {("os", "_exit")}
 def _private_accesses(path: pathlib.Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            found += [f"{path.name}:{node.lineno} import {a.name}" for a in node.names
+                      if a.name.startswith("_") and not a.name.startswith("__")]
         if not isinstance(node, ast.Attribute):
             continue
         name = node.attr
@@ -35,8 +38,9 @@ def _private_accesses(path: pathlib.Path) -> list[str]:
 
 def test_the_checker_sees_a_private_access(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text("import os\nx = other._hidden\nself._mine = os._exit\nsuper()._base()\n")
-    assert _private_accesses(sample) == ["sample.py:2 ._hidden"]
+    sample.write_text("import os\nx = other._hidden\nself._mine = os._exit\nsuper()._base()\n"
+                      "from other import _secret, public\nfrom __future__ import annotations\n")
+    assert sorted(_private_accesses(sample)) == ["sample.py:2 ._hidden", "sample.py:5 import _secret"]
 
 
 def test_no_module_reaches_into_another_ones_private_names():

@@ -56,11 +56,13 @@ def test_a_configurable_bound_only_in_a_users_file_is_suggested(tmp_path):
         config.parse_gin([str(mine)])
 
 
-def test_includes_are_found_in_the_search_paths_before_the_repository(tmp_path, monkeypatch):
+def test_includes_are_found_in_the_search_paths_before_the_repository(tmp_path, monkeypatch,
+                                                                    caplog):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "run.gin").write_text("include 'hardware/cpu.gin'\n_shape.width = 5\n")
     config.parse_gin(["run.gin"], search_paths=[str(tmp_path / "mine")])
     assert _shape() == (5, 2)  # hardware/cpu.gin came from the repository's gin/ folder
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
     (tmp_path / "mine" / "hardware").mkdir()
     (tmp_path / "mine" / "hardware" / "cpu.gin").write_text("_shape.height = 7\n")
     config.parse_gin(["run.gin"], search_paths=[str(tmp_path / "mine")])

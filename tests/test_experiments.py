@@ -81,9 +81,9 @@ def test_every_experiment_file_builds_its_runs(name):
 
 
 def test_run_directories_are_keyed_by_the_whole_config():
-    from flan_jax.experiments import _config_key
+    from flan_jax.experiments import config_key
 
     files = ["experiments/num_templates.gin"]
-    base = _config_key(files, ["MODEL_DIR = ''"], [])
-    assert base == _config_key(files, ["MODEL_DIR = ''"], [])
-    assert base != _config_key(files, ["TRAIN_STEPS = 1000", "MODEL_DIR = ''"], [])
+    base = config_key(files, ["MODEL_DIR = ''"], [])
+    assert base == config_key(files, ["MODEL_DIR = ''"], [])
+    assert base != config_key(files, ["TRAIN_STEPS = 1000", "MODEL_DIR = ''"], [])

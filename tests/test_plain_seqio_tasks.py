@@ -134,14 +134,14 @@ def test_score_metric_gets_the_target_log_likelihoods(model_dir):
 
 
 def test_t5_rank_classification_rows_match_naive_scoring_and_t5_accuracy(model_dir):
-    from flan_jax.evaluate import _examples, resolve_tasks
+    from flan_jax.evaluate import resolve_tasks, task_examples
     from flan_jax.predict import PredictSettings
     from flan_jax.task_metrics import rank_rows_scores
 
     cfg, params, vocab = checkpoints.load_model_dir(model_dir)
     model = build_model(cfg)
     task = resolve_tasks("plain_choice")[0]
-    rows = _examples(task, None)
+    rows = task_examples(task, None)
     assert len(rows) == 10
     loaded = LoadedModel(model, params, vocab)
     scores, best = rank_rows_scores(loaded, rows, PredictSettings(batch_size=4))

@@ -29,7 +29,7 @@ def lower_and_compile(cfg, batch: int, lengths: dict[str, int]) -> dict:
     import optax
 
     from flan_jax import partitioning
-    from flan_jax.bench.train import ONE_DEVICE, _state_shardings
+    from flan_jax.bench.train import ONE_DEVICE, state_shardings
     from flan_jax.models import abstract_params, build_model
     from flan_jax.train_step import TrainState, make_train_step
 
@@ -40,7 +40,7 @@ def lower_and_compile(cfg, batch: int, lengths: dict[str, int]) -> dict:
     data = synthetic_batch(cfg.family, batch, lengths, cfg.vocab_size)
     spec = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype)  # noqa: E731
     with jax.set_mesh(mesh):
-        _, state_sh = _state_shardings(model, tx, mesh, rules)
+        _, state_sh = state_shardings(model, tx, mesh, rules)
         params = nn.meta.unbox(abstract_params(model))
         state = TrainState(jax.ShapeDtypeStruct((), jax.numpy.int32), params,
                            jax.eval_shape(tx.init, params))

@@ -14,7 +14,7 @@ from flan_jax.bench.common import BYTE_VOCAB, Settings, f32, say
 from flan_jax.bench.train import measure_train_step
 
 
-def _count_packed(batch: dict) -> tuple[int, int]:
+def count_packed(batch: dict) -> tuple[int, int]:
     """(slots, non-padding tokens) of a packed numpy batch."""
     slots = nonpad = 0
     for key in ("encoder_input_tokens", "decoder_target_tokens"):
@@ -30,7 +30,7 @@ def _time_batches(next_batch: Callable[[], dict], n: int, warmup: int) -> dict:
     slots = nonpad = 0
     t0 = time.perf_counter()
     for _ in range(n):
-        a, b = _count_packed(next_batch())
+        a, b = count_packed(next_batch())
         slots, nonpad = slots + a, nonpad + b
     dt = time.perf_counter() - t0
     return {"batches": n, "seconds": dt, "tokens_per_s": slots / dt,

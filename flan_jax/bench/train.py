@@ -80,7 +80,7 @@ def prepare_train_step(cfg, batch: int, lengths: dict[str, int], *,
                 _COMPILED.clear()  # one model's state at a time in accelerator memory
             model = build_model(cfg)
             tx = optax.adamw(learning_rate, weight_decay=weight_decay)
-            params_sh, state_sh = _state_shardings(model, tx, mesh, rules)
+            params_sh, state_sh = state_shardings(model, tx, mesh, rules)
             params = init_params(model, out_shardings=params_sh)
             state = TrainState(jax.device_put(jax.numpy.zeros((), jax.numpy.int32),
                                               partitioning.replicated(mesh)), params,
@@ -131,7 +131,7 @@ def train_step_row(step: PreparedStep, step_s: float, times: list[float]) -> dic
             "device_bytes_in_use": stats.get("bytes_in_use")}
 
 
-def _state_shardings(model, tx, mesh, rules) -> tuple[Any, Any]:
+def state_shardings(model, tx, mesh, rules) -> tuple[Any, Any]:
     """(params shardings, TrainState shardings) from the model's logical axes."""
     import flax.linen as nn
     import jax

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from flan_jax.models.attention import Attention, AttentionMask
 from flan_jax.models.relative_position import stack_relative_bias
 from flan_jax.models.config import TransformerConfig
-from flan_jax.models.layers import (SCANNED_LAYERS, DenseGeneral, Embed, Mlp, RMSNorm, _param,
+from flan_jax.models.layers import (SCANNED_LAYERS, DenseGeneral, Embed, Mlp, RMSNorm, partitioned_param,
                                     constrain, layer_stack, maybe_remat, prepend_prompt,
                                     prompt_segments, soft_prompt)
 
@@ -26,7 +26,7 @@ def _norm(cfg: TransformerConfig, name: str) -> RMSNorm:
 
 
 def _relpos_table(module: nn.Module, cfg: TransformerConfig) -> Array:
-    return _param(module, "relpos_bias", nn.initializers.normal(1.0),
+    return partitioned_param(module, "relpos_bias", nn.initializers.normal(1.0),
                   (cfg.num_heads, cfg.relative_attention_num_buckets),
                   ("heads", "relpos_buckets"), cfg.weights_dtype)
 

@@ -32,7 +32,8 @@ def constrain(x: Array, axes: Sequence[str | None]) -> Array:
     return nn.with_logical_constraint(x, tuple(axes))
 
 
-def _param(module: nn.Module, name: str, init, shape, axes, dtype):
+def partitioned_param(module: nn.Module, name: str, init, shape, axes, dtype):
+    """A parameter of `module` annotated with its logical axis names (for the sharding rules)."""
     return module.param(name, nn.with_logical_partitioning(init, tuple(axes)), shape, dtype)
 
 
@@ -45,7 +46,7 @@ class RMSNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        scale = _param(self, "scale", nn.initializers.ones, (x.shape[-1],), ("embed",),
+        scale = partitioned_param(self, "scale", nn.initializers.ones, (x.shape[-1],), ("embed",),
                        self.param_dtype)
         # Elementwise work, recomputed in the backward pass from the input: no float32 copies
         # of the activations are kept.
@@ -76,7 +77,7 @@ class DenseGeneral(nn.Module):
         init = nn.initializers.variance_scaling(
             self.init_scale, "fan_in", "truncated_normal",
             in_axis=tuple(range(n_in)), out_axis=tuple(range(n_in, n_in + n_out)))
-        kernel = _param(self, "kernel", init, tuple(in_shape) + tuple(self.features),
+        kernel = partitioned_param(self, "kernel", init, tuple(in_shape) + tuple(self.features),
                         self.kernel_axes, self.param_dtype)
         # As one 2-D matmul: XLA:CPU picks a far slower layout for the kernel gradient of a
         # [batch, length, ...] contraction (0.93 s vs 0.21 s for a 32k-vocabulary head).
@@ -91,7 +92,7 @@ def soft_prompt(module: nn.Module, cfg: TransformerConfig) -> Array:
 
     Created normal(1.0) like the token table; training re-initialises it from the frozen base
     (`flan_jax.models.init_prompt`)."""
-    return _param(module, "prompt", nn.initializers.normal(1.0),
+    return partitioned_param(module, "prompt", nn.initializers.normal(1.0),
                   (cfg.prompt_length, cfg.emb_dim), (None, "embed"), cfg.weights_dtype)
 
 
@@ -123,7 +124,7 @@ class Embed(nn.Module):
     param_dtype: Any = jnp.float32
 
     def setup(self):
-        self.embedding = _param(self, "embedding", nn.initializers.normal(self.init_stddev),
+        self.embedding = partitioned_param(self, "embedding", nn.initializers.normal(self.init_stddev),
                                 (self.num_embeddings, self.features), ("vocab", "embed"),
                                 self.param_dtype)
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from flan_jax.bench.pipeline import _count_packed
+from flan_jax.bench.pipeline import count_packed
 
 
 def test_count_packed_counts_slots_and_real_tokens():
     batch = {"encoder_input_tokens": np.array([[5, 6, 0, 0]]),
              "decoder_target_tokens": np.array([[7, 0]]), "other": np.ones((1, 9))}
-    assert _count_packed(batch) == (6, 3)
+    assert count_packed(batch) == (6, 3)

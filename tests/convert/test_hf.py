@@ -13,6 +13,7 @@ from flan_jax import checkpoints  # noqa: E402
 from flan_jax.convert import cli as convert_cli  # noqa: E402
 from flan_jax.convert.hf import ConversionError, convert  # noqa: E402
 from flan_jax.models import build_model  # noqa: E402
+from tests.convert.hf_models import max_diff, tiny_llama, tiny_t5  # noqa: E402
 
 T5_CONFIGS = {
     "v1_1_gated_gelu": dict(feed_forward_proj="gated-gelu", num_heads=3, d_kv=8),
@@ -29,36 +30,9 @@ LLAMA_CONFIGS = {
 }
 
 
-def _t5(tmp_path, name, **kw):
-    torch.manual_seed(0)
-    base = dict(vocab_size=97, d_model=24, d_ff=40, num_layers=2, decoder_start_token_id=0,
-                relative_attention_num_buckets=8, relative_attention_max_distance=20,
-                tie_word_embeddings=False)
-    base.update(kw)
-    model = transformers.T5ForConditionalGeneration(transformers.T5Config(**base)).eval()
-    src = tmp_path / f"hf_{name}"
-    model.save_pretrained(src)
-    return model, src
-
-
-def _llama(tmp_path, name, **kw):
-    torch.manual_seed(0)
-    base = dict(vocab_size=101, hidden_size=32, intermediate_size=44, num_hidden_layers=2,
-                rms_norm_eps=1e-5)
-    base.update(kw)
-    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**base)).eval()
-    src = tmp_path / f"hf_{name}"
-    model.save_pretrained(src)
-    return model, src
-
-
-def _max_diff(a, b):
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
-
-
 @pytest.mark.parametrize("name", sorted(T5_CONFIGS))
 def test_t5_logits_match_transformers(tmp_path, name):
-    hf_model, src = _t5(tmp_path, name, **T5_CONFIGS[name])
+    hf_model, src = tiny_t5(tmp_path, name, **T5_CONFIGS[name])
     cfg = convert(src, tmp_path / "converted")
     cfg2, params, _ = (checkpoints.read_model_config(tmp_path / "converted" / "model.gin"),
                        checkpoints.load_params(tmp_path / "converted"), None)
@@ -74,13 +48,13 @@ def test_t5_logits_match_transformers(tmp_path, name):
     ours = build_model(cfg).apply({"params": params}, enc, dec,
                                   decoder_segment_ids=np.ones_like(dec))
     assert ours.shape == ref.shape
-    assert _max_diff(ours, ref) <= 1e-4
+    assert max_diff(ours, ref) <= 1e-4
 
 
 def test_t5_untied_lm_head_like_flan_t5(tmp_path):
     """Flan-T5 checkpoints ship a separate lm_head; transformers 5 ignores it, so compare with
     the reference decoder states times that head."""
-    hf_model, src = _t5(tmp_path, "untied", feed_forward_proj="gated-gelu", num_heads=2, d_kv=8)
+    hf_model, src = tiny_t5(tmp_path, "untied", feed_forward_proj="gated-gelu", num_heads=2, d_kv=8)
     from safetensors.numpy import load_file, save_file
 
     weights = load_file(str(src / "model.safetensors"))
@@ -98,12 +72,12 @@ def test_t5_untied_lm_head_like_flan_t5(tmp_path):
     params = checkpoints.load_params(tmp_path / "converted")
     ours = build_model(cfg).apply({"params": params}, enc, dec,
                                   decoder_segment_ids=np.ones_like(dec))
-    assert _max_diff(ours, ref) <= 1e-4
+    assert max_diff(ours, ref) <= 1e-4
 
 
 @pytest.mark.parametrize("name", sorted(LLAMA_CONFIGS))
 def test_llama_logits_match_transformers(tmp_path, name):
-    hf_model, src = _llama(tmp_path, name, **LLAMA_CONFIGS[name])
+    hf_model, src = tiny_llama(tmp_path, name, **LLAMA_CONFIGS[name])
     cfg = convert(src, tmp_path / "converted")
     assert cfg.tie_embeddings == LLAMA_CONFIGS[name]["tie_word_embeddings"]
     params = checkpoints.load_params(tmp_path / "converted")
@@ -111,11 +85,11 @@ def test_llama_logits_match_transformers(tmp_path, name):
     with torch.no_grad():
         ref = hf_model(input_ids=torch.tensor(tokens)).logits.numpy()
     ours = build_model(cfg).apply({"params": params}, tokens)
-    assert _max_diff(ours, ref) <= 1e-4
+    assert max_diff(ours, ref) <= 1e-4
 
 
 def test_vocabulary_is_copied(tmp_path):
-    _, src = _llama(tmp_path, "vocab", num_attention_heads=2, num_key_value_heads=2)
+    _, src = tiny_llama(tmp_path, "vocab", num_attention_heads=2, num_key_value_heads=2)
     (src / "tokenizer.model").write_bytes(b"not really a model")
     convert(src, tmp_path / "converted")
     assert (tmp_path / "converted" / "tokenizer.model").read_bytes() == b"not really a model"
@@ -141,7 +115,7 @@ def test_missing_weights_or_tensor(tmp_path):
     (src / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
     with pytest.raises(ConversionError, match="no weights"):
         convert(src, tmp_path / "out")
-    _, src = _llama(tmp_path, "broken", num_attention_heads=2, num_key_value_heads=2)
+    _, src = tiny_llama(tmp_path, "broken", num_attention_heads=2, num_key_value_heads=2)
     from safetensors.numpy import load_file, save_file
 
     weights = load_file(str(src / "model.safetensors"))
@@ -153,7 +127,7 @@ def test_missing_weights_or_tensor(tmp_path):
 
 
 def test_pytorch_bin_checkpoint(tmp_path):
-    hf_model, src = _llama(tmp_path, "bin", num_attention_heads=2, num_key_value_heads=1)
+    hf_model, src = tiny_llama(tmp_path, "bin", num_attention_heads=2, num_key_value_heads=1)
     (src / "model.safetensors").unlink()
     torch.save(hf_model.state_dict(), src / "pytorch_model.bin")
     cfg = convert(src, tmp_path / "converted")
@@ -161,4 +135,4 @@ def test_pytorch_bin_checkpoint(tmp_path):
     tokens = np.arange(1, 9)[None]
     with torch.no_grad():
         ref = hf_model(input_ids=torch.tensor(tokens)).logits.numpy()
-    assert _max_diff(build_model(cfg).apply({"params": params}, tokens), ref) <= 1e-4
+    assert max_diff(build_model(cfg).apply({"params": params}, tokens), ref) <= 1e-4

@@ -20,7 +20,7 @@ from flan_jax.models import build_model, init_prompt  # noqa: E402
 from flan_jax.models.config import plain_config  # noqa: E402
 from flan_jax.placement import LoadedModel  # noqa: E402
 from flan_jax.vocab import ByteVocab  # noqa: E402
-from tests.convert.test_hf import _llama, _max_diff, _t5  # noqa: E402
+from tests.convert.hf_models import max_diff, tiny_llama, tiny_t5  # noqa: E402
 
 PAIRS = [("Is the sky blue?", "yes"), ("Translate to German: house", "Haus"),
          ("2 + 2 =", " 4, of course")]
@@ -52,7 +52,7 @@ def _t5_ids():
     ("t5_exact_gelu_tied_unscaled", dict(feed_forward_proj="gelu", num_heads=2, d_kv=6)),
 ])
 def test_t5_round_trip_gives_the_same_logits(tmp_path, name, kw):
-    _, src = _t5(tmp_path, name, **kw)
+    _, src = tiny_t5(tmp_path, name, **kw)
     if name == "flan_t5_untied":  # a separate head, as Flan-T5 ships
         from safetensors.numpy import load_file, save_file
 
@@ -65,7 +65,7 @@ def test_t5_round_trip_gives_the_same_logits(tmp_path, name, kw):
     export(tmp_path / "ours", tmp_path / "back")
     enc, dec = _t5_ids()
     ref, back = _hf_logits(src, enc, dec), _hf_logits(tmp_path / "back", enc, dec)
-    assert _max_diff(back, ref) <= 1e-4
+    assert max_diff(back, ref) <= 1e-4
     assert np.std(ref) > 1e-3  # the comparison is not between two constant outputs
 
 
@@ -78,7 +78,7 @@ def test_t5_round_trip_gives_the_same_logits(tmp_path, name, kw):
                           head_dim=8, tie_word_embeddings=False, rope_theta=500.0), None),
 ])
 def test_llama_round_trip_gives_the_same_logits(tmp_path, name, kw, shard):
-    _, src = _llama(tmp_path, name, **kw)
+    _, src = tiny_llama(tmp_path, name, **kw)
     convert(src, tmp_path / "ours")
     written = export(tmp_path / "ours", tmp_path / "back",
                      **({"max_shard_bytes": shard} if shard else {}))
@@ -89,7 +89,7 @@ def test_llama_round_trip_gives_the_same_logits(tmp_path, name, kw, shard):
         assert set(index["weight_map"].values()) == set(shards)
     tokens = np.random.RandomState(1).randint(0, 101, size=(2, 13))
     ref, back = _hf_logits(src, tokens), _hf_logits(tmp_path / "back", tokens)
-    assert _max_diff(back, ref) <= 1e-4
+    assert max_diff(back, ref) <= 1e-4
 
 
 def _model_dir(path, cfg, params, **files):
