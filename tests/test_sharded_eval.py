@@ -100,6 +100,7 @@ def test_every_mesh_reports_what_one_device_reports(model_dir, single_report, me
     assert written["param_bytes_total"] == single_report["param_bytes_total"]
 
 
+@pytest.mark.slow  # make test: the evaluation on the mesh of every axis (rank and generation)
 @pytest.mark.parametrize("mesh", MESH_PARAMS)
 def test_predictions_and_option_scores_match_one_device(model_dir, mesh):
     """Option scores (rank) and generated text, mesh by mesh, against one device."""
