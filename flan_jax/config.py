@@ -3,7 +3,8 @@ command scaffold (`run_command`).
 
 Flags: `--gin_file=FILE` (repeatable; looked up in the current directory, then
 `--gin_search_paths`, then the repository's gin/ folder; an `include` inside a file likewise) and
-`--gin.SELECTOR=VALUE` bindings, e.g. `--gin.TRAIN_STEPS=100` or `--gin.build_optimizer.name='"adamw"'`.
+`--gin.SELECTOR=VALUE` bindings, e.g. `--gin.TRAIN_STEPS=100` or
+`--gin.build_optimizer.name='"adamw"'`.
 
 This module imports none of its callers and nothing from `tasks/`: each gin file imports the
 modules it configures (as in t5x), so parsing `models/t5_small.gin` imports the model config and
@@ -20,6 +21,7 @@ import difflib
 import inspect
 import logging
 import os
+import pathlib
 import re
 import sys
 from typing import Any, Callable, Sequence
@@ -71,7 +73,7 @@ def _known_selectors(files: Sequence[str] = ()) -> list[str]:
     with its `name.parameter` pairs. (gin has no public list of what is registered; what the gin
     files bind is what a user spells in a binding.)"""
     texts = [f.read_text() for f in sorted(GIN_DIR.rglob("*.gin"))]
-    texts += [open(f).read() for f in files if os.path.isfile(f)]
+    texts += [pathlib.Path(f).read_text() for f in files if os.path.isfile(f)]
     shorts = {m.group(1).split(".")[-1] for text in texts for m in _BOUND_SELECTOR.finditer(text)}
     names = []
     for short in sorted(shorts):
@@ -120,19 +122,23 @@ def _readable_url(name: str) -> bool:
     return paths.is_url(name) and paths.as_path(name).exists()
 
 
-# Where an `include` that is not in the current directory is looked up: the command's
-# --gin_search_paths (set by `parse_gin`), then the repository's gin/ folder.
+# The --gin_search_paths of the command being parsed (set by `parse_gin`), for the `include`s
+# that gin resolves itself.
 _search_paths: list[str] = []
 
 
-def _on_search_path(name: str) -> str | None:
-    if os.path.isabs(name) or paths.is_url(name):
-        return None
-    for folder in (*_search_paths, str(GIN_DIR)):
+def _find_gin_file(name: str, search_paths: Sequence[str]) -> str | None:
+    """A relative gin file name looked up in the current directory, then `search_paths`, then the
+    repository's gin/ folder (an absolute one as it is); None where none has it."""
+    for folder in [os.getcwd(), *search_paths, str(GIN_DIR)]:
         candidate = os.path.join(folder, name)
         if os.path.isfile(candidate):
             return candidate
     return None
+
+
+def _on_search_path(name: str) -> str | None:
+    return None if paths.is_url(name) else _find_gin_file(name, _search_paths)
 
 
 def _open_on_search_path(name: str):
@@ -172,10 +178,9 @@ def resolve_gin_file(name: str, search_paths: Sequence[str] = ()) -> str:
         if not found:
             raise GinConfigError(f"gin file {name!r} not found.")
         return name
-    for folder in [os.getcwd(), *search_paths, str(GIN_DIR)]:
-        candidate = os.path.join(folder, name)
-        if os.path.exists(candidate):
-            return candidate
+    found = _find_gin_file(name, search_paths)
+    if found:
+        return found
     available = sorted(str(p.relative_to(GIN_DIR)) for p in GIN_DIR.rglob("*.gin"))
     close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
