@@ -148,7 +148,8 @@ def _open_on_search_path(name: str):
 # gin opens local files itself (relative ones from the current directory); a gin file on a bucket
 # (gs://.../model.gin) goes through epath, and a relative one elsewhere is found on the search path.
 gin.config.register_file_reader(_open_url, _readable_url)
-gin.config.register_file_reader(_open_on_search_path, lambda name: _on_search_path(name) is not None)
+gin.config.register_file_reader(_open_on_search_path,
+                                lambda name: _on_search_path(name) is not None)
 
 
 def _not_a_package_miss(record: logging.LogRecord) -> bool:
