@@ -38,7 +38,8 @@ def test_top_ops_of_a_real_cpu_trace(tmp_path):
               or r["opcode"] == "dot"]
     assert dot["source"].startswith("jit(step)/")
     (tanh,) = [r for r in profile.top_ops(times, 3, hlo) if r["source"].endswith("/tanh")]
-    assert tanh["shape"] == "f32[256,512]" and "tanh" in tanh["fused"]
+    assert tanh["shape"] == "f32[256,512]"
+    assert "tanh" in tanh["fused"].split(", ") or tanh["opcode"] == "tanh"
     md = "\n".join(profile.render_profile("tiny", {"ops": rows, "steps": 3,
                                                    "op_ms_per_step": 1.0}))
     assert f"| 1 | `{rows[0]['op']}` |" in md
