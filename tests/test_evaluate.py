@@ -12,13 +12,10 @@ from tests.fixtures import TINY
 
 
 @pytest.fixture(scope="module")
-def trained_dir(tmp_path_factory):
-    from flan_jax.train import train
-
-    model_dir = tmp_path_factory.mktemp("evalrun")
-    config.parse_gin(["runs/demo.gin"], TINY + [f"MODEL_DIR = '{model_dir}'", "TRAIN_STEPS = 6"])
-    train()
-    return model_dir
+def trained_dir(tiny_run, tmp_path_factory):
+    """The session's 10-step run (checkpoints at steps 5 and 10), copied: evaluation writes
+    its report into the run directory."""
+    return tiny_run(10, copy_to=tmp_path_factory.mktemp("evalrun"))
 
 
 def test_report_covers_every_cluster_and_matches_t5_metrics(trained_dir):
@@ -44,7 +41,7 @@ def test_report_covers_every_cluster_and_matches_t5_metrics(trained_dir):
                                          "evaluate.max_input_length = 256",
                                          "evaluate.max_new_tokens = 32"])
     report = evaluate()
-    assert report["step"] == 6  # the training step evaluated (the run's latest)
+    assert report["step"] == 10  # the training step evaluated (the run's latest)
     assert report["mesh"] == {"data": 8, "fsdp": 1, "tensor": 1}
     assert sorted(report["tasks"]) == sorted(picked)
     assert set(report["clusters"]) == set(clusters)

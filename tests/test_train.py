@@ -58,11 +58,11 @@ def test_gradient_accumulation_equals_larger_batch(tmp_path):
 
 
 def test_a_resume_with_other_settings_is_refused_before_writing(tiny_run, tmp_path, capsys):
-    tiny_run(5, copy_to=tmp_path)  # a checkpoint at step 5
+    tiny_run(10, copy_to=tmp_path)  # checkpoints at steps 5 and 10
     before = _snapshot(tmp_path)
     code, _, err = _main(capsys, tmp_path, "BATCH_SIZE = 16", "TransformerConfig.mlp_dim = 96")
     assert code == 2 and err.strip() == (
-        f"flan-jax train: MODEL_DIR {tmp_path} holds a run (step 5) with other settings: "
+        f"flan-jax train: MODEL_DIR {tmp_path} holds a run (step 10) with other settings: "
         "BATCH_SIZE: 8 -> 16; TransformerConfig.mlp_dim: 128 -> 96. Resume with its settings "
         "(config.gin), use another MODEL_DIR, or pass --gin.train.allow_config_change=True.")
     assert _snapshot(tmp_path) == before
@@ -71,12 +71,13 @@ def test_a_resume_with_other_settings_is_refused_before_writing(tiny_run, tmp_pa
                          "train.allow_config_change = True")
     assert code == 1 and "holds a checkpoint of a different model" in err.splitlines()[-1]
     # allowed, another batch size resumes; the first start's config.gin stays
-    code, _, err = _main(capsys, tmp_path, "TRAIN_STEPS = 6", "BATCH_SIZE = 16",
-                         "train.allow_config_change = True")  # (at step 5 already: nothing to do)
+    code, _, err = _main(capsys, tmp_path, "TRAIN_STEPS = 11", "BATCH_SIZE = 16",
+                         "train.allow_config_change = True")  # one step of 16 examples
     assert code == 0, err
-    assert "BATCH_SIZE: 8 -> 16" in err and "Resumed from step 5" in err
+    assert "BATCH_SIZE: 8 -> 16" in err and "Resumed from step 10" in err
+    assert max(_losses(tmp_path)) == 11
     assert (tmp_path / "config.gin").read_bytes() == before["config.gin"]
-    assert "BATCH_SIZE = 16" in (tmp_path / "config.restart_5.gin").read_text()
+    assert "BATCH_SIZE = 16" in (tmp_path / "config.restart_10.gin").read_text()
 
 
 def test_resume_keeps_configs_logs_and_one_metrics_line_per_step(tmp_path, capsys):
@@ -99,12 +100,12 @@ def test_resume_keeps_configs_logs_and_one_metrics_line_per_step(tmp_path, capsy
 
 
 def test_a_damaged_checkpoint_is_named_in_one_line(tiny_run, tmp_path, capsys):
-    tiny_run(5, copy_to=tmp_path)
-    step_dir = tmp_path / "checkpoints" / "5"
+    tiny_run(10, copy_to=tmp_path)
+    step_dir = tmp_path / "checkpoints" / "10"
     biggest = max((p for p in step_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     biggest.write_bytes(biggest.read_bytes()[:1000])
     before = _snapshot(tmp_path)
-    code, out, err = _main(capsys, tmp_path, "TRAIN_STEPS = 8")
+    code, out, err = _main(capsys, tmp_path, "TRAIN_STEPS = 12")
     assert code == 1 and err.strip() == (
         f"flan-jax train: the checkpoint {step_dir} is damaged or incomplete (Exception while "
         f"reading it). Delete that step directory (rm -r {step_dir}) to resume from the previous "

@@ -65,16 +65,16 @@ def test_training_from_a_cache_imports_no_tensorflow(tmp_path, cache_dir):
 
 def test_a_resume_onto_another_data_stream_is_refused_unless_asked(tmp_path, cache_dir,
                                                                   tiny_run):
-    tiny_run(5, copy_to=tmp_path)  # 5 steps from the seqio source
+    tiny_run(10, copy_to=tmp_path)  # 10 steps from the seqio source
     for change, named in ((_from_cache(cache_dir), "source: 'seqio' in the checkpoint, "
                                                    "'cache' now"),
                           (["DataConfig.seed = 3"], "seed: 0 in the checkpoint, 3 now")):
         with pytest.raises(UserError, match=named):
-            _train(tmp_path, "TRAIN_STEPS = 7", "train.allow_config_change = True", *change)
-        assert max(_losses(tmp_path)) == 5  # nothing trained
-    losses = _train(tmp_path, "TRAIN_STEPS = 7", "train.allow_config_change = True",
+            _train(tmp_path, "TRAIN_STEPS = 12", "train.allow_config_change = True", *change)
+        assert max(_losses(tmp_path)) == 10  # nothing trained
+    losses = _train(tmp_path, "TRAIN_STEPS = 12", "train.allow_config_change = True",
                     "train.restart_data_stream = True", *_from_cache(cache_dir))
-    assert sorted(losses) == list(range(1, 8))
+    assert sorted(losses) == list(range(1, 13))
 
 
 @pytest.mark.slow
