@@ -1,5 +1,5 @@
 """Test-wide setup: eight simulated CPU devices, float32 matmuls, quiet TensorFlow, and XLA's
-CPU backend without LLVM's optimisation passes."""
+CPU backend without LLVM's optimisation passes or its MLIR fusion emitters (cheaper compiles)."""
 
 import os
 
@@ -9,8 +9,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 # and decoding: 124 s -> 82 s). The arithmetic is unchanged (no fast-math at any level, so no
 # reassociation): every equality the tests check holds the same. Subprocesses inherit the flags
 # (tests.fixtures.xla_flags).
-# XLA's CPU fusion emitters (an MLIR pipeline per fusion) compile these small programs slower
-# than the classic LLVM IR emitters: with them off, cold, tests/test_train.py and
+# XLA's newer CPU fusion emitters (MLIR-based) compile these small programs slower than the
+# classic LLVM IR emitters: with them off, cold, tests/test_train.py and
 # tests/test_scoring.py took 100 s instead of 137 s and the attention/loss tests 55 s instead of
 # 72 s, every test passing with the same tolerances. Same ops, no fast-math either way.
 for _flag in ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true",
