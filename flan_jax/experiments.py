@@ -174,7 +174,7 @@ def experiment(name: str = gin.REQUIRED, runs: Sequence[Run] = gin.REQUIRED,
 # --- the driver -------------------------------------------------------------------------------
 
 def config_key(files: Sequence[str], bindings: Sequence[str],
-                search_paths: Sequence[str]) -> str:
+               search_paths: Sequence[str]) -> str:
     """A short hash of the fully parsed gin config of `files` + `bindings`."""
     from flan_jax import config
 
@@ -245,7 +245,7 @@ def run_experiment(experiment_file: str, user_bindings: Sequence[str] = (),
             eval_bindings = [*user_bindings, *_resolve(eval_bindings, run_dirs),
                              f"CHECKPOINT_PATH = '{run_dir}'"]
             key = config_key(eval_files, eval_bindings + ["evaluate.output_dir = ''"],
-                              search_paths)
+                             search_paths)
             eval_dir = run_dir / f"eval_{key}"
             report_path = eval_dir / "report.json"
             if not report_path.exists():

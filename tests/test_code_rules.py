@@ -40,7 +40,8 @@ def test_the_checker_sees_a_private_access(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("import os\nx = other._hidden\nself._mine = os._exit\nsuper()._base()\n"
                       "from other import _secret, public\nfrom __future__ import annotations\n")
-    assert sorted(_private_accesses(sample)) == ["sample.py:2 ._hidden", "sample.py:5 import _secret"]
+    assert sorted(_private_accesses(sample)) == ["sample.py:2 ._hidden",
+                                                 "sample.py:5 import _secret"]
 
 
 def test_no_module_reaches_into_another_ones_private_names():

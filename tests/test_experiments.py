@@ -63,8 +63,11 @@ def test_unknown_experiment_is_explained(capsys):
                                   "scale", "prompt_tuning"])
 def test_every_experiment_file_builds_its_runs(name):
     from flan_jax import config, experiments
+    from flan_jax.data import import_tasks_if_read
 
-    config.parse_gin([f"experiments/{name}.gin"])
+    # as `flan-jax experiment run` parses it (the run builders name tasks: they are imported
+    # before gin is locked, whatever ran before in this process)
+    config.parse_gin([f"experiments/{name}.gin"], imports=import_tasks_if_read)
     spec = experiments.experiment()
     assert spec["name"] == name and len(spec["runs"]) >= 1
     from tasks import catalogue

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 from flan_jax.models.attention import Attention, AttentionMask
 from flan_jax.models.relative_position import stack_relative_bias
 from flan_jax.models.config import TransformerConfig
-from flan_jax.models.layers import (SCANNED_LAYERS, DenseGeneral, Embed, Mlp, RMSNorm, partitioned_param,
-                                    constrain, layer_stack, maybe_remat, prepend_prompt,
+from flan_jax.models.layers import (SCANNED_LAYERS, DenseGeneral, Embed, Mlp, RMSNorm, constrain,
+                                    layer_stack, maybe_remat, partitioned_param, prepend_prompt,
                                     prompt_segments, soft_prompt)
 
 Array = jax.Array
@@ -27,8 +27,8 @@ def _norm(cfg: TransformerConfig, name: str) -> RMSNorm:
 
 def _relpos_table(module: nn.Module, cfg: TransformerConfig) -> Array:
     return partitioned_param(module, "relpos_bias", nn.initializers.normal(1.0),
-                  (cfg.num_heads, cfg.relative_attention_num_buckets),
-                  ("heads", "relpos_buckets"), cfg.weights_dtype)
+                             (cfg.num_heads, cfg.relative_attention_num_buckets),
+                             ("heads", "relpos_buckets"), cfg.weights_dtype)
 
 
 class EncoderLayer(nn.Module):

@@ -46,8 +46,8 @@ class RMSNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        scale = partitioned_param(self, "scale", nn.initializers.ones, (x.shape[-1],), ("embed",),
-                       self.param_dtype)
+        scale = partitioned_param(self, "scale", nn.initializers.ones, (x.shape[-1],),
+                                  ("embed",), self.param_dtype)
         # Elementwise work, recomputed in the backward pass from the input: no float32 copies
         # of the activations are kept.
         norm = functools.partial(_rms_norm, eps=self.eps, dtype=self.dtype)
@@ -78,7 +78,7 @@ class DenseGeneral(nn.Module):
             self.init_scale, "fan_in", "truncated_normal",
             in_axis=tuple(range(n_in)), out_axis=tuple(range(n_in, n_in + n_out)))
         kernel = partitioned_param(self, "kernel", init, tuple(in_shape) + tuple(self.features),
-                        self.kernel_axes, self.param_dtype)
+                                   self.kernel_axes, self.param_dtype)
         # As one 2-D matmul: XLA:CPU picks a far slower layout for the kernel gradient of a
         # [batch, length, ...] contraction (0.93 s vs 0.21 s for a 32k-vocabulary head).
         lead = x.shape[:-n_in]
@@ -93,7 +93,7 @@ def soft_prompt(module: nn.Module, cfg: TransformerConfig) -> Array:
     Created normal(1.0) like the token table; training re-initialises it from the frozen base
     (`flan_jax.models.init_prompt`)."""
     return partitioned_param(module, "prompt", nn.initializers.normal(1.0),
-                  (cfg.prompt_length, cfg.emb_dim), (None, "embed"), cfg.weights_dtype)
+                             (cfg.prompt_length, cfg.emb_dim), (None, "embed"), cfg.weights_dtype)
 
 
 def prepend_prompt(prompt: Array, x: Array, seg: Array, pos: Array) -> tuple[Array, Array, Array]:
@@ -124,9 +124,10 @@ class Embed(nn.Module):
     param_dtype: Any = jnp.float32
 
     def setup(self):
-        self.embedding = partitioned_param(self, "embedding", nn.initializers.normal(self.init_stddev),
-                                (self.num_embeddings, self.features), ("vocab", "embed"),
-                                self.param_dtype)
+        self.embedding = partitioned_param(self, "embedding",
+                                           nn.initializers.normal(self.init_stddev),
+                                           (self.num_embeddings, self.features),
+                                           ("vocab", "embed"), self.param_dtype)
 
     def __call__(self, tokens: Array) -> Array:
         # Gathered from the parameter table and cast after: the table's gradient is a float32
